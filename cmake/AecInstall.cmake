@@ -1,0 +1,20 @@
+# Install rules and an exported CMake package: find_package(aec) then link aec::aec.
+include(CMakePackageConfigHelpers)
+
+install(DIRECTORY include/aec DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_warnings
+        EXPORT aecTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS aec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(EXPORT aecTargets NAMESPACE aec:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/aec)
+
+configure_package_config_file(cmake/aecConfig.cmake.in
+                              ${CMAKE_CURRENT_BINARY_DIR}/aecConfig.cmake
+                              INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/aec)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/aecConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/aecConfig.cmake
+              ${CMAKE_CURRENT_BINARY_DIR}/aecConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/aec)

@@ -1,0 +1,16 @@
+# Warnings and sanitizers, applied to aec's own targets through aec_target_defaults().
+add_library(aec_warnings INTERFACE)
+target_compile_options(aec_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow
+                                              -Wnon-virtual-dtor -Werror=switch)
+if(AEC_WERROR)
+  target_compile_options(aec_warnings INTERFACE -Werror)
+endif()
+if(AEC_SANITIZE)
+  target_compile_options(aec_warnings INTERFACE -fsanitize=${AEC_SANITIZE}
+                                                -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(aec_warnings INTERFACE -fsanitize=${AEC_SANITIZE})
+endif()
+
+function(aec_target_defaults target)
+  target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:aec_warnings>)
+endfunction()

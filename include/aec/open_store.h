@@ -1,0 +1,39 @@
+// Opening a store by URL.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <aec/clock.h>
+#include <aec/host_info.h>
+#include <aec/status.h>
+#include <aec/store.h>
+
+namespace aec {
+
+struct StoreOptions {
+  // Time and host for expiry and owner records. Defaults: the real ones.
+  std::shared_ptr<Clock> clock = real_clock();
+  std::shared_ptr<HostInfo> host = real_host_info();
+  // How long a store waits on a lock held by another process before answering Unavailable.
+  milliseconds lock_timeout{10'000};
+};
+
+// Opens the store a URL names:
+//   memory:                an in-process store (tests, simulation); every open is a new store
+//   sqlite:///ABS/PATH     an SQLite file shared by the processes of one host (created if missing)
+//   sqlite://REL/PATH      a path relative to the working directory
+// Errors: InvalidArgument for an unknown scheme or a malformed URL (naming the schemes built in),
+// Unavailable or PermissionDenied when the file cannot be opened, DataLoss when it is not an aec
+// database or is corrupt.
+Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptions& options = {});
+
+// The default store: sqlite under $XDG_STATE_HOME/aec/aec.db, or ~/.local/state/aec/aec.db.
+std::string default_store_url();
+
+// The URL schemes this build supports, e.g. {"memory", "sqlite"}.
+std::vector<std::string> built_in_stores();
+
+}  // namespace aec

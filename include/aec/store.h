@@ -1,0 +1,141 @@
+// aec::Store: the backend interface. Every store (memory, sqlite, and later postgres, etcd,
+// dynamodb, http) implements these operations with the same semantics, checked by one
+// conformance suite (tests/conformance/).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <aec/clock.h>
+#include <aec/execution.h>
+#include <aec/key_state.h>
+#include <aec/lease.h>
+#include <aec/status.h>
+
+namespace aec {
+
+struct AcquireRequest {
+  std::string key;           // must pass validate_key()
+  std::string execution_id;  // non-empty; recorded in history
+  milliseconds ttl{30'000};  // lease duration by the store's clock; >= 1 ms
+  int limit = 1;             // at most this many live leases on the key, counting this one; >= 1
+  // Grant nothing, and report Done, when the key has a Succeeded execution in its history.
+  bool once = false;
+  // When the answer is Busy or Done, also record a Skipped execution in the same write.
+  bool record_skipped = false;
+  Owner owner;
+  Labels labels;
+};
+
+enum class AcquireOutcome {
+  Granted,  // the caller holds a new lease
+  Busy,     // `limit` live leases exist; nothing granted
+  Done,     // once: the key already has a Succeeded execution; nothing granted
+};
+
+struct AcquireResult {
+  AcquireOutcome outcome = AcquireOutcome::Busy;
+  // Granted: the new lease. Its valid_until is left for the caller (Control) to set from the time
+  // it sent the request, since only the caller knows that.
+  Lease lease;
+  std::vector<Holder> holders;          // Busy: the live leases
+  std::optional<Execution> done_by;     // Done: the Succeeded execution
+  std::int64_t version = 0;             // the key's version after this call
+  // Busy: when the earliest live lease would expire if not renewed (store clock, from now). A
+  // waiter must retry by then even if it sees no change, because expiry is not a write.
+  milliseconds retry_in{0};
+};
+
+enum class LeaseOutcome {
+  Ok,    // renewed, or released
+  Lost,  // the token no longer holds a live lease: it expired, was force-released or released
+};
+
+// How an execution ended, reported with release().
+struct Outcome {
+  ExecutionStatus status = ExecutionStatus::Succeeded;  // anything but Running and Skipped
+  std::optional<int> exit_code;
+  std::string reason;
+};
+
+struct ListFilter {
+  std::string key;            // exact key; empty for any
+  std::string prefix;         // key prefix; empty for any
+  std::vector<ExecutionStatus> statuses;  // empty for any
+  std::size_t limit = 100;    // newest first, at most this many
+};
+
+struct PurgeRequest {
+  // Delete executions that ended more than this long ago (wall clock).
+  milliseconds older_than{20 * 60 * 1000};
+  // Only executions with these statuses; Running is never purged.
+  std::vector<ExecutionStatus> statuses;
+  std::size_t batch_size = 500;  // rows deleted per transaction
+};
+
+struct PurgeResult {
+  std::int64_t executions_deleted = 0;
+  std::int64_t leases_expired = 0;  // expired leases reaped (their executions recorded Lost)
+};
+
+struct ForceReleaseResult {
+  std::vector<Execution> released;  // the executions whose leases were freed, now Cancelled
+  std::int64_t version = 0;
+};
+
+// The backend interface. Implementations are thread-safe: one Store may be shared by many
+// threads, and many processes may share one underlying database.
+//
+// Fencing tokens: for each key, every grant gets a token greater than every token the store has
+// ever issued for that key, including across release, purge, restarts and crashes. Expiry is
+// decided by the store's own clock, never by a caller's.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Takes a free slot on req.key, or reports the holders (Busy), or (once) the Succeeded
+  // execution (Done). Atomic: two concurrent acquires never both take the last slot. Expired
+  // leases of the key are reaped first and their executions recorded Lost.
+  // Errors: InvalidArgument (bad key, ttl, limit), Unavailable, DataLoss.
+  virtual Result<AcquireResult> acquire(const AcquireRequest& req) = 0;
+
+  // Extends the lease held by (key, token) to ttl from now by the store's clock. Lost when that
+  // token holds no live lease; then nothing changes.
+  virtual Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) = 0;
+
+  // Frees the lease held by (key, token) and records `outcome` on its execution. When the token
+  // holds no live lease, answers Lost, frees nothing, and records the execution Lost if it is
+  // still Running (never touching any other lease).
+  virtual Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
+                                       const Outcome& outcome) = 0;
+
+  // The key's state. A key never seen gives an empty state with version 0.
+  virtual Result<KeyState> get(std::string_view key) = 0;
+
+  // Executions, newest first.
+  virtual Result<std::vector<Execution>> list(const ListFilter& filter) = 0;
+
+  // Blocks until the key's version differs from `version`, the deadline passes, or `stop` is
+  // requested; returns the version then seen. Never errors on timeout: the caller compares.
+  // Cancelled when stopped.
+  virtual Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
+                                    std::stop_token stop) = 0;
+
+  // Frees every live lease of `key`, records their executions Cancelled with `reason` and `by`
+  // (an operator action). The next grant gets a higher token as always.
+  virtual Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
+                                                   const Owner& by) = 0;
+
+  // Deletes old history in bounded batches and reaps expired leases. Never deletes a live lease
+  // or a key's token counter.
+  virtual Result<PurgeResult> purge(const PurgeRequest& req) = 0;
+
+  // The URL this store was opened with, credentials removed.
+  virtual std::string url() const = 0;
+};
+
+}  // namespace aec

@@ -1,0 +1,89 @@
+#include "core/duration.h"
+
+#include <charconv>
+#include <cstdint>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+namespace aec {
+namespace {
+
+Status bad_duration(std::string_view text) {
+  return invalid_argument(fmt::format(
+      "bad duration '{}': use a number with a unit, e.g. 250ms, 30s, 5m, 1h30m, 2d", text));
+}
+
+// Milliseconds per unit, or 0 for an unknown unit.
+std::int64_t unit_ms(std::string_view unit) {
+  if (unit == "ms") return 1;
+  if (unit == "s" || unit.empty()) return 1000;
+  if (unit == "m") return 60'000;
+  if (unit == "h") return 3'600'000;
+  if (unit == "d") return 86'400'000;
+  return 0;
+}
+
+}  // namespace
+
+Result<milliseconds> parse_duration(std::string_view text) {
+  if (text.empty()) {
+    return bad_duration(text);
+  }
+  std::int64_t total = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
+    if (ec != std::errc() || end == text.data() + i) {
+      return bad_duration(text);
+    }
+    i = static_cast<std::size_t>(end - text.data());
+    std::size_t unit_start = i;
+    while (i < text.size() && text[i] >= 'a' && text[i] <= 'z') {
+      ++i;
+    }
+    std::string_view unit = text.substr(unit_start, i - unit_start);
+    std::int64_t per = unit_ms(unit);
+    bool bare_number = unit.empty();
+    if (per == 0 || (bare_number && (unit_start != text.size() || total != 0))) {
+      return bad_duration(text);  // unknown unit, or a bare number mixed with units
+    }
+    if (n > (INT64_MAX - total) / per) {
+      return invalid_argument(fmt::format("duration '{}' is too long", text));
+    }
+    total += n * per;
+  }
+  return milliseconds(total);
+}
+
+std::string format_duration(milliseconds d) {
+  std::int64_t ms = d.count();
+  if (ms == 0) {
+    return "0s";
+  }
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;
+  }
+  if (ms % 1000 != 0) {
+    return out + fmt::format("{}ms", ms);
+  }
+  std::int64_t s = ms / 1000;
+  std::int64_t h = s / 3600;
+  std::int64_t m = (s % 3600) / 60;
+  s %= 60;
+  if (h != 0) out += fmt::format("{}h", h);
+  if (m != 0) out += fmt::format("{}m", m);
+  if (s != 0) out += fmt::format("{}s", s);
+  return out;
+}
+
+std::string format_time(SysTime t) {
+  auto ms = std::chrono::floor<std::chrono::milliseconds>(t);
+  auto secs = std::chrono::floor<std::chrono::seconds>(ms);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", secs, (ms - secs).count());
+}
+
+}  // namespace aec

@@ -1,0 +1,66 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <random>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <aec/execution.h>
+
+namespace aec {
+
+namespace {
+constexpr std::array<std::pair<ExecutionStatus, std::string_view>, 6> kNames = {{
+    {ExecutionStatus::Running, "running"},
+    {ExecutionStatus::Succeeded, "succeeded"},
+    {ExecutionStatus::Failed, "failed"},
+    {ExecutionStatus::Lost, "lost"},
+    {ExecutionStatus::Cancelled, "cancelled"},
+    {ExecutionStatus::Skipped, "skipped"},
+}};
+
+std::uint64_t random64() {
+  std::uint64_t v = 0;
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = ::read(fd, &v, sizeof v);
+    ::close(fd);
+    if (n == static_cast<ssize_t>(sizeof v)) {
+      return v;
+    }
+  }
+  // /dev/urandom unreadable: fall back to the random_device and a per-process counter.
+  static std::atomic<std::uint64_t> counter{0};
+  std::random_device rd;
+  return (std::uint64_t(rd()) << 32 | rd()) ^ (counter++ * 0x9E3779B97F4A7C15ULL);
+}
+}  // namespace
+
+std::string_view to_string(ExecutionStatus status) {
+  for (const auto& [s, name] : kNames) {
+    if (s == status) {
+      return name;
+    }
+  }
+  return "unknown";
+}
+
+std::optional<ExecutionStatus> parse_execution_status(std::string_view word) {
+  for (const auto& [s, name] : kNames) {
+    if (name == word) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string new_execution_id() {
+  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  return fmt::format("{:%Y%m%dT%H%M%SZ}-{:016x}", now, random64());
+}
+
+}  // namespace aec
