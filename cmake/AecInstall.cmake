@@ -7,7 +7,9 @@ install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_warnings
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS aec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TARGET aec)
+  install(TARGETS aec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 install(EXPORT aecTargets NAMESPACE aec:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/aec)
 
 configure_package_config_file(cmake/aecConfig.cmake.in

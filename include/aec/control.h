@@ -54,9 +54,9 @@ enum class RunOutcome {
 
 struct RunResult {
   RunOutcome outcome = RunOutcome::Skipped;
-  int exit_code = 0;            // what the work returned (Ran, Lost)
-  Lease lease;                  // Ran, Lost: the lease it held
-  AcquireResult acquire;        // the final acquire answer (holders when Skipped)
+  int exit_code = 0;      // what the work returned (Ran, Lost)
+  Lease lease;            // Ran, Lost: the lease it held
+  AcquireResult acquire;  // the final acquire answer (holders when Skipped)
 };
 
 // Thread-safe: a Control may be used by many threads at once.

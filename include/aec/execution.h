@@ -28,7 +28,9 @@ std::string_view to_string(ExecutionStatus status);
 // The inverse of to_string; nullopt for an unknown word.
 std::optional<ExecutionStatus> parse_execution_status(std::string_view word);
 // True for every status but Running.
-inline bool is_ended(ExecutionStatus status) { return status != ExecutionStatus::Running; }
+inline bool is_ended(ExecutionStatus status) {
+  return status != ExecutionStatus::Running;
+}
 
 // Free-form labels attached to an execution (`--label k=v`).
 using Labels = std::map<std::string, std::string>;
@@ -42,16 +44,16 @@ struct Owner {
 
 // One run of work under a key, as recorded in the store's history.
 struct Execution {
-  std::string id;                         // caller-supplied or generated; see new_execution_id()
-  std::string key;                        // the protected key
-  std::int64_t token = 0;                 // the fencing token of its lease; 0 when Skipped
+  std::string id;          // caller-supplied or generated; see new_execution_id()
+  std::string key;         // the protected key
+  std::int64_t token = 0;  // the fencing token of its lease; 0 when Skipped
   ExecutionStatus status = ExecutionStatus::Running;
-  Owner owner;                            // who ran it
-  SysTime started_at{};                   // wall clock, for people; never used for expiry
-  std::optional<SysTime> ended_at;        // set once status is not Running
-  std::optional<int> exit_code;           // the work's exit code, when it reported one
-  Labels labels;                          // caller-supplied labels
-  std::string reason;                     // why it ended this way (skipped, lost, cancelled)
+  Owner owner;                      // who ran it
+  SysTime started_at{};             // wall clock, for people; never used for expiry
+  std::optional<SysTime> ended_at;  // set once status is not Running
+  std::optional<int> exit_code;     // the work's exit code, when it reported one
+  Labels labels;                    // caller-supplied labels
+  std::string reason;               // why it ended this way (skipped, lost, cancelled)
 };
 
 // A new unique execution id: UTC time to the second plus 64 random bits, e.g.

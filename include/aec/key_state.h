@@ -20,9 +20,9 @@ struct Holder {
 
 struct KeyState {
   std::string key;
-  std::vector<Holder> holders;           // live leases, oldest first
-  std::optional<Execution> last_ended;   // the most recent execution that is not Running
-  std::int64_t last_token = 0;           // the highest token ever issued for the key; 0 if none
+  std::vector<Holder> holders;          // live leases, oldest first
+  std::optional<Execution> last_ended;  // the most recent execution that is not Running
+  std::int64_t last_token = 0;          // the highest token ever issued for the key; 0 if none
   // Changes whenever the key's holders or history change (renewals do not change it). Pass it to
   // Store::wait to block until the next change. 0 for a key the store has never seen.
   std::int64_t version = 0;

@@ -42,9 +42,9 @@ struct AcquireResult {
   // Granted: the new lease. Its valid_until is left for the caller (Control) to set from the time
   // it sent the request, since only the caller knows that.
   Lease lease;
-  std::vector<Holder> holders;          // Busy: the live leases
-  std::optional<Execution> done_by;     // Done: the Succeeded execution
-  std::int64_t version = 0;             // the key's version after this call
+  std::vector<Holder> holders;       // Busy: the live leases
+  std::optional<Execution> done_by;  // Done: the Succeeded execution
+  std::int64_t version = 0;          // the key's version after this call
   // Busy: when the earliest live lease would expire if not renewed (store clock, from now). A
   // waiter must retry by then even if it sees no change, because expiry is not a write.
   milliseconds retry_in{0};
@@ -63,10 +63,10 @@ struct Outcome {
 };
 
 struct ListFilter {
-  std::string key;            // exact key; empty for any
-  std::string prefix;         // key prefix; empty for any
+  std::string key;                        // exact key; empty for any
+  std::string prefix;                     // key prefix; empty for any
   std::vector<ExecutionStatus> statuses;  // empty for any
-  std::size_t limit = 100;    // newest first, at most this many
+  std::size_t limit = 100;                // newest first, at most this many
 };
 
 struct PurgeRequest {
@@ -105,7 +105,8 @@ class Store {
 
   // Extends the lease held by (key, token) to ttl from now by the store's clock. Lost when that
   // token holds no live lease; then nothing changes.
-  virtual Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) = 0;
+  virtual Result<LeaseOutcome> renew(std::string_view key, std::int64_t token,
+                                     milliseconds ttl) = 0;
 
   // Frees the lease held by (key, token) and records `outcome` on its execution. When the token
   // holds no live lease, answers Lost, frees nothing, and records the execution Lost if it is

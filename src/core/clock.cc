@@ -1,8 +1,8 @@
-#include <time.h>
-
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+
+#include <time.h>
 
 #include <aec/clock.h>
 

@@ -16,11 +16,16 @@ Status bad_duration(std::string_view text) {
 
 // Milliseconds per unit, or 0 for an unknown unit.
 std::int64_t unit_ms(std::string_view unit) {
-  if (unit == "ms") return 1;
-  if (unit == "s" || unit.empty()) return 1000;
-  if (unit == "m") return 60'000;
-  if (unit == "h") return 3'600'000;
-  if (unit == "d") return 86'400'000;
+  if (unit == "ms")
+    return 1;
+  if (unit == "s" || unit.empty())
+    return 1000;
+  if (unit == "m")
+    return 60'000;
+  if (unit == "h")
+    return 3'600'000;
+  if (unit == "d")
+    return 86'400'000;
   return 0;
 }
 
@@ -74,9 +79,12 @@ std::string format_duration(milliseconds d) {
   std::int64_t h = s / 3600;
   std::int64_t m = (s % 3600) / 60;
   s %= 60;
-  if (h != 0) out += fmt::format("{}h", h);
-  if (m != 0) out += fmt::format("{}m", m);
-  if (s != 0) out += fmt::format("{}s", s);
+  if (h != 0)
+    out += fmt::format("{}h", h);
+  if (m != 0)
+    out += fmt::format("{}m", m);
+  if (s != 0)
+    out += fmt::format("{}s", s);
   return out;
 }
 

@@ -1,8 +1,8 @@
-#include <pwd.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <string>
+
+#include <pwd.h>
+#include <unistd.h>
 
 #include <aec/host_info.h>
 

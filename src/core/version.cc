@@ -2,6 +2,8 @@
 
 namespace aec {
 
-std::string_view version() { return AEC_VERSION; }
+std::string_view version() {
+  return AEC_VERSION;
+}
 
 }  // namespace aec

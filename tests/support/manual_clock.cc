@@ -3,8 +3,7 @@
 namespace aec::testing {
 
 ManualClock::ManualClock()
-    : mono_(MonoTime(std::chrono::hours(1))),
-      wall_(SysTime(std::chrono::seconds(1'800'000'000))) {}
+    : mono_(MonoTime(std::chrono::hours(1))), wall_(SysTime(std::chrono::seconds(1'800'000'000))) {}
 
 MonoTime ManualClock::monotonic_now() {
   std::lock_guard lock(mu_);

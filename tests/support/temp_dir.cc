@@ -1,8 +1,8 @@
 #include "tests/support/temp_dir.h"
 
-#include <stdlib.h>
-
 #include <system_error>
+
+#include <stdlib.h>
 
 namespace aec::testing {
 

@@ -1,0 +1,26 @@
+// Argument checks and record texts that every store applies the same way, so the stores agree
+// on what is invalid and on what their history says.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <aec/store.h>
+
+namespace aec {
+
+// InvalidArgument for a bad key, empty execution id, ttl < 1 ms, limit < 1.
+Status check_acquire_request(const AcquireRequest& req);
+// InvalidArgument for a bad key, token < 1, ttl < 1 ms.
+Status check_lease_args(std::string_view key, std::int64_t token, milliseconds ttl);
+// InvalidArgument for a bad key, token < 1, or an outcome status of Running or Skipped.
+Status check_release_args(std::string_view key, std::int64_t token, const Outcome& outcome);
+
+// The reason recorded on a Skipped execution: "busy: held by ID (token N)" or "done: ...".
+std::string skip_reason(const AcquireResult& result);
+// The reason recorded on an execution cancelled by force_release.
+std::string forced_reason(std::string_view reason, const Owner& by);
+// True when `e` passes `filter`'s key, prefix and status tests (not its limit).
+bool matches(const ListFilter& filter, const Execution& e);
+
+}  // namespace aec

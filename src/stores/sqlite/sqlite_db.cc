@@ -1,0 +1,154 @@
+#include "stores/sqlite/sqlite_db.h"
+
+#include <fmt/format.h>
+
+namespace aec::sqlite {
+
+Stmt& Stmt::bind(int i, std::int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+
+Stmt& Stmt::bind(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Stmt& Stmt::bind(int i, std::nullopt_t) {
+  sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+
+std::string Stmt::text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  int n = sqlite3_column_bytes(stmt_, col);
+  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
+}
+
+Result<std::unique_ptr<Db>> Db::open(const std::string& path, int busy_timeout_ms) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<Db> db(new Db(raw, path));
+  if (rc != SQLITE_OK) {
+    return db->error(rc, "cannot open the database");
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  return db;
+}
+
+Db::~Db() {
+  cache_.clear();  // finalize statements before closing
+  sqlite3_close_v2(db_);
+}
+
+Status Db::exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  sqlite3_free(err);
+  return rc == SQLITE_OK ? Status::ok() : error(rc, "statement failed");
+}
+
+Result<Stmt*> Db::prepare(const char* sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      return error(rc, "cannot prepare a statement");
+    }
+    it = cache_.emplace(sql, std::make_unique<Stmt>(stmt)).first;
+  }
+  sqlite3_reset(it->second->raw());
+  sqlite3_clear_bindings(it->second->raw());
+  return it->second.get();
+}
+
+Result<std::unique_ptr<Stmt>> Db::prepare_dynamic(const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    return error(rc, "cannot prepare a statement");
+  }
+  return std::make_unique<Stmt>(stmt);
+}
+
+Result<bool> Db::step(Stmt& stmt) {
+  int rc = sqlite3_step(stmt.raw());
+  if (rc == SQLITE_ROW) {
+    return true;
+  }
+  sqlite3_reset(stmt.raw());
+  if (rc == SQLITE_DONE) {
+    return false;
+  }
+  return error(rc, "query failed");
+}
+
+Result<int> Db::run(Stmt& stmt) {
+  Result<bool> r = step(stmt);
+  while (r && *r) {
+    r = step(stmt);
+  }
+  if (!r) {
+    return r.error();
+  }
+  return sqlite3_changes(db_);
+}
+
+Status Db::error(int rc, std::string_view what) const {
+  std::string detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  switch (rc & 0xFF) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return unavailable(fmt::format(
+          "sqlite store {}: {}: the database stayed locked by another process past the lock "
+          "timeout; retry, or find the process holding it",
+          path_, what));
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return Status(Code::DataLoss,
+                    fmt::format("sqlite store {} is not an aec database or is corrupt ({}): "
+                                "move it aside and let aec create a new one",
+                                path_, detail));
+    case SQLITE_CANTOPEN:
+      return unavailable(
+          fmt::format("sqlite store {}: {} ({}): check that the directory exists and is writable",
+                      path_, what, detail));
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return Status(Code::PermissionDenied,
+                    fmt::format("sqlite store {}: {} ({}): check the file's permissions", path_,
+                                what, detail));
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+      return unavailable(fmt::format("sqlite store {}: {}: I/O error ({})", path_, what, detail));
+    default:
+      return internal_error(fmt::format("sqlite store {}: {}: {}", path_, what, detail));
+  }
+}
+
+WriteTxn::~WriteTxn() {
+  if (open_) {
+    sqlite3_exec(db_.raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+Status WriteTxn::begin() {
+  Status s = db_.exec("BEGIN IMMEDIATE");
+  open_ = s.is_ok();
+  return s;
+}
+
+Status WriteTxn::commit() {
+  Status s = db_.exec("COMMIT");
+  if (s.is_ok()) {
+    open_ = false;
+  }
+  return s;
+}
+
+}  // namespace aec::sqlite

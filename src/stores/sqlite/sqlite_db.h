@@ -1,0 +1,93 @@
+// A thin RAII layer over the SQLite C API for the sqlite store: one connection, cached prepared
+// statements, and SQLite result codes turned into aec::Status. Not thread-safe: the store
+// serialises access with its own mutex.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <sqlite3.h>
+
+#include <aec/status.h>
+
+namespace aec::sqlite {
+
+// A prepared statement, reset and unbound after each use by Db::query().
+class Stmt {
+ public:
+  explicit Stmt(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  // Binds parameters 1..N in order. Strings are copied by SQLite (SQLITE_TRANSIENT).
+  Stmt& bind(int i, std::int64_t v);
+  Stmt& bind(int i, std::string_view v);
+  Stmt& bind(int i, std::nullopt_t);
+
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string text(int col) const;
+
+  sqlite3_stmt* raw() { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+class Db {
+ public:
+  // Opens (creating if missing) the file at `path`.
+  static Result<std::unique_ptr<Db>> open(const std::string& path, int busy_timeout_ms);
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  // Runs SQL text with no results (several statements allowed).
+  Status exec(const char* sql);
+
+  // Prepares (once, then cached by `sql`'s address) and resets a statement for binding.
+  Result<Stmt*> prepare(const char* sql);
+
+  // Prepares a statement built at run time (not cached), for queries with variable filters.
+  Result<std::unique_ptr<Stmt>> prepare_dynamic(const std::string& sql);
+
+  // Steps `stmt`: true when a row is ready, false when done. Resets on done or error.
+  Result<bool> step(Stmt& stmt);
+  // Steps a statement to completion; returns the number of rows changed.
+  Result<int> run(Stmt& stmt);
+
+  // Maps a SQLite result code to a Status with the store path and `what` in the message.
+  Status error(int rc, std::string_view what) const;
+
+  sqlite3* raw() { return db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+  std::map<const char*, std::unique_ptr<Stmt>> cache_;
+};
+
+// A BEGIN IMMEDIATE transaction: rolled back on destruction unless commit() succeeded.
+// IMMEDIATE takes the write lock up front, so two processes never both read a key's state
+// and then both decide to grant it: the second waits (busy_timeout) and then reads the first's
+// committed grant.
+class WriteTxn {
+ public:
+  explicit WriteTxn(Db& db) : db_(db) {}
+  ~WriteTxn();
+  Status begin();
+  Status commit();
+
+ private:
+  Db& db_;
+  bool open_ = false;
+};
+
+}  // namespace aec::sqlite

@@ -1,0 +1,198 @@
+#include "stores/sqlite/sqlite_rows.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/json_codec.h"
+#include "core/status_macros.h"
+
+namespace aec::sqlite {
+namespace {
+
+SysTime from_ms(std::int64_t ms) {
+  return SysTime(std::chrono::milliseconds(ms));
+}
+
+// Steps a single-row query; nullopt when it returned no row. Leaves the statement reset.
+template <typename F>
+Result<std::optional<std::invoke_result_t<F, Stmt&>>> one_row(Db& db, Stmt& st, F read) {
+  AEC_ASSIGN_OR_RETURN(bool row, db.step(st));
+  if (!row) {
+    return std::optional<std::invoke_result_t<F, Stmt&>>();
+  }
+  auto value = read(st);
+  sqlite3_reset(st.raw());
+  return std::optional(std::move(value));
+}
+
+}  // namespace
+
+Result<Execution> read_execution(const Stmt& st, int c) {
+  std::optional<ExecutionStatus> status = parse_execution_status(st.text(c + 3));
+  if (!status) {
+    return Status(Code::DataLoss,
+                  fmt::format("stored execution has unknown status '{}'", st.text(c + 3)));
+  }
+  AEC_ASSIGN_OR_RETURN(Labels labels, labels_from_text(st.text(c + 10)));
+  Execution e{.id = st.text(c),
+              .key = st.text(c + 1),
+              .token = st.int64(c + 2),
+              .status = *status,
+              .owner = {.host = st.text(c + 4), .pid = st.int64(c + 5), .user = st.text(c + 6)},
+              .started_at = from_ms(st.int64(c + 7)),
+              .labels = std::move(labels),
+              .reason = st.text(c + 11)};
+  if (!st.is_null(c + 8)) {
+    e.ended_at = from_ms(st.int64(c + 8));
+  }
+  if (!st.is_null(c + 9)) {
+    e.exit_code = static_cast<int>(st.int64(c + 9));
+  }
+  return e;
+}
+
+Result<KeyRow> read_key(Db& db, std::string_view key) {
+  static constexpr const char* kSql = "SELECT last_token, version FROM aec_keys WHERE key = ?";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, key);
+  AEC_ASSIGN_OR_RETURN(auto row, one_row(db, *st, [](Stmt& s) {
+                         return KeyRow{true, s.int64(0), s.int64(1)};
+                       }));
+  return row.value_or(KeyRow{});
+}
+
+Status write_key(Db& db, std::string_view key, const KeyRow& row) {
+  static constexpr const char* kSql =
+      "INSERT INTO aec_keys(key, last_token, version) VALUES(?, ?, ?) ON CONFLICT(key) "
+      "DO UPDATE SET last_token = excluded.last_token, version = excluded.version";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, key).bind(2, row.last_token).bind(3, row.version);
+  return db.run(*st).status();
+}
+
+Result<int> reap_key(Db& db, std::string_view key, const Now& now) {
+  static constexpr const char* kFind =
+      "SELECT token, exec_seq FROM aec_leases "
+      "WHERE key = ? AND (boot_id <> ? OR expires_ns <= ?)";
+  static constexpr const char* kDelete = "DELETE FROM aec_leases WHERE key = ? AND token = ?";
+  std::vector<std::pair<std::int64_t, std::int64_t>> expired;
+  AEC_ASSIGN_OR_RETURN(Stmt * find, db.prepare(kFind));
+  find->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
+  for (;;) {
+    AEC_ASSIGN_OR_RETURN(bool row, db.step(*find));
+    if (!row) {
+      break;
+    }
+    expired.emplace_back(find->int64(0), find->int64(1));
+  }
+  for (const auto& [token, seq] : expired) {
+    AEC_RETURN_IF_ERROR(
+        end_execution(db, seq, ExecutionStatus::Lost, std::nullopt, "lease expired", now.wall_ms)
+            .status());
+    AEC_ASSIGN_OR_RETURN(Stmt * del, db.prepare(kDelete));
+    del->bind(1, key).bind(2, token);
+    AEC_RETURN_IF_ERROR(db.run(*del).status());
+  }
+  return static_cast<int>(expired.size());
+}
+
+Result<LiveLeases> read_live(Db& db, std::string_view key, const Now& now) {
+  static const std::string kSql = fmt::format(
+      "SELECT l.expires_ns, {} FROM aec_leases l JOIN aec_executions e ON e.seq = l.exec_seq "
+      "WHERE l.key = ? AND l.boot_id = ? AND l.expires_ns > ? ORDER BY l.token",
+      kExecutionColumns);
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql.c_str()));
+  st->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
+  LiveLeases live;
+  for (;;) {
+    AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
+    if (!row) {
+      break;
+    }
+    std::int64_t expires = st->int64(0);
+    auto e = read_execution(*st, 1);
+    if (!e) {
+      sqlite3_reset(st->raw());
+      return e.error();
+    }
+    auto left = std::chrono::nanoseconds(expires - now.boot_ns);
+    live.holders.push_back({std::move(*e), std::chrono::ceil<milliseconds>(left)});
+    live.earliest_expiry_ns =
+        live.holders.size() == 1 ? expires : std::min(live.earliest_expiry_ns, expires);
+  }
+  return live;
+}
+
+namespace {
+Result<std::optional<Execution>> newest_where(Db& db, const char* sql, std::string_view key) {
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(sql));
+  st->bind(1, key);
+  AEC_ASSIGN_OR_RETURN(auto row, one_row(db, *st, [](Stmt& s) { return read_execution(s, 0); }));
+  if (!row) {
+    return std::optional<Execution>();
+  }
+  if (!*row) {
+    return row->error();
+  }
+  return std::optional<Execution>(std::move(**row));
+}
+}  // namespace
+
+Result<std::optional<Execution>> last_succeeded(Db& db, std::string_view key) {
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM aec_executions e WHERE e.key = ? AND e.status = 'succeeded' "
+      "ORDER BY e.seq DESC LIMIT 1",
+      kExecutionColumns);
+  return newest_where(db, kSql.c_str(), key);
+}
+
+Result<std::optional<Execution>> last_ended(Db& db, std::string_view key) {
+  static const std::string kSql = fmt::format(
+      "SELECT {} FROM aec_executions e WHERE e.key = ? AND e.status <> 'running' "
+      "ORDER BY e.seq DESC LIMIT 1",
+      kExecutionColumns);
+  return newest_where(db, kSql.c_str(), key);
+}
+
+Result<std::int64_t> insert_execution(Db& db, const Execution& e) {
+  static constexpr const char* kSql =
+      "INSERT INTO aec_executions(id, key, token, status, host, pid, user, started_ms, "
+      "ended_ms, exit_code, labels, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  auto ms = [](SysTime t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  };
+  st->bind(1, e.id).bind(2, e.key).bind(3, e.token).bind(4, to_string(e.status));
+  st->bind(5, e.owner.host).bind(6, e.owner.pid).bind(7, e.owner.user).bind(8, ms(e.started_at));
+  e.ended_at ? st->bind(9, ms(*e.ended_at)) : st->bind(9, std::nullopt);
+  e.exit_code ? st->bind(10, std::int64_t{*e.exit_code}) : st->bind(10, std::nullopt);
+  st->bind(11, labels_to_text(e.labels)).bind(12, e.reason);
+  AEC_RETURN_IF_ERROR(db.run(*st).status());
+  return sqlite3_last_insert_rowid(db.raw());
+}
+
+Status insert_lease(Db& db, std::string_view key, std::int64_t token, std::int64_t exec_seq,
+                    std::string_view boot_id, std::int64_t expires_ns) {
+  static constexpr const char* kSql =
+      "INSERT INTO aec_leases(key, token, exec_seq, boot_id, expires_ns) VALUES(?, ?, ?, ?, ?)";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, key).bind(2, token).bind(3, exec_seq).bind(4, boot_id).bind(5, expires_ns);
+  return db.run(*st).status();
+}
+
+Result<bool> end_execution(Db& db, std::int64_t seq, ExecutionStatus status,
+                           std::optional<int> exit_code, std::string_view reason,
+                           std::int64_t wall_ms) {
+  static constexpr const char* kSql =
+      "UPDATE aec_executions SET status = ?, exit_code = ?, reason = ?, ended_ms = ? "
+      "WHERE seq = ? AND status = 'running'";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, to_string(status));
+  exit_code ? st->bind(2, std::int64_t{*exit_code}) : st->bind(2, std::nullopt);
+  st->bind(3, reason).bind(4, wall_ms).bind(5, seq);
+  AEC_ASSIGN_OR_RETURN(int changed, db.run(*st));
+  return changed > 0;
+}
+
+}  // namespace aec::sqlite

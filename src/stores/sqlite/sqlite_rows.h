@@ -1,0 +1,69 @@
+// Row-level operations of the sqlite store: reading and writing keys, leases and executions.
+// Every function expects the caller to hold the store's mutex and, for writes, a WriteTxn.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <aec/key_state.h>
+#include <aec/store.h>
+
+#include "stores/sqlite/sqlite_db.h"
+
+namespace aec::sqlite {
+
+// The moment of an operation: the store's clock (boot time + boot id) and the wall clock.
+struct Now {
+  std::int64_t boot_ns = 0;
+  std::string_view boot_id;
+  std::int64_t wall_ms = 0;
+};
+
+struct KeyRow {
+  bool exists = false;
+  std::int64_t last_token = 0;
+  std::int64_t version = 0;
+};
+
+// The execution columns, in the order read_execution() expects, for table alias `e`.
+inline constexpr const char* kExecutionColumns =
+    "e.id, e.key, e.token, e.status, e.host, e.pid, e.user, e.started_ms, e.ended_ms, "
+    "e.exit_code, e.labels, e.reason";
+// Reads an execution from `stmt`'s columns [first, first + 12).
+Result<Execution> read_execution(const Stmt& stmt, int first);
+
+Result<KeyRow> read_key(Db& db, std::string_view key);
+// Writes the key row with `row`'s counter and version (creating it if new).
+Status write_key(Db& db, std::string_view key, const KeyRow& row);
+
+// Records every expired lease of `key` (another boot, or expiry passed) Lost and deletes it.
+// Returns how many were reaped.
+Result<int> reap_key(Db& db, std::string_view key, const Now& now);
+
+// Live leases of `key` with their executions, oldest token first, and the earliest expiry.
+struct LiveLeases {
+  std::vector<Holder> holders;
+  std::int64_t earliest_expiry_ns = 0;
+};
+Result<LiveLeases> read_live(Db& db, std::string_view key, const Now& now);
+
+// The newest Succeeded execution of `key`, if any.
+Result<std::optional<Execution>> last_succeeded(Db& db, std::string_view key);
+// The newest ended execution of `key`, if any.
+Result<std::optional<Execution>> last_ended(Db& db, std::string_view key);
+
+// Appends `e` to history; returns its sequence number.
+Result<std::int64_t> insert_execution(Db& db, const Execution& e);
+Status insert_lease(Db& db, std::string_view key, std::int64_t token, std::int64_t exec_seq,
+                    std::string_view boot_id, std::int64_t expires_ns);
+
+// Ends the Running execution with sequence `seq` (no-op if it already ended). Returns whether
+// it changed.
+Result<bool> end_execution(Db& db, std::int64_t seq, ExecutionStatus status,
+                           std::optional<int> exit_code, std::string_view reason,
+                           std::int64_t wall_ms);
+
+}  // namespace aec::sqlite

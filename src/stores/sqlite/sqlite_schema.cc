@@ -1,0 +1,185 @@
+#include "stores/sqlite/sqlite_schema.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace aec::sqlite {
+namespace {
+
+constexpr const char* kCreate = R"sql(
+CREATE TABLE IF NOT EXISTS aec_meta(
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL) WITHOUT ROWID;
+-- One row per key ever acquired. Never deleted: last_token is the fencing-token counter.
+CREATE TABLE IF NOT EXISTS aec_keys(
+  key TEXT PRIMARY KEY,
+  last_token INTEGER NOT NULL,
+  version INTEGER NOT NULL) WITHOUT ROWID;
+-- Live (and not yet reaped expired) leases. expires_ns is CLOCK_BOOTTIME of boot boot_id.
+CREATE TABLE IF NOT EXISTS aec_leases(
+  key TEXT NOT NULL,
+  token INTEGER NOT NULL,
+  exec_seq INTEGER NOT NULL,
+  boot_id TEXT NOT NULL,
+  expires_ns INTEGER NOT NULL,
+  PRIMARY KEY(key, token)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aec_executions(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  token INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  user TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  ended_ms INTEGER,
+  exit_code INTEGER,
+  labels TEXT NOT NULL,
+  reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS aec_executions_key ON aec_executions(key, seq);
+CREATE INDEX IF NOT EXISTS aec_executions_key_status ON aec_executions(key, status, seq);
+CREATE INDEX IF NOT EXISTS aec_executions_ended ON aec_executions(ended_ms)
+  WHERE ended_ms IS NOT NULL;
+)sql";
+
+Result<std::string> read_meta(Db& db, std::string_view name) {
+  static constexpr const char* kSql = "SELECT value FROM aec_meta WHERE name = ?";
+  Result<Stmt*> st = db.prepare(kSql);
+  if (!st) {
+    return st.error();
+  }
+  (*st)->bind(1, name);
+  Result<bool> row = db.step(**st);
+  if (!row) {
+    return row.error();
+  }
+  std::string value = *row ? (*st)->text(0) : std::string();
+  if (*row) {
+    sqlite3_reset((*st)->raw());
+  }
+  return value;
+}
+
+Status write_meta(Db& db, std::string_view name, std::string_view value) {
+  static constexpr const char* kSql =
+      "INSERT INTO aec_meta(name, value) VALUES(?, ?) "
+      "ON CONFLICT(name) DO UPDATE SET value = excluded.value";
+  Result<Stmt*> st = db.prepare(kSql);
+  if (!st) {
+    return st.error();
+  }
+  (*st)->bind(1, name).bind(2, value);
+  return db.run(**st).status();
+}
+
+// A file that already has tables but not ours belongs to something else: refuse to write to it.
+Status check_foreign(Db& db) {
+  Result<Stmt*> st =
+      db.prepare("SELECT count(*), sum(name = 'aec_meta') FROM sqlite_master WHERE type = 'table'");
+  if (!st) {
+    return st.error();
+  }
+  Result<bool> row = db.step(**st);
+  if (!row) {
+    return row.error();
+  }
+  std::int64_t tables = (*st)->int64(0);
+  std::int64_t ours = (*st)->int64(1);
+  sqlite3_reset((*st)->raw());
+  if (tables > 0 && ours == 0) {
+    return Status(Code::DataLoss, fmt::format("{} is an SQLite database but not an aec store: "
+                                              "point --store at another file",
+                                              db.path()));
+  }
+  return Status::ok();
+}
+
+// Parses a meta value written by us; an empty value reads as 0.
+Result<std::int64_t> meta_int(const Db& db, std::string_view name, const std::string& text) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (!text.empty() && (ec != std::errc() || end != text.data() + text.size())) {
+    return Status(Code::DataLoss,
+                  fmt::format("{}: meta value {} is corrupt: '{}'", db.path(), name, text));
+  }
+  return v;
+}
+
+}  // namespace
+
+Result<std::int64_t> prepare_tables(Db& db, const std::string& boot_id);
+
+Result<std::int64_t> prepare_schema(Db& db, const std::string& boot_id) {
+  // journal_mode is the first statement to read the file, so a non-database file fails here.
+  if (Status s = db.exec("PRAGMA journal_mode=WAL"); !s.is_ok()) {
+    return s;
+  }
+  if (Status s = check_foreign(db); !s.is_ok()) {
+    return s;
+  }
+  // The schema transaction commits with synchronous=FULL (see the epoch below); everything after
+  // it runs with NORMAL. The level cannot change inside a transaction, so set it around it.
+  if (Status s = db.exec("PRAGMA synchronous=FULL"); !s.is_ok()) {
+    return s;
+  }
+  Result<std::int64_t> epoch = prepare_tables(db, boot_id);
+  if (Status s = db.exec("PRAGMA synchronous=NORMAL"); !s.is_ok()) {
+    return s;
+  }
+  return epoch;
+}
+
+Result<std::int64_t> prepare_tables(Db& db, const std::string& boot_id) {
+  WriteTxn txn(db);
+  if (Status s = txn.begin(); !s.is_ok()) {
+    return s;
+  }
+  if (Status s = db.exec(kCreate); !s.is_ok()) {
+    return s;
+  }
+  Result<std::string> version = read_meta(db, "schema_version");
+  Result<std::string> stored_boot = read_meta(db, "boot_id");
+  Result<std::string> epoch_text = read_meta(db, "epoch");
+  if (!version || !stored_boot || !epoch_text) {
+    return !version ? version.error() : !stored_boot ? stored_boot.error() : epoch_text.error();
+  }
+  Result<std::int64_t> schema = meta_int(db, "schema_version", *version);
+  Result<std::int64_t> stored_epoch = meta_int(db, "epoch", *epoch_text);
+  if (!schema || !stored_epoch) {
+    return !schema ? schema.error() : stored_epoch.error();
+  }
+  if (*schema > kSchemaVersion) {
+    return Status(Code::FailedPrecondition,
+                  fmt::format("{} has schema version {}, newer than this aec ({}): upgrade aec",
+                              db.path(), *schema, kSchemaVersion));
+  }
+  std::int64_t epoch = *stored_epoch;
+  bool fresh = version->empty();
+  bool new_boot = !fresh && *stored_boot != boot_id;
+  if (!fresh && !new_boot) {
+    return epoch;  // the transaction rolls back: nothing was changed
+  }
+  // Tokens are committed with synchronous=NORMAL, so a power loss can drop the last grants of
+  // the previous boot and the counter would go back. Every power loss is followed by a new boot,
+  // and the first open of each boot moves all later tokens above epoch_floor(epoch + 1), beyond
+  // anything the previous boot could have issued. This one commit is made with synchronous=FULL,
+  // so the new epoch itself is on disk before any token of this boot is handed out.
+  if (new_boot) {
+    ++epoch;
+  }
+  Status s = write_meta(db, "schema_version", std::to_string(kSchemaVersion));
+  if (s.is_ok())
+    s = write_meta(db, "boot_id", boot_id);
+  if (s.is_ok())
+    s = write_meta(db, "epoch", std::to_string(epoch));
+  if (s.is_ok())
+    s = txn.commit();
+  if (!s.is_ok()) {
+    return s;
+  }
+  return epoch;
+}
+
+}  // namespace aec::sqlite

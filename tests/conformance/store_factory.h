@@ -1,0 +1,32 @@
+// How the conformance suite makes each store. A later store adds one entry to all_stores().
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <aec/store.h>
+
+#include "tests/support/fake_host.h"
+#include "tests/support/manual_clock.h"
+
+namespace aec::testing {
+
+struct StoreEnv {
+  std::shared_ptr<ManualClock> clock;
+  std::shared_ptr<FakeHost> host;
+  std::string dir;  // a fresh temporary directory for this test
+};
+
+struct StoreKind {
+  std::string name;
+  // Opens the store (again, for a restart) in `env`.
+  std::function<std::unique_ptr<Store>(const StoreEnv& env)> open;
+  bool durable = false;     // state survives reopening
+  bool boot_aware = false;  // leases end with the host's boot id
+};
+
+std::vector<StoreKind> all_stores();
+
+}  // namespace aec::testing
