@@ -177,6 +177,28 @@ TEST_P(Conformance, GetReportsHoldersLastEndedAndVersion) {
   EXPECT_EQ(released->last_ended->id, "e1");
 }
 
+TEST_P(Conformance, GetLeavesOutExpiredLeasesWithoutWriting) {
+  grant("k", "e1");
+  std::int64_t version = store_->get("k")->version;
+  env_.clock->advance(10s);
+  auto state = store_->get("k");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_TRUE(state->holders.empty());
+  EXPECT_EQ(state->version, version);  // a read: nothing reaped, nothing written
+}
+
+TEST_P(Conformance, ListShowsAnExpiredLeaseAsLostWithoutWriting) {
+  grant("k", "e1");
+  std::int64_t version = store_->get("k")->version;
+  env_.clock->advance(10s);
+  auto lost = store_->list({.statuses = {ExecutionStatus::Lost}});
+  ASSERT_TRUE(lost.has_value());
+  ASSERT_EQ(lost->size(), 1u);
+  EXPECT_EQ((*lost)[0].id, "e1");
+  EXPECT_TRUE(store_->list({.statuses = {ExecutionStatus::Running}})->empty());
+  EXPECT_EQ(store_->get("k")->version, version);
+}
+
 TEST_P(Conformance, ListFiltersByKeyPrefixAndStatusNewestFirst) {
   release(grant("a/x", "1"));
   release(grant("a/y", "2"), ExecutionStatus::Failed, 1);

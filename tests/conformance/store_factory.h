@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,10 @@ struct StoreKind {
 };
 
 std::vector<StoreKind> all_stores();
+
+// Names the store in gtest's messages instead of dumping its bytes.
+inline void PrintTo(const StoreKind& kind, std::ostream* os) {
+  *os << kind.name;
+}
 
 }  // namespace aec::testing

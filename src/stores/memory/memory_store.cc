@@ -50,6 +50,7 @@ class MemoryStore final : public Store {
   void bump(const std::string& key, KeyRec& rec);
   std::int64_t append(Execution e);
   std::vector<Holder> holders(const KeyRec& rec, MonoTime now) const;
+  bool is_live(const Execution& e, MonoTime now) const;
 
   std::shared_ptr<Clock> clock_;
   std::mutex mu_;
@@ -112,6 +113,9 @@ std::int64_t MemoryStore::append(Execution e) {
 std::vector<Holder> MemoryStore::holders(const KeyRec& rec, MonoTime now) const {
   std::vector<Holder> out;
   for (const LeaseRec& l : rec.leases) {
+    if (l.expires <= now) {
+      continue;  // expired, not yet reaped
+    }
     out.push_back({history_.at(l.seq), std::chrono::ceil<milliseconds>(
                                            std::max(l.expires - now, MonoTime::duration{}))});
   }
@@ -233,7 +237,6 @@ Result<KeyState> MemoryStore::get(std::string_view key) {
     return state;
   }
   MonoTime now = clock_->monotonic_now();
-  reap_expired(it->first, it->second, now);
   state.holders = holders(it->second, now);
   state.last_token = it->second.last_token;
   state.version = it->second.version;
@@ -249,16 +252,27 @@ Result<KeyState> MemoryStore::get(std::string_view key) {
 Result<std::vector<Execution>> MemoryStore::list(const ListFilter& filter) {
   std::lock_guard lock(mu_);
   MonoTime now = clock_->monotonic_now();
-  for (auto& [key, rec] : keys_) {
-    reap_expired(key, rec, now);
-  }
   std::vector<Execution> out;
   for (auto it = history_.rbegin(); it != history_.rend() && out.size() < filter.limit; ++it) {
-    if (matches(filter, it->second)) {
-      out.push_back(it->second);
+    Execution e = it->second;
+    if (e.status == ExecutionStatus::Running && !is_live(e, now)) {
+      e.status = ExecutionStatus::Lost;  // expired, not reaped yet: shown as what it is
+      e.reason = "lease expired";
+    }
+    if (matches(filter, e)) {
+      out.push_back(std::move(e));
     }
   }
   return out;
+}
+
+bool MemoryStore::is_live(const Execution& e, MonoTime now) const {
+  auto it = keys_.find(e.key);
+  if (it == keys_.end()) {
+    return false;
+  }
+  return std::any_of(it->second.leases.begin(), it->second.leases.end(),
+                     [&](const LeaseRec& l) { return l.token == e.token && l.expires > now; });
 }
 
 Result<std::int64_t> MemoryStore::wait(std::string_view key, std::int64_t version,

@@ -75,6 +75,7 @@ class SqliteStore final : public Store {
   }
 
   Result<AcquireResult> acquire_in_txn(const AcquireRequest& req);
+  Result<KeyState> get_in_read(std::string_view key);
   Result<int> reap_all();
 
   std::mutex mu_;  // guards db_
@@ -208,25 +209,31 @@ Result<LeaseOutcome> SqliteStore::release(std::string_view key, std::int64_t tok
 
 Result<KeyState> SqliteStore::get(std::string_view key) {
   AEC_RETURN_IF_ERROR(validate_key(key));
-  return write([&]() -> Result<KeyState> {
-    Now t = now();
-    AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
-    KeyState state{.key = std::string(key)};
-    if (!row.exists) {
-      return state;
-    }
-    AEC_ASSIGN_OR_RETURN(int reaped, sqlite::reap_key(*db_, key, t));
-    if (reaped > 0) {
-      ++row.version;
-      AEC_RETURN_IF_ERROR(sqlite::write_key(*db_, key, row));
-    }
-    AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, key, t));
-    AEC_ASSIGN_OR_RETURN(state.last_ended, sqlite::last_ended(*db_, key));
-    state.holders = std::move(live.holders);
-    state.last_token = row.last_token;
-    state.version = row.version;
+  // A read, not a write: expired leases are left for the next write to reap, and read_live()
+  // already leaves them out, so `aec status` and `aec explain` change nothing.
+  std::lock_guard lock(mu_);
+  AEC_RETURN_IF_ERROR(db_->exec("BEGIN"));
+  Result<KeyState> state = get_in_read(key);
+  Status end = db_->exec(state ? "COMMIT" : "ROLLBACK");
+  if (state && !end.is_ok()) {
+    return end;
+  }
+  return state;
+}
+
+Result<KeyState> SqliteStore::get_in_read(std::string_view key) {
+  Now t = now();
+  AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
+  KeyState state{.key = std::string(key)};
+  if (!row.exists) {
     return state;
-  });
+  }
+  AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, key, t));
+  AEC_ASSIGN_OR_RETURN(state.last_ended, sqlite::last_ended(*db_, key));
+  state.holders = std::move(live.holders);
+  state.last_token = row.last_token;
+  state.version = row.version;
+  return state;
 }
 
 Result<int> SqliteStore::reap_all() {
@@ -257,10 +264,17 @@ Result<int> SqliteStore::reap_all() {
 }
 
 Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
-  // Show expired leases as the Lost executions they are, not as Running.
-  AEC_RETURN_IF_ERROR(reap_all().status());
-  std::string sql =
-      fmt::format("SELECT {} FROM aec_executions e WHERE 1", sqlite::kExecutionColumns);
+  // A read: an execution whose lease has expired but is not reaped yet is shown as the Lost
+  // execution it is (the next write records it so), computed here rather than written.
+  static constexpr const char* kLive =
+      "(e.status = 'running' AND NOT EXISTS (SELECT 1 FROM aec_leases l WHERE l.key = e.key AND "
+      "l.token = e.token AND l.boot_id = ?4 AND l.expires_ns > ?5))";
+  std::string sql = fmt::format(
+      "SELECT e.id, e.key, e.token, CASE WHEN {0} THEN 'lost' ELSE e.status END AS shown, "
+      "e.host, e.pid, e.user, e.started_ms, e.ended_ms, e.exit_code, e.labels, "
+      "CASE WHEN {0} THEN 'lease expired' ELSE e.reason END "
+      "FROM aec_executions e WHERE 1",
+      kLive);
   if (!filter.key.empty()) {
     sql += " AND e.key = ?1";
   }
@@ -268,7 +282,7 @@ Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
     sql += " AND substr(e.key, 1, length(?2)) = ?2";
   }
   if (!filter.statuses.empty()) {
-    sql += " AND e.status IN (";
+    sql += " AND shown IN (";
     for (std::size_t i = 0; i < filter.statuses.size(); ++i) {
       sql += fmt::format("{}'{}'", i == 0 ? "" : ", ", to_string(filter.statuses[i]));
     }
@@ -276,6 +290,7 @@ Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
   }
   sql += " ORDER BY e.seq DESC LIMIT ?3";
   std::lock_guard lock(mu_);
+  Now t = now();
   AEC_ASSIGN_OR_RETURN(std::unique_ptr<Stmt> st, db_->prepare_dynamic(sql));
   if (!filter.key.empty()) {
     st->bind(1, filter.key);
@@ -284,6 +299,7 @@ Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
     st->bind(2, filter.prefix);
   }
   st->bind(3, static_cast<std::int64_t>(std::min<std::size_t>(filter.limit, INT64_MAX)));
+  st->bind(4, boot_id_).bind(5, t.boot_ns);
   std::vector<Execution> out;
   for (;;) {
     AEC_ASSIGN_OR_RETURN(bool row, db_->step(*st));

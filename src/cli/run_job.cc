@@ -1,0 +1,219 @@
+#include "cli/run_job.h"
+
+#include <cstdlib>
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/exit_codes.h"
+#include "core/duration.h"
+#include "core/heartbeat.h"
+#include "core/json_codec.h"
+#include "runner/supervisor.h"
+#include "runner/termination_message.h"
+
+namespace aec::cli {
+namespace {
+
+using runner::ChildExit;
+using runner::Supervisor;
+
+// What the termination message says.
+struct Report {
+  std::string status;  // an execution status word, or "unprotected"
+  std::string execution_id;
+  std::int64_t token = 0;
+  std::optional<Execution> holder;
+  std::string reason;
+  SysTime started_at = std::chrono::system_clock::now();
+  std::optional<int> exit_code;
+};
+
+void write_report(const Context& ctx, const RunPlan& plan, const Report& r) {
+  if (plan.termination_message.empty()) {
+    return;
+  }
+  nlohmann::json j = {
+      {"status", r.status},
+      {"key", plan.options.key},
+      {"execution_id", r.execution_id},
+      {"token", r.token},
+      {"holder", r.holder ? to_json(*r.holder) : nlohmann::json(nullptr)},
+      {"reason", r.reason},
+      {"started_at", format_time(r.started_at)},
+      {"ended_at", format_time(std::chrono::system_clock::now())},
+      {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
+  };
+  Status s = runner::write_termination_message(plan.termination_message, j.dump());
+  if (!s.is_ok()) {
+    fmt::print(stderr, "aec {}: warning: {}\n", ctx.verb, s.message());
+  }
+}
+
+int spawn_error_code(const Status& s) {
+  if (s.code() == Code::NotFound) {
+    return kExitCommandNotFound;
+  }
+  return s.code() == Code::PermissionDenied ? kExitCannotExecute : exit_code_for(s.code());
+}
+
+// Runs the command with no lease at all (AEC_RUN_ENABLED=false, or the store is down and the
+// user chose --on-store-error proceed).
+int run_unprotected(const Context& ctx, const RunPlan& plan, const std::vector<std::string>& cmd,
+                    Report report) {
+  auto child = Supervisor::start({.argv = cmd, .env = {{"AEC_KEY", plan.options.key}}});
+  if (!child) {
+    fmt::print(stderr, "aec {}: error: {}\n", ctx.verb, child.error().message());
+    return spawn_error_code(child.error());
+  }
+  ChildExit exit = (*child)->wait();
+  report.status = "unprotected";
+  report.exit_code = exit.exit_code;
+  write_report(ctx, plan, report);
+  return exit.exit_code;
+}
+
+int not_granted(const Context& ctx, const RunPlan& plan, const AcquireResult& r, Report report) {
+  report.status = "skipped";
+  if (r.outcome == AcquireOutcome::Done) {
+    report.reason = fmt::format("already done: execution {} succeeded", r.done_by->id);
+    report.holder = r.done_by;
+    note(ctx, fmt::format("{} is already done (execution {} succeeded); not running",
+                          plan.options.key, r.done_by->id));
+    write_report(ctx, plan, report);
+    return kExitOk;
+  }
+  if (!r.holders.empty()) {
+    const Execution& h = r.holders.front().execution;
+    report.holder = h;
+    report.reason = fmt::format("busy: held by execution {} (token {}) on {} pid {}", h.id, h.token,
+                                h.owner.host, h.owner.pid);
+  } else {
+    report.reason = "busy";
+  }
+  int code = plan.options.on_busy == OnBusy::Skip ? kExitOk : plan.busy_exit_code;
+  std::string what = plan.options.on_busy == OnBusy::Skip ? "skipped"
+                     : plan.options.on_busy == OnBusy::Fail
+                         ? fmt::format("not running (--on-busy fail: exit {})", code)
+                         : fmt::format("gave up waiting (exit {})", code);
+  note(ctx, fmt::format("{} is {}; {}", plan.options.key, report.reason, what));
+  write_report(ctx, plan, report);
+  return code;
+}
+
+Outcome outcome_of(const ChildExit& exit, bool lost) {
+  if (lost) {
+    return {.status = ExecutionStatus::Lost,
+            .exit_code = exit.exit_code,
+            .reason = "lease lost while running: the command was stopped"};
+  }
+  Outcome o{.status = exit.exit_code == 0 ? ExecutionStatus::Succeeded : ExecutionStatus::Failed,
+            .exit_code = exit.exit_code};
+  if (exit.signal) {
+    o.reason = fmt::format("killed by signal {}", *exit.signal);
+  }
+  return o;
+}
+
+int supervise(const Context& ctx, const RunPlan& plan, Control& control, const Lease& lease,
+              const std::vector<std::string>& cmd, Report report) {
+  report.token = lease.token;
+  auto child = Supervisor::start({.argv = cmd,
+                                  .env = {{"AEC_KEY", lease.key},
+                                          {"AEC_EXECUTION_ID", lease.execution_id},
+                                          {"AEC_FENCING_TOKEN", std::to_string(lease.token)}}});
+  if (!child) {
+    fmt::print(stderr, "aec {}: error: {}\n", ctx.verb, child.error().message());
+    int code = spawn_error_code(child.error());
+    (void)control.release(
+        lease,
+        {.status = ExecutionStatus::Failed, .exit_code = code, .reason = child.error().message()});
+    report.status = "failed";
+    report.reason = child.error().message();
+    report.exit_code = code;
+    write_report(ctx, plan, report);
+    return code;
+  }
+  Supervisor& sup = **child;
+  Heartbeat heartbeat(control, control.clock(), lease, plan.kill_grace, [&](MonoTime kill_at) {
+    note(ctx,
+         fmt::format("lease on {} lost (token {}): stopping the command", lease.key, lease.token));
+    sup.stop(kill_at, control.clock());
+  });
+  ChildExit exit = sup.wait();
+  heartbeat.stop();
+  bool lost = heartbeat.lost();
+  Outcome outcome = outcome_of(exit, lost);
+  auto released = control.release(heartbeat.lease(), outcome);
+  if (!released) {
+    fmt::print(stderr, "aec {}: warning: could not record the outcome: {}\n", ctx.verb,
+               released.error().message());
+  } else if (*released == LeaseOutcome::Lost && !lost) {
+    lost = true;
+    outcome.status = ExecutionStatus::Lost;
+    outcome.reason = "the lease expired before the command finished";
+    note(ctx, fmt::format("lease on {} expired before the command finished", lease.key));
+  }
+  report.status = std::string(to_string(outcome.status));
+  report.reason = outcome.reason;
+  report.exit_code = exit.exit_code;
+  write_report(ctx, plan, report);
+  return lost ? kExitLost : exit.exit_code;
+}
+
+int store_trouble(const Context& ctx, const RunPlan& plan, const Status& s,
+                  const std::vector<std::string>& cmd, const Report& report) {
+  if (plan.on_store_error == OnStoreError::Proceed && s.code() != Code::InvalidArgument) {
+    fmt::print(stderr,
+               "aec {}: warning: {}; --on-store-error proceed: running the command without a "
+               "lease\n",
+               ctx.verb, s.message());
+    return run_unprotected(ctx, plan, cmd, report);
+  }
+  return fail(ctx, s);
+}
+
+}  // namespace
+
+bool run_disabled() {
+  const char* v = std::getenv("AEC_RUN_ENABLED");
+  if (v == nullptr) {
+    return false;
+  }
+  std::string s(v);
+  return s == "false" || s == "0" || s == "no" || s == "off" || s == "FALSE" || s == "False";
+}
+
+int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::string>& cmd) {
+  RunPlan plan = plan_in;
+  if (plan.options.execution_id.empty()) {
+    plan.options.execution_id = new_execution_id();
+  }
+  Report report{.execution_id = plan.options.execution_id};
+  if (run_disabled()) {
+    fmt::print(stderr, "aec {}: AEC_RUN_ENABLED=false: running the command without a lease\n",
+               ctx.verb);
+    return run_unprotected(ctx, plan, cmd, report);
+  }
+  auto store = open_context_store(ctx);
+  if (!store) {
+    return store_trouble(ctx, plan, store.error(), cmd, report);
+  }
+  Control control(std::shared_ptr<Store>(std::move(*store)));
+  auto acquired = control.acquire(plan.options);
+  if (!acquired) {
+    return store_trouble(ctx, plan, acquired.error(), cmd, report);
+  }
+  if (acquired->outcome != AcquireOutcome::Granted) {
+    return not_granted(ctx, plan, *acquired, report);
+  }
+  if (ctx.verbose) {
+    note(ctx, fmt::format("acquired {} (token {}, ttl {}, execution {})", plan.options.key,
+                          acquired->lease.token, format_duration(plan.options.ttl),
+                          acquired->lease.execution_id));
+  }
+  return supervise(ctx, plan, control, acquired->lease, cmd, report);
+}
+
+}  // namespace aec::cli
