@@ -86,6 +86,7 @@ class [[nodiscard]] Result {
   const T& value() const& { return const_cast<Result*>(this)->checked(); }
   T&& value() && { return std::move(checked()); }
   T& operator*() & { return checked(); }
+  T&& operator*() && { return std::move(checked()); }
   const T& operator*() const& { return const_cast<Result*>(this)->checked(); }
   T* operator->() { return &checked(); }
   const T* operator->() const { return &const_cast<Result*>(this)->checked(); }

@@ -39,6 +39,9 @@ Result<milliseconds> parse_duration(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     std::int64_t n = 0;
+    if (text[i] < '0' || text[i] > '9') {
+      return bad_duration(text);  // no signs, no spaces
+    }
     auto [end, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
     if (ec != std::errc() || end == text.data() + i) {
       return bad_duration(text);

@@ -17,10 +17,11 @@ SysTime ManualClock::system_now() {
 
 bool ManualClock::sleep_until(MonoTime deadline, std::stop_token stop) {
   std::unique_lock lock(mu_);
-  ++sleepers_;
+  auto me = deadlines_.insert(deadline);
   cv_.notify_all();
   bool reached = cv_.wait(lock, stop, [&] { return mono_ >= deadline; });
-  --sleepers_;
+  deadlines_.erase(me);
+  cv_.notify_all();
   return reached;
 }
 
@@ -40,12 +41,18 @@ void ManualClock::step_wall(std::chrono::nanoseconds d) {
 
 int ManualClock::sleepers() {
   std::lock_guard lock(mu_);
-  return sleepers_;
+  return static_cast<int>(deadlines_.size());
 }
 
 void ManualClock::await_sleepers(int n) {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return sleepers_ >= n; });
+  cv_.wait(lock, [&] { return static_cast<int>(deadlines_.size()) >= n; });
+}
+
+bool ManualClock::settled(int n) {
+  std::lock_guard lock(mu_);
+  return static_cast<int>(deadlines_.size()) == n &&
+         (deadlines_.empty() || *deadlines_.begin() > mono_);
 }
 
 }  // namespace aec::testing

@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 
 #include <aec/clock.h>
 
@@ -25,13 +26,16 @@ class ManualClock final : public Clock {
   int sleepers();
   // Blocks (for real) until at least n threads sleep in sleep_until.
   void await_sleepers(int n);
+  // True when exactly n threads sleep in sleep_until, each with a deadline still in the future:
+  // after advance(), every thread the step woke has run and parked again.
+  bool settled(int n);
 
  private:
   std::mutex mu_;
   std::condition_variable_any cv_;
   MonoTime mono_;
   SysTime wall_;
-  int sleepers_ = 0;
+  std::multiset<MonoTime> deadlines_;  // of the threads sleeping now
 };
 
 }  // namespace aec::testing

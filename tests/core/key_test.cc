@@ -1,0 +1,60 @@
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include <aec/execution.h>
+#include <aec/key.h>
+
+namespace aec {
+namespace {
+
+TEST(KeyTest, AcceptsUtf8NamesUpTo512Bytes) {
+  EXPECT_TRUE(validate_key("etl/2024-01-01").is_ok());
+  EXPECT_TRUE(validate_key("équipe/tâche-日本").is_ok());
+  EXPECT_TRUE(validate_key(std::string(512, 'k')).is_ok());
+  EXPECT_TRUE(validate_key("\xF0\x9F\x98\x80").is_ok());  // U+1F600
+}
+
+TEST(KeyTest, RejectsWhatTheModelForbids) {
+  struct Case {
+    std::string key;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", "empty"},
+           {std::string(513, 'k'), "513 bytes"},
+           {"a\tb", "U+0009"},
+           {std::string("a\0b", 3), "U+0000"},
+           {"a\x7f", "U+007F"},
+           {"a\xC2\x85", "U+0085"},                  // NEL, a C1 control
+           {"\xC3\x28", "not valid UTF-8"},          // bad continuation
+           {"\xC0\xAF", "not valid UTF-8"},          // overlong '/'
+           {"\xED\xA0\x80", "not valid UTF-8"},      // a surrogate
+           {"\xF4\x90\x80\x80", "not valid UTF-8"},  // past U+10FFFF
+           {"abc\xE2\x82", "not valid UTF-8"},       // truncated
+       }) {
+    Status s = validate_key(c.key);
+    EXPECT_EQ(s.code(), Code::InvalidArgument) << c.says;
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s.message();
+  }
+}
+
+TEST(ExecutionIdTest, IsUniqueAndSortsByTime) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 10000; ++i) {
+    ids.insert(new_execution_id());
+  }
+  EXPECT_EQ(ids.size(), 10000u);
+  EXPECT_EQ(ids.begin()->size(), std::string("20261123T180401Z-3f9a1c2b7d4e8a61").size());
+}
+
+TEST(ExecutionStatusTest, NamesRoundTrip) {
+  for (auto s : {ExecutionStatus::Running, ExecutionStatus::Succeeded, ExecutionStatus::Failed,
+                 ExecutionStatus::Lost, ExecutionStatus::Cancelled, ExecutionStatus::Skipped}) {
+    EXPECT_EQ(parse_execution_status(to_string(s)), s);
+  }
+  EXPECT_FALSE(parse_execution_status("done").has_value());
+}
+
+}  // namespace
+}  // namespace aec
