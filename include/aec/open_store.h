@@ -19,6 +19,9 @@ struct StoreOptions {
   std::shared_ptr<HostInfo> host = real_host_info();
   // How long a store waits on a lock held by another process before answering Unavailable.
   milliseconds lock_timeout{10'000};
+  // Create the store (a database file, its directory) when it does not exist yet. When false, a
+  // missing store is NotFound and nothing is created.
+  bool create = true;
 };
 
 // Opens the store a URL names:

@@ -22,6 +22,16 @@ Result<std::unique_ptr<Store>> open_context_store(const Context& ctx) {
   return open_store(ctx.store_url.empty() ? default_store_url() : ctx.store_url);
 }
 
+Result<std::unique_ptr<Store>> open_context_store_for_reading(const Context& ctx) {
+  StoreOptions options;
+  options.create = false;
+  auto store = open_store(ctx.store_url.empty() ? default_store_url() : ctx.store_url, options);
+  if (!store && store.error().code() == Code::NotFound) {
+    return open_store("memory:");
+  }
+  return store;
+}
+
 int fail(const Context& ctx, const Status& status) {
   fmt::print(stderr, "aec {}: error: {}\n", ctx.verb, status.message());
   return exit_code_for(status.code());

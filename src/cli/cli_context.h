@@ -28,6 +28,9 @@ void add_json_option(CLI::App& app, Context& ctx);
 
 // Opens ctx.store_url (or the default store when empty).
 Result<std::unique_ptr<Store>> open_context_store(const Context& ctx);
+// For verbs that only read: a store that does not exist yet is not created; it reads as an
+// empty one (an empty memory store), so `aec status` or `aec explain` change nothing.
+Result<std::unique_ptr<Store>> open_context_store_for_reading(const Context& ctx);
 
 // Prints "aec VERB: error: MESSAGE" on stderr and returns the exit code for the status.
 int fail(const Context& ctx, const Status& status);

@@ -57,7 +57,7 @@ VerbMain setup_cleanup(CLI::App& app, const Invocation&) {
     if (!which) {
       return fail(*ctx, which.error());
     }
-    auto store = open_context_store(*ctx);
+    auto store = open_context_store_for_reading(*ctx);
     if (!store) {
       return fail(*ctx, store.error());
     }

@@ -40,7 +40,7 @@ Result<Verdict> decide(const Context& ctx, const RunPlan& plan) {
   if (run_disabled()) {
     return Verdict{"run-unprotected", "AEC_RUN_ENABLED=false bypasses the check", {}};
   }
-  auto store = open_context_store(ctx);
+  auto store = open_context_store_for_reading(ctx);
   Result<KeyState> state = store ? (*store)->get(plan.options.key) : store.error();
   Result<std::vector<Execution>> done =
       store && plan.options.once

@@ -24,7 +24,7 @@ VerbMain setup_list(CLI::App& app, const Invocation&) {
       return fail(*ctx, parsed.error());
     }
     filter->statuses = *parsed;
-    auto store = open_context_store(*ctx);
+    auto store = open_context_store_for_reading(*ctx);
     if (!store) {
       return fail(*ctx, store.error());
     }

@@ -34,7 +34,7 @@ VerbMain setup_release(CLI::App& app, const Invocation&) {
     if (Status s = validate_key(*key); !s.is_ok()) {
       return fail(*ctx, s);
     }
-    auto store = open_context_store(*ctx);
+    auto store = open_context_store_for_reading(*ctx);
     if (!store) {
       return fail(*ctx, store.error());
     }

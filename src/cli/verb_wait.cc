@@ -38,7 +38,7 @@ VerbMain setup_wait(CLI::App& app, const Invocation&) {
     if (*limit < 1) {
       return fail(*ctx, invalid_argument("--limit must be at least 1"));
     }
-    auto store = open_context_store(*ctx);
+    auto store = open_context_store_for_reading(*ctx);
     if (!store) {
       return fail(*ctx, store.error());
     }

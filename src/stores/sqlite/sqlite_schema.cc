@@ -112,11 +112,13 @@ Result<std::int64_t> meta_int(const Db& db, std::string_view name, const std::st
 Result<std::int64_t> prepare_tables(Db& db, const std::string& boot_id);
 
 Result<std::int64_t> prepare_schema(Db& db, const std::string& boot_id) {
-  // journal_mode is the first statement to read the file, so a non-database file fails here.
-  if (Status s = db.exec("PRAGMA journal_mode=WAL"); !s.is_ok()) {
+  // check_foreign is the first statement to read the file, so a non-database file fails there,
+  // and another application's database is refused before anything (even the journal mode) in
+  // it changes.
+  if (Status s = check_foreign(db); !s.is_ok()) {
     return s;
   }
-  if (Status s = check_foreign(db); !s.is_ok()) {
+  if (Status s = db.exec("PRAGMA journal_mode=WAL"); !s.is_ok()) {
     return s;
   }
   // The schema transaction commits with synchronous=FULL (see the epoch below); everything after

@@ -449,6 +449,9 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
                                                  const StoreOptions& options) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
+  if (!options.create && !std::filesystem::exists(path, ec)) {
+    return Status(Code::NotFound, fmt::format("sqlite store {} does not exist yet", path));
+  }
   if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
     std::filesystem::create_directories(parent, ec);
     if (ec) {

@@ -1,0 +1,600 @@
+// The aec command end to end: exit codes, --once, input checking, store errors, busy keys,
+// termination messages, the admin verbs and labels, each against the real binary and a real
+// sqlite file in its own temporary directory.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/e2e/e2e_support.h"
+
+namespace aec::e2e {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr milliseconds kPatience{10'000};  // upper bound for anything a test waits on
+
+bool exists(const std::string& path) {
+  return access(path.c_str(), F_OK) == 0;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+Json read_json(const std::string& file) {
+  return Json::parse(read_file(file), nullptr, /*allow_exceptions=*/false);
+}
+
+std::size_t line_count(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::string user_name() {
+  const passwd* pw = getpwuid(geteuid());
+  return pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
+}
+
+// waitpid with a deadline: the exit code, or nullopt if `pid` is still running at `timeout`.
+std::optional<int> wait_exit_within(pid_t pid, milliseconds timeout = kPatience) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (r < 0 || Clock::now() >= deadline) {
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+// "" when equal, else where two byte strings first differ (gtest would print every byte).
+std::string difference(const std::string& a, const std::string& b) {
+  auto [ia, ib] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  if (ia == a.end() && ib == b.end()) {
+    return "";
+  }
+  return "sizes " + std::to_string(a.size()) + " -> " + std::to_string(b.size()) +
+         ", first difference at byte " + std::to_string(ia - a.begin());
+}
+
+bool still_running(pid_t pid) {
+  int status = 0;
+  return waitpid(pid, &status, WNOHANG) == 0;
+}
+
+// A temporary directory with an aec store in it, removed at the end.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The children inherit this process's environment: keep the caller's settings out of it.
+    for (const char* name : {"AEC_STORE", "AEC_RUN_ENABLED", "AEC_TERMINATION_MESSAGE_PATH"}) {
+      unsetenv(name);
+    }
+    char tmpl[] = "/tmp/aec-cli-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    db_ = dir_ + "/aec.db";
+    store_ = "sqlite://" + db_;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  // `aec VERB --store STORE ARGS...`: args[0] is the verb.
+  Output aec(std::vector<std::string> args, const Env& env = {}) const {
+    args.insert(args.begin() + 1, {"--store", store_});
+    return run_aec(args, env);
+  }
+
+  Json aec_json(std::vector<std::string> args) const {
+    args.emplace_back("--json");
+    Output o = aec(std::move(args));
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    return Json::parse(o.out, nullptr, /*allow_exceptions=*/false);
+  }
+
+  Json history(const std::string& key) const { return aec_json({"history", key}); }
+  std::string list_json() const { return aec({"list", "--json"}).out; }
+
+  std::string dir_;
+  std::string db_;
+  std::string store_;
+};
+
+// A background `aec run` that holds a key until finish() (or the end of the test): its command
+// writes AEC_EXECUTION_ID, AEC_FENCING_TOKEN and its pid to a file, then waits for a "go" file.
+class Holder {
+ public:
+  Holder(const std::string& base, const std::string& store, const std::string& key,
+         std::vector<std::string> extra = {})
+      : dir_(base + "/holder-" + key) {
+    std::filesystem::create_directories(dir_);
+    std::vector<std::string> args = {"run", "--key", key, "--store", store};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--", "sh", "-c", script(), "holder", dir_});
+    pid_ = spawn_aec(args, {}, dir_ + "/log");
+  }
+  ~Holder() { finish(); }
+  Holder(const Holder&) = delete;
+  Holder& operator=(const Holder&) = delete;
+
+  // True once the command runs under the lease.
+  bool started() const { return wait_for_file(dir_ + "/started", kPatience); }
+  std::string id() const { return line(0); }
+  std::int64_t token() const { return std::stoll(line(1)); }
+  pid_t command_pid() const { return std::stoi(line(2)); }
+  std::string log() const { return read_file(dir_ + "/log"); }
+
+  // Lets the command end and returns aec's exit code (nullopt if it did not end in time).
+  std::optional<int> finish() {
+    if (!code_ && pid_ > 0) {
+      write_file(dir_ + "/go", "");
+      code_ = wait_exit_within(pid_);
+      if (!code_) {
+        kill(pid_, SIGKILL);
+        wait_exit(pid_);
+      }
+      pid_ = -1;
+    }
+    return code_;
+  }
+  // Waits for aec to exit on its own (e.g. after losing its lease), without letting it finish.
+  std::optional<int> exit_within(milliseconds timeout) {
+    code_ = wait_exit_within(pid_, timeout);
+    if (code_) {
+      pid_ = -1;
+    }
+    return code_;
+  }
+
+ private:
+  // Bounded loop: even a test that never says "go" leaves no process behind for long.
+  static std::string script() {
+    return "printf '%s\\n%s\\n%s\\n' \"$AEC_EXECUTION_ID\" \"$AEC_FENCING_TOKEN\" $$ "
+           ">\"$1/ids.tmp\" && mv \"$1/ids.tmp\" \"$1/started\"; i=0; "
+           "while [ ! -e \"$1/go\" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done";
+  }
+  std::string line(std::size_t i) const {
+    std::vector<std::string> lines = read_lines(dir_ + "/started");
+    return i < lines.size() ? lines[i] : "";
+  }
+
+  std::string dir_;
+  pid_t pid_ = -1;
+  std::optional<int> code_;
+};
+
+// ---- 1. Exit codes ----------------------------------------------------------------------------
+
+TEST_F(CliTest, ExitCodesPassThroughAndFailuresAreRecorded) {
+  write_file(path("plain.txt"), "not a program\n");
+  chmod(path("plain.txt").c_str(), 0644);
+  std::vector<std::pair<std::vector<std::string>, int>> cases = {
+      {{"sh", "-c", "exit 42"}, 42},
+      {{"sh", "-c", "kill -KILL $$"}, 137},  // 128 + SIGKILL
+      {{"aec-no-such-command-xyz"}, 127},
+      {{path("plain.txt")}, 126},  // exists, not executable
+  };
+  std::vector<int> expected;
+  for (const auto& [cmd, code] : cases) {
+    EXPECT_EQ(aec(cat({"run", "--key", "k", "--"}, cmd)).exit_code, code) << cmd[0];
+    expected.insert(expected.begin(), code);  // history is newest first
+  }
+  std::vector<int> recorded;
+  for (const Json& e : history("k")) {
+    EXPECT_EQ(e["status"], "failed") << e.dump();
+    recorded.push_back(e["exit_code"].is_number() ? e["exit_code"].get<int>() : -1);
+  }
+  EXPECT_EQ(recorded, expected);
+  EXPECT_EQ(aec({"run", "--key", "k", "--", "true"}).exit_code, 0);
+}
+
+// ---- 2. --once --------------------------------------------------------------------------------
+
+TEST_F(CliTest, OnceSkipsAKeyThatAlreadySucceeded) {
+  ASSERT_EQ(aec({"run", "--key", "job", "--once", "--", "true"}).exit_code, 0);
+  Output second = aec({"run", "--key", "job", "--once", "--termination-message", path("tm"), "--",
+                       "touch", path("marker")});
+  EXPECT_EQ(second.exit_code, 0);
+  EXPECT_FALSE(exists(path("marker")));
+  EXPECT_NE(second.err.find("already done"), std::string::npos) << second.err;
+  Json tm = read_json(path("tm"));
+  EXPECT_EQ(tm["status"], "skipped") << tm.dump();
+}
+
+TEST_F(CliTest, OnceRunsAgainAfterAFailedRun) {
+  ASSERT_EQ(aec({"run", "--key", "job", "--once", "--", "false"}).exit_code, 1);
+  Output second = aec({"run", "--key", "job", "--once", "--", "touch", path("marker")});
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_TRUE(exists(path("marker")));
+  EXPECT_EQ(history("job")[0]["status"], "succeeded");
+}
+
+// ---- 3. Bad input -----------------------------------------------------------------------------
+
+struct BadInput {
+  std::string name;
+  std::vector<std::string> args;  // after "aec run --store STORE"
+  std::string says;               // the one stderr line names the problem with this
+};
+
+std::vector<BadInput> bad_inputs() {
+  return {
+      {"empty key", {"--key", "", "--", "true"}, "--key"},
+      {"513-byte key", {"--key", std::string(513, 'a'), "--", "true"}, "512"},
+      {"tab in key", {"--key", "a\tb", "--", "true"}, "control character"},
+      {"\\x01 key", {"--key", "\x01", "--", "true"}, "control character"},
+      {"invalid UTF-8 key", {"--key", "a\xff\xfe", "--", "true"}, "UTF-8"},
+      {"bad --ttl", {"--key", "k", "--ttl", "10x", "--", "true"}, "10x"},
+      {"bad --on-busy wait", {"--key", "k", "--on-busy", "wait=abc", "--", "true"}, "abc"},
+      {"missing command", {"--key", "k"}, "no command"},
+      {"unknown flag", {"--key", "k", "--bogus", "--", "true"}, "--bogus"},
+      {"bad label", {"--key", "k", "--label", "novalue", "--", "true"}, "novalue"},
+  };
+}
+
+void expect_usage_error(const Output& o, const std::string& says, const std::string& name) {
+  EXPECT_EQ(o.exit_code, 64) << name << ": " << o.err;
+  EXPECT_EQ(line_count(o.err), 1U) << name << ": " << o.err;
+  EXPECT_NE(o.err.find(says), std::string::npos) << name << ": " << o.err;
+}
+
+// Each case runs twice: on a path with no store (which it must not create) and on a store with
+// history (which it must not change).
+TEST_F(CliTest, BadInputIsAUsageErrorAndTouchesNoStore) {
+  ASSERT_EQ(aec({"run", "--key", "k", "--", "true"}).exit_code, 0);
+  std::string before = list_json();
+  std::string fresh = path("fresh.db");
+  for (const BadInput& b : bad_inputs()) {
+    expect_usage_error(run_aec(cat({"run", "--store", "sqlite://" + fresh}, b.args)), b.says,
+                       b.name);
+    EXPECT_FALSE(exists(fresh)) << b.name << " created the store";
+    expect_usage_error(aec(cat({"run"}, b.args)), b.says, b.name);
+    EXPECT_EQ(list_json(), before) << b.name;
+  }
+}
+
+TEST_F(CliTest, UnknownStoreSchemeIsAUsageError) {
+  Output o = run_aec({"run", "--key", "k", "--store", "redis://x", "--", "touch", path("m")});
+  expect_usage_error(o, "redis", "redis://x");
+  EXPECT_FALSE(exists(path("m")));
+}
+
+TEST_F(CliTest, UnknownVerbSuggestsTheClosestOne) {
+  Output o = run_aec({"rnu", "--key", "k"});
+  EXPECT_EQ(o.exit_code, 64);
+  EXPECT_EQ(line_count(o.err), 1U) << o.err;
+  EXPECT_NE(o.err.find("did you mean 'run'"), std::string::npos) << o.err;
+}
+
+TEST_F(CliTest, GarbageStoreFileIsDataErrorAndLeftUnchanged) {
+  std::string garbage(4096, '\0');
+  for (std::size_t i = 0; i < garbage.size(); ++i) {
+    garbage[i] = static_cast<char>((i * 7919 + 13) % 251);
+  }
+  write_file(db_, garbage);
+  Output o = aec({"run", "--key", "k", "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 65) << o.err;
+  EXPECT_EQ(line_count(o.err), 1U) << o.err;
+  EXPECT_FALSE(exists(path("m")));
+  EXPECT_EQ(difference(garbage, read_file(db_)), "");
+}
+
+// Creates an SQLite database with one table of its own; false when no sqlite3 CLI is installed.
+bool make_foreign_db(const std::string& file) {
+  if (std::system("command -v sqlite3 >/dev/null 2>&1") != 0) {
+    return false;
+  }
+  std::string cmd = "sqlite3 '" + file + "' 'create table t(x); insert into t values(1)'";
+  return std::system(cmd.c_str()) == 0;
+}
+
+TEST_F(CliTest, AnotherApplicationsSqliteDbIsRefusedWithDataError) {
+  if (!make_foreign_db(db_)) {
+    GTEST_SKIP() << "no sqlite3 command";
+  }
+  Output o = aec({"run", "--key", "k", "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 65) << o.err;
+  EXPECT_EQ(line_count(o.err), 1U) << o.err;
+  EXPECT_NE(o.err.find("not an aec store"), std::string::npos) << o.err;
+  EXPECT_FALSE(exists(path("m")));
+}
+
+// Refusing a foreign database must not write to it. (Header bytes 18-19 hold the journal mode:
+// 1 = rollback journal, 2 = WAL; switching them is a write.)
+TEST_F(CliTest, AnotherApplicationsSqliteDbIsLeftByteForByteUnchanged) {
+  if (!make_foreign_db(db_)) {
+    GTEST_SKIP() << "no sqlite3 command";
+  }
+  std::string before = read_file(db_);
+  EXPECT_EQ(aec({"list", "--json"}).exit_code, 65);
+  EXPECT_EQ(aec({"run", "--key", "k", "--", "true"}).exit_code, 65);
+  EXPECT_EQ(difference(before, read_file(db_)), "") << "aec modified another application's db";
+}
+
+// ---- 4. AEC_RUN_ENABLED=false -----------------------------------------------------------------
+
+TEST_F(CliTest, RunDisabledRunsTheCommandAndRecordsNothing) {
+  ASSERT_EQ(aec({"run", "--key", "other", "--", "true"}).exit_code, 0);
+  std::string before = list_json();
+  Output o = aec({"run", "--key", "k", "--", "sh", "-c", "touch \"$0\"; exit 3", path("m")},
+                 {{"AEC_RUN_ENABLED", "false"}});
+  EXPECT_EQ(o.exit_code, 3);
+  EXPECT_TRUE(exists(path("m")));
+  EXPECT_NE(o.err.find("AEC_RUN_ENABLED"), std::string::npos) << o.err;
+  EXPECT_EQ(history("k").size(), 0U);
+  EXPECT_EQ(list_json(), before);
+}
+
+// ---- 5. --on-store-error ----------------------------------------------------------------------
+
+const char* const kUnreachable = "sqlite:///proc/aec-nope/aec.db";
+
+TEST_F(CliTest, UnreachableStoreFailsWith69AndDoesNotRunTheCommand) {
+  Output o = run_aec({"run", "--key", "k", "--store", kUnreachable, "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 69) << o.err;
+  EXPECT_EQ(line_count(o.err), 1U) << o.err;
+  EXPECT_FALSE(exists(path("m")));
+}
+
+TEST_F(CliTest, UnreachableStoreWithProceedRunsTheCommandWithAWarning) {
+  Output o = run_aec({"run", "--key", "k", "--store", kUnreachable, "--on-store-error", "proceed",
+                      "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(exists(path("m")));
+  EXPECT_NE(o.err.find("warning"), std::string::npos) << o.err;
+}
+
+// ---- 6. --on-busy -----------------------------------------------------------------------------
+
+TEST_F(CliTest, BusyKeyFailsWith75OrTheChosenCode) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  auto busy = [&](const std::vector<std::string>& flags) {
+    return aec(cat(cat({"run", "--key", "k"}, flags), {"--", "touch", path("m")})).exit_code;
+  };
+  EXPECT_EQ(busy({"--on-busy", "fail"}), 75);
+  EXPECT_EQ(busy({"--on-busy", "fail", "-E", "3"}), 3);
+  EXPECT_EQ(busy({"--on-busy", "fail", "--busy-exit-code", "3"}), 3);
+  EXPECT_EQ(busy({}), 0);  // the default is skip
+  EXPECT_FALSE(exists(path("m")));
+  EXPECT_EQ(h.finish(), 0);
+}
+
+TEST_F(CliTest, BusyKeyWaitWithTimeoutGivesUpWith75AfterTheTimeout) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  auto start = Clock::now();
+  Output o = aec({"run", "--key", "k", "--on-busy", "wait=300ms", "--", "touch", path("m")});
+  auto took = Clock::now() - start;
+  EXPECT_EQ(o.exit_code, 75) << o.err;
+  EXPECT_GE(took, milliseconds(300));
+  EXPECT_FALSE(exists(path("m")));
+  EXPECT_EQ(h.finish(), 0);
+}
+
+// ---- 7. Termination message -------------------------------------------------------------------
+
+void expect_common_fields(const Json& tm, const std::string& key) {
+  EXPECT_EQ(tm["key"], key) << tm.dump();
+  for (const char* field : {"execution_id", "reason", "started_at", "ended_at"}) {
+    EXPECT_TRUE(tm.contains(field) && tm[field].is_string()) << field << ": " << tm.dump();
+  }
+  EXPECT_TRUE(tm.contains("holder") && tm.contains("token")) << tm.dump();
+}
+
+TEST_F(CliTest, TerminationMessageForSuccess) {
+  std::string script = "printf '%s %s' \"$AEC_EXECUTION_ID\" \"$AEC_FENCING_TOKEN\" > \"$0\"";
+  Output o = aec({"run", "--key", "k", "--termination-message", path("tm"), "--", "sh", "-c",
+                  script, path("ids")});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Json tm = read_json(path("tm"));
+  expect_common_fields(tm, "k");
+  EXPECT_EQ(tm["status"], "succeeded");
+  EXPECT_EQ(tm["exit_code"], 0);
+  std::string seen = read_file(path("ids"));
+  EXPECT_EQ(seen, tm["execution_id"].get<std::string>() + " " + tm["token"].dump());
+  EXPECT_GT(tm["token"].get<std::int64_t>(), 0);
+}
+
+TEST_F(CliTest, TerminationMessageForFailureViaEnvironment) {
+  Output o = aec({"run", "--key", "k", "--", "sh", "-c", "exit 7"},
+                 {{"AEC_TERMINATION_MESSAGE_PATH", path("tm")}});
+  ASSERT_EQ(o.exit_code, 7) << o.err;
+  Json tm = read_json(path("tm"));
+  expect_common_fields(tm, "k");
+  EXPECT_EQ(tm["status"], "failed");
+  EXPECT_EQ(tm["exit_code"], 7);
+}
+
+TEST_F(CliTest, TerminationMessageForSkipNamesTheHolder) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  Output flag = aec({"run", "--key", "k", "--termination-message", path("tm1"), "--", "true"});
+  Output env =
+      aec({"run", "--key", "k", "--", "true"}, {{"AEC_TERMINATION_MESSAGE_PATH", path("tm2")}});
+  EXPECT_EQ(flag.exit_code, 0);
+  EXPECT_EQ(env.exit_code, 0);
+  for (const char* file : {"tm1", "tm2"}) {
+    Json tm = read_json(path(file));
+    expect_common_fields(tm, "k");
+    EXPECT_EQ(tm["status"], "skipped") << file;
+    EXPECT_EQ(tm["holder"]["id"], h.id()) << file << ": " << tm.dump();
+    EXPECT_TRUE(tm["exit_code"].is_null()) << file;
+  }
+  EXPECT_EQ(h.finish(), 0);
+}
+
+// ---- 8. Admin verbs ---------------------------------------------------------------------------
+
+TEST_F(CliTest, StatusShowsTheHolder) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  Json s = aec_json({"status", "k"});
+  ASSERT_EQ(s["holders"].size(), 1U) << s.dump(2);
+  EXPECT_EQ(s["holders"][0]["id"], h.id());
+  EXPECT_EQ(s["holders"][0]["token"], h.token());
+  EXPECT_EQ(s["holders"][0]["status"], "running");
+  EXPECT_EQ(h.finish(), 0);
+  EXPECT_EQ(aec_json({"status", "k"})["holders"].size(), 0U);
+}
+
+std::vector<std::string> keys_of(const Json& executions) {
+  std::vector<std::string> keys;
+  for (const Json& e : executions) {
+    keys.push_back(e["key"].get<std::string>());
+  }
+  return keys;
+}
+
+TEST_F(CliTest, ListFiltersByPrefixAndStatus) {
+  aec({"run", "--key", "team-a/x", "--", "true"});
+  aec({"run", "--key", "team-a/y", "--", "false"});
+  aec({"run", "--key", "team-b/z", "--", "true"});
+  using Keys = std::vector<std::string>;
+  EXPECT_EQ(keys_of(aec_json({"list", "--prefix", "team-a/"})), (Keys{"team-a/y", "team-a/x"}));
+  EXPECT_EQ(keys_of(aec_json({"list", "--status", "failed"})), (Keys{"team-a/y"}));
+  EXPECT_EQ(keys_of(aec_json({"list", "--prefix", "team-a/", "--status", "succeeded"})),
+            (Keys{"team-a/x"}));
+  EXPECT_EQ(keys_of(aec_json({"list"})).size(), 3U);
+}
+
+TEST_F(CliTest, HistoryIsNewestFirst) {
+  for (const char* id : {"first", "second", "third"}) {
+    ASSERT_EQ(aec({"run", "--key", "k", "--execution-id", id, "--", "true"}).exit_code, 0);
+  }
+  aec({"run", "--key", "other", "--", "true"});
+  Json h = history("k");
+  std::vector<std::string> ids;
+  for (const Json& e : h) {
+    ids.push_back(e["id"].get<std::string>());
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"third", "second", "first"}));
+}
+
+TEST_F(CliTest, ReleaseWithoutForceIsAUsageErrorAndChangesNothing) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  std::string before = list_json();
+  Output o = aec({"release", "k", "--reason", "stuck"});
+  EXPECT_EQ(o.exit_code, 64);
+  EXPECT_EQ(line_count(o.err), 1U) << o.err;
+  EXPECT_NE(o.err.find("--force"), std::string::npos) << o.err;
+  EXPECT_EQ(list_json(), before);
+  EXPECT_EQ(h.finish(), 0);
+}
+
+TEST_F(CliTest, ForcedReleaseCancelsTheHolderWhichExits79) {
+  Holder h(dir_, store_, "k", {"--ttl", "1s"});
+  ASSERT_TRUE(h.started());
+  Output o = aec({"release", "k", "--force", "--reason", "stuck"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Json e = history("k")[0];
+  EXPECT_EQ(e["id"], h.id());
+  EXPECT_EQ(e["status"], "cancelled");
+  std::string reason = e["reason"];
+  EXPECT_NE(reason.find("stuck"), std::string::npos) << reason;
+  EXPECT_NE(reason.find(user_name()), std::string::npos) << reason;
+  // It renews every ttl/3 (~333 ms): it must notice well within two seconds.
+  EXPECT_EQ(h.exit_within(milliseconds(2000)), 79) << h.log();
+  EXPECT_NE(kill(h.command_pid(), 0), 0) << "the command outlived its lease";
+  EXPECT_EQ(history("k")[0]["status"], "cancelled");
+}
+
+TEST_F(CliTest, CleanupDeletesEndedExecutionsButKeepsARunningOne) {
+  aec({"run", "--key", "done", "--", "true"});
+  aec({"run", "--key", "done", "--", "false"});
+  Holder h(dir_, store_, "live");
+  ASSERT_TRUE(h.started());
+  Output o = aec({"cleanup", "--older-than", "0s"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Json left = aec_json({"list"});
+  ASSERT_EQ(left.size(), 1U) << left.dump(2);
+  EXPECT_EQ(left[0]["id"], h.id());
+  EXPECT_EQ(left[0]["status"], "running");
+  EXPECT_EQ(h.finish(), 0);
+}
+
+TEST_F(CliTest, WaitTimesOutWith124OnAHeldKey) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  auto start = Clock::now();
+  EXPECT_EQ(aec({"wait", "k", "--timeout", "200ms"}).exit_code, 124);
+  EXPECT_GE(Clock::now() - start, milliseconds(200));
+  EXPECT_EQ(h.finish(), 0);
+}
+
+TEST_F(CliTest, WaitReturnsOnceTheHolderFinishes) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  pid_t waiter = spawn_aec({"wait", "k", "--store", store_}, {}, path("wait.log"));
+  EXPECT_TRUE(still_running(waiter)) << read_file(path("wait.log"));
+  EXPECT_EQ(h.finish(), 0);
+  std::optional<int> code = wait_exit_within(waiter);
+  if (!code) {
+    kill(waiter, SIGKILL);
+    wait_exit(waiter);
+  }
+  EXPECT_EQ(code, 0) << read_file(path("wait.log"));
+}
+
+TEST_F(CliTest, ExplainSaysWhatRunWouldDoAndChangesNothing) {
+  Output fresh = aec({"explain", "--key", "k"});  // no store file yet
+  EXPECT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_NE(fresh.out.find("would run"), std::string::npos) << fresh.out;
+  EXPECT_NE(access(db_.c_str(), F_OK), 0) << "explain created the store";
+  ASSERT_EQ(aec({"run", "--key", "other", "--", "true"}).exit_code, 0);
+  Output free = aec({"explain", "--key", "k"});
+  EXPECT_NE(free.out.find("would run"), std::string::npos) << free.out;
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  std::string before = list_json();
+  Output skip = aec({"explain", "--key", "k"});
+  EXPECT_NE(skip.out.find("would skip"), std::string::npos) << skip.out;
+  Output fail = aec({"explain", "--key", "k", "--on-busy", "fail"});
+  EXPECT_EQ(fail.exit_code, 0) << fail.err;
+  EXPECT_NE(fail.out.find("would fail"), std::string::npos) << fail.out;
+  EXPECT_NE(fail.out.find("exit code: 75"), std::string::npos) << fail.out;
+  EXPECT_EQ(list_json(), before);
+  EXPECT_EQ(h.finish(), 0);
+}
+
+// ---- 9. Labels --------------------------------------------------------------------------------
+
+TEST_F(CliTest, LabelsAreRecorded) {
+  Output o =
+      aec({"run", "--key", "k", "--label", "team=data", "--label", "env=prod", "--", "true"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Json labels = history("k")[0]["labels"];
+  EXPECT_EQ(labels, (Json{{"team", "data"}, {"env", "prod"}})) << labels.dump();
+}
+
+// A label without "=" (--label novalue) is among the bad inputs above: 64, one line, no store.
+
+}  // namespace
+}  // namespace aec::e2e
