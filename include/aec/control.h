@@ -91,6 +91,11 @@ class Control {
   Clock& clock() { return *options_.clock; }
 
  private:
+  // Blocks until it is worth asking again for a key that was busy; gives up the queue place
+  // and answers Cancelled (or the store's error) when it must stop waiting.
+  Status await_turn(const AcquireRequest& req, const AcquireResult& busy, MonoTime sent,
+                    std::optional<MonoTime> deadline, std::stop_token stop);
+
   std::shared_ptr<Store> store_;
   ControlOptions options_;
 };

@@ -27,6 +27,14 @@ struct AcquireRequest {
   bool once = false;
   // When the answer is Busy or Done, also record a Skipped execution in the same write.
   bool record_skipped = false;
+  // Wait in line. Each key has a FIFO queue of waiting callers, identified by execution_id. A free
+  // slot goes to the earliest live places in the queue first; a caller that is not among them
+  // gets Busy even when a slot is free (so a releasing client cannot jump the queue by asking
+  // again at once). With queue=true a Busy answer keeps, or takes, a place at the tail, valid for
+  // queue_ttl by the store's clock: a waiter asks again within queue_ttl to keep it (a dead
+  // waiter's place lapses), and leave_queue() gives it up. A grant removes the caller's place.
+  bool queue = false;
+  milliseconds queue_ttl{3'000};
   Owner owner;
   Labels labels;
 };
@@ -43,10 +51,12 @@ struct AcquireResult {
   // it sent the request, since only the caller knows that.
   Lease lease;
   std::vector<Holder> holders;       // Busy: the live leases
+  int waiting_ahead = 0;             // Busy: callers waiting in line ahead of this one
   std::optional<Execution> done_by;  // Done: the Succeeded execution
   std::int64_t version = 0;          // the key's version after this call
-  // Busy: when the earliest live lease would expire if not renewed (store clock, from now). A
-  // waiter must retry by then even if it sees no change, because expiry is not a write.
+  // Busy: when the earliest live lease (or, when the queue holds this caller back, the earliest
+  // place ahead of it) would lapse if not renewed (store clock, from now). A waiter must retry by
+  // then even if it sees no change, because expiry is not a write.
   milliseconds retry_in{0};
 };
 
@@ -134,6 +144,10 @@ class Store {
   // Deletes old history in bounded batches and reaps expired leases. Never deletes a live lease
   // or a key's token counter.
   virtual Result<PurgeResult> purge(const PurgeRequest& req) = 0;
+
+  // Gives up the queue place of `execution_id` on `key` (a waiter that times out or is
+  // cancelled). No-op when it has none.
+  virtual Status leave_queue(std::string_view key, std::string_view execution_id) = 0;
 
   // The URL this store was opened with, credentials removed.
   virtual std::string url() const = 0;

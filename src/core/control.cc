@@ -14,13 +14,15 @@ Control::Control(std::shared_ptr<Store> store, ControlOptions options)
 Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_token stop) {
   AEC_RETURN_IF_ERROR(validate_key(options.key));
   HostInfo& host = *options_.host;
+  bool waiting = options.on_busy == OnBusy::Wait;
   AcquireRequest req{
       .key = options.key,
       .execution_id = options.execution_id.empty() ? new_execution_id() : options.execution_id,
       .ttl = options.ttl,
       .limit = options.limit,
       .once = options.once,
-      .record_skipped = options.on_busy != OnBusy::Wait,
+      .record_skipped = !waiting,
+      .queue = waiting,
       .owner = {.host = host.hostname(), .pid = host.pid(), .user = host.user()},
       .labels = options.labels};
   std::optional<MonoTime> deadline;
@@ -35,24 +37,37 @@ Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_toke
       return r;
     }
     if (req.record_skipped) {
-      return r;  // Skip or Fail policy, or the last try of a wait: the Skipped record is written
+      // Skip or Fail policy, or the last try of a wait: the Skipped record is written.
+      if (waiting) {
+        AEC_RETURN_IF_ERROR(store_->leave_queue(req.key, req.execution_id));
+      }
+      return r;
     }
     bool timed_out = deadline && clock().monotonic_now() >= *deadline;
     if (r.outcome == AcquireOutcome::Done || timed_out) {
       req.record_skipped = true;  // one more try that records the skip (it may even be granted)
+      req.queue = false;
       continue;
     }
-    // Wait for a change to the key, or until the earliest holder could expire (expiry is not a
-    // write, so it wakes nobody).
-    MonoTime until = sent + std::max(r.retry_in, milliseconds(1));
-    if (deadline) {
-      until = std::min(until, *deadline);
-    }
-    AEC_RETURN_IF_ERROR(store_->wait(req.key, r.version, until, stop).status());
-    if (stop.stop_requested()) {
-      return Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key);
-    }
+    AEC_RETURN_IF_ERROR(await_turn(req, r, sent, deadline, stop));
   }
+}
+
+Status Control::await_turn(const AcquireRequest& req, const AcquireResult& busy, MonoTime sent,
+                           std::optional<MonoTime> deadline, std::stop_token stop) {
+  // Wake on a change to the key; or when a lease (or a place ahead in the queue) could lapse,
+  // since expiry is not a write and wakes nobody; or in time to renew our own queue place.
+  MonoTime until = sent + std::min(std::max(busy.retry_in, milliseconds(1)), req.queue_ttl / 3);
+  if (deadline) {
+    until = std::min(until, *deadline);
+  }
+  Status waited = store_->wait(req.key, busy.version, until, stop).status();
+  if (waited.is_ok() && !stop.stop_requested()) {
+    return Status::ok();
+  }
+  (void)store_->leave_queue(req.key, req.execution_id);  // best effort: it lapses anyway
+  return waited.is_ok() ? Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key)
+                        : waited;
 }
 
 Result<LeaseOutcome> Control::renew(Lease& lease) {

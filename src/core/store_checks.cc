@@ -53,7 +53,7 @@ std::string skip_reason(const AcquireResult& result) {
     return fmt::format("done: execution {} succeeded", result.done_by->id);
   }
   if (result.holders.empty()) {
-    return "busy";
+    return fmt::format("busy: {} caller(s) waiting in line", result.waiting_ahead);
   }
   const Execution& h = result.holders.front().execution;
   return fmt::format("busy: held by execution {} (token {}) on {} pid {}", h.id, h.token,

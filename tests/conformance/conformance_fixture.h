@@ -1,6 +1,8 @@
 // The conformance fixture: every test runs once per store kind of all_stores().
 #pragma once
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include <aec/store.h>

@@ -42,6 +42,9 @@ class FaultyStore final : public Store {
     return inner_->force_release(key, reason, by);
   }
   Result<PurgeResult> purge(const PurgeRequest& req) override { return inner_->purge(req); }
+  Status leave_queue(std::string_view key, std::string_view execution_id) override {
+    return inner_->leave_queue(key, execution_id);
+  }
   std::string url() const override { return "faulty+" + inner_->url(); }
 
  private:

@@ -18,10 +18,16 @@ struct LeaseRec {
   MonoTime expires{};
 };
 
+struct QueueRec {
+  std::string execution_id;
+  MonoTime expires{};
+};
+
 struct KeyRec {
   std::int64_t last_token = 0;
   std::int64_t version = 0;
   std::vector<LeaseRec> leases;  // oldest first
+  std::vector<QueueRec> queue;   // waiting callers, first in line first
 };
 
 class MemoryStore final : public Store {
@@ -39,11 +45,15 @@ class MemoryStore final : public Store {
   Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
                                            const Owner& by) override;
   Result<PurgeResult> purge(const PurgeRequest& req) override;
+  Status leave_queue(std::string_view key, std::string_view execution_id) override;
   std::string url() const override { return "memory:"; }
 
  private:
   // All private helpers expect mu_ held.
   KeyRec& key_rec(std::string_view key);
+  // Sets result to Busy when the slots are taken or the queue holds the caller back, keeping
+  // the caller's queue place when it asked to queue.
+  void check_busy(const AcquireRequest& req, KeyRec& rec, MonoTime now, AcquireResult& result);
   int reap_expired(const std::string& key, KeyRec& rec, MonoTime now);
   void end_execution(std::int64_t seq, ExecutionStatus status, std::optional<int> exit_code,
                      std::string reason);
@@ -122,6 +132,52 @@ std::vector<Holder> MemoryStore::holders(const KeyRec& rec, MonoTime now) const 
   return out;
 }
 
+void MemoryStore::check_busy(const AcquireRequest& req, KeyRec& rec, MonoTime now,
+                             AcquireResult& result) {
+  std::erase_if(rec.queue, [&](const QueueRec& q) { return q.expires <= now; });
+  auto mine = std::find_if(rec.queue.begin(), rec.queue.end(),
+                           [&](const QueueRec& q) { return q.execution_id == req.execution_id; });
+  auto ahead = mine - rec.queue.begin();
+  int free = req.limit - static_cast<int>(rec.leases.size());
+  if (free > 0 && ahead < free) {
+    return;  // a free slot, and not more callers in line ahead than free slots
+  }
+  result.outcome = AcquireOutcome::Busy;
+  result.holders = holders(rec, now);
+  result.waiting_ahead = static_cast<int>(ahead);
+  MonoTime earliest = MonoTime::max();
+  if (free <= 0) {
+    for (const LeaseRec& l : rec.leases) {
+      earliest = std::min(earliest, l.expires);
+    }
+  } else {
+    for (auto q = rec.queue.begin(); q != mine; ++q) {
+      earliest = std::min(earliest, q->expires);
+    }
+  }
+  result.retry_in = std::chrono::ceil<milliseconds>(earliest - now);
+  if (!req.queue) {
+    return;
+  }
+  if (mine == rec.queue.end()) {
+    rec.queue.push_back({req.execution_id, now + req.queue_ttl});
+  } else {
+    mine->expires = now + req.queue_ttl;
+  }
+}
+
+Status MemoryStore::leave_queue(std::string_view key, std::string_view execution_id) {
+  if (Status s = validate_key(key); !s.is_ok()) {
+    return s;
+  }
+  std::lock_guard lock(mu_);
+  KeyRec& rec = key_rec(key);
+  if (std::erase_if(rec.queue, [&](const QueueRec& q) { return q.execution_id == execution_id; })) {
+    bump(std::string(key), rec);  // the next in line may be free to go now
+  }
+  return Status::ok();
+}
+
 Result<AcquireResult> MemoryStore::acquire(const AcquireRequest& req) {
   if (Status s = check_acquire_request(req); !s.is_ok()) {
     return s;
@@ -145,14 +201,8 @@ Result<AcquireResult> MemoryStore::acquire(const AcquireRequest& req) {
       }
     }
   }
-  if (!result.done_by && static_cast<int>(rec.leases.size()) >= req.limit) {
-    result.outcome = AcquireOutcome::Busy;
-    result.holders = holders(rec, now);
-    MonoTime earliest = rec.leases.front().expires;
-    for (const LeaseRec& l : rec.leases) {
-      earliest = std::min(earliest, l.expires);
-    }
-    result.retry_in = std::chrono::ceil<milliseconds>(earliest - now);
+  if (!result.done_by) {
+    check_busy(req, rec, now, result);
   }
   if (result.outcome != AcquireOutcome::Granted) {
     if (req.record_skipped) {
@@ -165,6 +215,7 @@ Result<AcquireResult> MemoryStore::acquire(const AcquireRequest& req) {
     result.version = rec.version;
     return result;
   }
+  std::erase_if(rec.queue, [&](const QueueRec& q) { return q.execution_id == req.execution_id; });
   e.token = ++rec.last_token;
   std::int64_t seq = append(e);
   rec.leases.push_back({e.token, seq, now + req.ttl});
@@ -330,6 +381,7 @@ Result<PurgeResult> MemoryStore::purge(const PurgeRequest& req) {
   MonoTime now = clock_->monotonic_now();
   for (auto& [key, rec] : keys_) {
     result.leases_expired += reap_expired(key, rec, now);
+    std::erase_if(rec.queue, [&](const QueueRec& q) { return q.expires <= now; });
   }
   SysTime cutoff = clock_->system_now() - req.older_than;
   std::set<std::string> touched;

@@ -155,6 +155,61 @@ Result<std::optional<Execution>> last_ended(Db& db, std::string_view key) {
   return newest_where(db, kSql.c_str(), key);
 }
 
+Result<QueueView> read_queue(Db& db, std::string_view key, std::string_view execution_id,
+                             const Now& now) {
+  static constexpr const char* kLapse =
+      "DELETE FROM aec_queue WHERE key = ? AND (boot_id <> ? OR expires_ns <= ?)";
+  static constexpr const char* kRead =
+      "SELECT seq, execution_id, expires_ns FROM aec_queue WHERE key = ? ORDER BY seq";
+  AEC_ASSIGN_OR_RETURN(Stmt * lapse, db.prepare(kLapse));
+  lapse->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
+  AEC_RETURN_IF_ERROR(db.run(*lapse).status());
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kRead));
+  st->bind(1, key);
+  QueueView view;
+  for (;;) {
+    AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
+    if (!row) {
+      break;
+    }
+    if (view.mine != 0) {
+      continue;  // read to the end so the statement resets
+    }
+    if (st->text(1) == execution_id) {
+      view.mine = st->int64(0);
+      view.mine_expires_ns = st->int64(2);
+      continue;
+    }
+    std::int64_t expires = st->int64(2);
+    view.earliest_ahead_ns = view.ahead == 0 ? expires : std::min(view.earliest_ahead_ns, expires);
+    ++view.ahead;
+  }
+  return view;
+}
+
+Status keep_place(Db& db, std::string_view key, std::string_view execution_id, std::int64_t mine,
+                  std::string_view boot_id, std::int64_t expires_ns) {
+  static constexpr const char* kInsert =
+      "INSERT INTO aec_queue(key, execution_id, boot_id, expires_ns) VALUES(?, ?, ?, ?)";
+  static constexpr const char* kRenew = "UPDATE aec_queue SET expires_ns = ? WHERE seq = ?";
+  if (mine != 0) {
+    AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kRenew));
+    st->bind(1, expires_ns).bind(2, mine);
+    return db.run(*st).status();
+  }
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kInsert));
+  st->bind(1, key).bind(2, execution_id).bind(3, boot_id).bind(4, expires_ns);
+  return db.run(*st).status();
+}
+
+Result<bool> leave_place(Db& db, std::string_view key, std::string_view execution_id) {
+  static constexpr const char* kSql = "DELETE FROM aec_queue WHERE key = ? AND execution_id = ?";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, key).bind(2, execution_id);
+  AEC_ASSIGN_OR_RETURN(int changed, db.run(*st));
+  return changed > 0;
+}
+
 Result<std::int64_t> insert_execution(Db& db, const Execution& e) {
   static constexpr const char* kSql =
       "INSERT INTO aec_executions(id, key, token, status, host, pid, user, started_ms, "

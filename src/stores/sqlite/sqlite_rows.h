@@ -55,6 +55,21 @@ Result<std::optional<Execution>> last_succeeded(Db& db, std::string_view key);
 // The newest ended execution of `key`, if any.
 Result<std::optional<Execution>> last_ended(Db& db, std::string_view key);
 
+// The key's queue as one caller sees it, after lapsed places are deleted.
+struct QueueView {
+  int ahead = 0;                       // live places before the caller's (all, if it has none)
+  std::int64_t mine = 0;               // the caller's place (seq), 0 if it has none
+  std::int64_t mine_expires_ns = 0;    // when the caller's place lapses
+  std::int64_t earliest_ahead_ns = 0;  // when the first of the places ahead lapses
+};
+Result<QueueView> read_queue(Db& db, std::string_view key, std::string_view execution_id,
+                             const Now& now);
+// Takes a place at the tail (mine == 0) or renews place `mine`, until expires_ns.
+Status keep_place(Db& db, std::string_view key, std::string_view execution_id, std::int64_t mine,
+                  std::string_view boot_id, std::int64_t expires_ns);
+// Deletes the caller's place; returns whether it had one.
+Result<bool> leave_place(Db& db, std::string_view key, std::string_view execution_id);
+
 // Appends `e` to history; returns its sequence number.
 Result<std::int64_t> insert_execution(Db& db, const Execution& e);
 Status insert_lease(Db& db, std::string_view key, std::int64_t token, std::int64_t exec_seq,

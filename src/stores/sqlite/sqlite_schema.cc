@@ -38,6 +38,15 @@ CREATE TABLE IF NOT EXISTS aec_executions(
   exit_code INTEGER,
   labels TEXT NOT NULL,
   reason TEXT NOT NULL);
+-- Callers waiting in line for a key, first in line first (seq). A place lapses at expires_ns
+-- (boot clock of boot_id) unless its waiter renews it.
+CREATE TABLE IF NOT EXISTS aec_queue(
+  seq INTEGER PRIMARY KEY,
+  key TEXT NOT NULL,
+  execution_id TEXT NOT NULL,
+  boot_id TEXT NOT NULL,
+  expires_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS aec_queue_key ON aec_queue(key, seq);
 CREATE INDEX IF NOT EXISTS aec_executions_key ON aec_executions(key, seq);
 CREATE INDEX IF NOT EXISTS aec_executions_key_status ON aec_executions(key, status, seq);
 CREATE INDEX IF NOT EXISTS aec_executions_ended ON aec_executions(ended_ms)

@@ -29,7 +29,7 @@ using sqlite::WriteTxn;
 // Waits poll the key's version, starting fast (a release is usually seen within a millisecond
 // or two) and backing off to this ceiling, with jitter so waiters do not poll in step.
 constexpr auto kFirstPoll = std::chrono::microseconds(500);
-constexpr auto kMaxPoll = std::chrono::milliseconds(25);
+constexpr auto kMaxPoll = std::chrono::milliseconds(5);
 
 class SqliteStore final : public Store {
  public:
@@ -50,6 +50,7 @@ class SqliteStore final : public Store {
   Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
                                            const Owner& by) override;
   Result<PurgeResult> purge(const PurgeRequest& req) override;
+  Status leave_queue(std::string_view key, std::string_view execution_id) override;
   std::string url() const override { return "sqlite://" + db_->path(); }
 
  private:
@@ -75,6 +76,9 @@ class SqliteStore final : public Store {
   }
 
   Result<AcquireResult> acquire_in_txn(const AcquireRequest& req);
+  // Sets result to Busy when the slots are taken or the queue holds the caller back, keeping the
+  // caller's queue place when it asked to queue, or removing it when the caller is granted.
+  Status check_busy(const AcquireRequest& req, const Now& t, AcquireResult& result);
   Result<KeyState> get_in_read(std::string_view key);
   Result<int> reap_all();
 
@@ -89,6 +93,33 @@ class SqliteStore final : public Store {
 Result<AcquireResult> SqliteStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
   return write([&] { return acquire_in_txn(req); });
+}
+
+Status SqliteStore::check_busy(const AcquireRequest& req, const Now& t, AcquireResult& result) {
+  AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, req.key, t));
+  AEC_ASSIGN_OR_RETURN(sqlite::QueueView queue,
+                       sqlite::read_queue(*db_, req.key, req.execution_id, t));
+  int free = req.limit - static_cast<int>(live.holders.size());
+  if (free > 0 && queue.ahead < free) {
+    if (queue.mine != 0) {
+      AEC_RETURN_IF_ERROR(sqlite::leave_place(*db_, req.key, req.execution_id).status());
+    }
+    return Status::ok();  // granted: a free slot, and no more callers in line ahead than slots
+  }
+  result.outcome = AcquireOutcome::Busy;
+  result.waiting_ahead = queue.ahead;
+  std::int64_t lapse = free <= 0 ? live.earliest_expiry_ns : queue.earliest_ahead_ns;
+  result.retry_in = std::chrono::ceil<milliseconds>(std::chrono::nanoseconds(lapse - t.boot_ns));
+  result.holders = std::move(live.holders);
+  if (!req.queue) {
+    return Status::ok();
+  }
+  std::int64_t ttl_ns = std::chrono::nanoseconds(req.queue_ttl).count();
+  if (queue.mine != 0 && queue.mine_expires_ns - t.boot_ns > ttl_ns / 2) {
+    return Status::ok();  // the place is fresh enough: spare the waiters a write on every poll
+  }
+  return sqlite::keep_place(*db_, req.key, req.execution_id, queue.mine, boot_id_,
+                            t.boot_ns + ttl_ns);
 }
 
 Result<AcquireResult> SqliteStore::acquire_in_txn(const AcquireRequest& req) {
@@ -109,13 +140,7 @@ Result<AcquireResult> SqliteStore::acquire_in_txn(const AcquireRequest& req) {
               .started_at = SysTime(std::chrono::milliseconds(t.wall_ms)),
               .labels = req.labels};
   if (!result.done_by) {
-    AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, req.key, t));
-    if (static_cast<int>(live.holders.size()) >= req.limit) {
-      result.outcome = AcquireOutcome::Busy;
-      result.retry_in = std::chrono::ceil<milliseconds>(
-          std::chrono::nanoseconds(live.earliest_expiry_ns - t.boot_ns));
-      result.holders = std::move(live.holders);
-    }
+    AEC_RETURN_IF_ERROR(check_busy(req, t, result));
   }
   if (result.outcome == AcquireOutcome::Granted) {
     e.token = std::max(key.last_token + 1, sqlite::epoch_floor(epoch_));
@@ -251,6 +276,11 @@ Result<int> SqliteStore::reap_all() {
       }
       keys.push_back(st->text(0));
     }
+    static constexpr const char* kLapsedPlaces =
+        "DELETE FROM aec_queue WHERE boot_id <> ? OR expires_ns <= ?";
+    AEC_ASSIGN_OR_RETURN(Stmt * lapsed, db_->prepare(kLapsedPlaces));
+    lapsed->bind(1, boot_id_).bind(2, t.boot_ns);
+    AEC_RETURN_IF_ERROR(db_->run(*lapsed).status());
     int total = 0;
     for (const std::string& key : keys) {
       AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
@@ -383,6 +413,21 @@ Result<ForceReleaseResult> SqliteStore::force_release(std::string_view key, std:
     result.version = row.version;
     return result;
   });
+}
+
+Status SqliteStore::leave_queue(std::string_view key, std::string_view execution_id) {
+  AEC_RETURN_IF_ERROR(validate_key(key));
+  return write([&]() -> Result<bool> {
+           AEC_ASSIGN_OR_RETURN(bool left, sqlite::leave_place(*db_, key, execution_id));
+           if (left) {
+             // The next in line may be free to go now: wake the waiters.
+             AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
+             ++row.version;
+             AEC_RETURN_IF_ERROR(sqlite::write_key(*db_, key, row));
+           }
+           return left;
+         })
+      .status();
 }
 
 Result<PurgeResult> SqliteStore::purge(const PurgeRequest& req) {

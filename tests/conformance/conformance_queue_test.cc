@@ -1,0 +1,105 @@
+// Conformance, continued: the FIFO queue of waiting callers.
+#include "tests/conformance/conformance_fixture.h"
+
+namespace aec::testing {
+namespace {
+
+class Queue : public Conformance {
+ protected:
+  AcquireOutcome queued(const std::string& key, const std::string& id, int limit = 1) {
+    AcquireRequest req = request(key, id, limit);
+    req.queue = true;
+    req.queue_ttl = 3s;
+    auto r = store_->acquire(req);
+    EXPECT_TRUE(r.has_value()) << r.status().to_string();
+    if (r && r->outcome == AcquireOutcome::Granted) {
+      leases_[id] = r->lease;
+    }
+    return r ? r->outcome : AcquireOutcome::Busy;
+  }
+  std::map<std::string, Lease> leases_;
+};
+
+TEST_P(Queue, AFreedSlotGoesToTheFirstInLine) {
+  Lease a = grant("k", "a");
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Busy);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Busy);
+  release(a);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Busy);             // b is ahead
+  EXPECT_EQ(try_acquire("k", "a-again"), AcquireOutcome::Busy);  // no jumping the queue
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Granted);
+  release(leases_["b"]);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Granted);
+  EXPECT_GT(leases_["c"].token, leases_["b"].token);
+}
+
+TEST_P(Queue, BusyAnswerSaysHowManyWaitAhead) {
+  Lease a = grant("k", "a");
+  queued("k", "b");
+  queued("k", "c");
+  release(a);
+  AcquireRequest req = request("k", "d");
+  req.record_skipped = true;
+  auto r = store_->acquire(req);
+  ASSERT_EQ(r->outcome, AcquireOutcome::Busy);
+  EXPECT_EQ(r->waiting_ahead, 2);
+  EXPECT_TRUE(r->holders.empty());
+  EXPECT_GT(r->retry_in, 0ms);
+  EXPECT_LE(r->retry_in, 3s);
+  EXPECT_NE(history("k")[0].reason.find("2 caller(s) waiting"), std::string::npos);
+}
+
+TEST_P(Queue, ADeadWaitersPlaceLapses) {
+  Lease a = grant("k", "a");
+  EXPECT_EQ(queued("k", "dead"), AcquireOutcome::Busy);
+  release(a);
+  EXPECT_EQ(try_acquire("k", "x"), AcquireOutcome::Busy);
+  env_.clock->advance(3s);  // "dead" never came back to renew its place
+  EXPECT_EQ(try_acquire("k", "x"), AcquireOutcome::Granted);
+}
+
+TEST_P(Queue, AskingAgainKeepsThePlace) {
+  Lease a = grant("k", "a", 1);
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Busy);
+  for (int i = 0; i < 4; ++i) {
+    env_.clock->advance(2s);
+    ASSERT_EQ(*store_->renew("k", a.token, 10s), LeaseOutcome::Ok);
+    EXPECT_EQ(queued("k", "b"), AcquireOutcome::Busy);  // renews b's place
+  }
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Busy);
+  release(a);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Busy);
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Granted);
+}
+
+TEST_P(Queue, LeavingTheQueueLetsTheNextOneGoAndWakesWaiters) {
+  Lease a = grant("k", "a");
+  queued("k", "b");
+  queued("k", "c");
+  release(a);
+  std::int64_t version = store_->get("k")->version;
+  ASSERT_TRUE(store_->leave_queue("k", "b").is_ok());
+  EXPECT_GT(store_->get("k")->version, version);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Granted);
+  EXPECT_TRUE(store_->leave_queue("k", "nobody").is_ok());
+}
+
+TEST_P(Queue, WithALimitTheFirstLimitInLineMayGo) {
+  Lease a = grant("k", "a", 2);
+  Lease b = grant("k", "b", 2);
+  queued("k", "c", 2);
+  queued("k", "d", 2);
+  queued("k", "e", 2);
+  release(a);
+  release(b);
+  EXPECT_EQ(queued("k", "e", 2), AcquireOutcome::Busy);
+  EXPECT_EQ(queued("k", "d", 2), AcquireOutcome::Granted);  // second in line, two free slots
+  EXPECT_EQ(queued("k", "c", 2), AcquireOutcome::Granted);
+  EXPECT_EQ(queued("k", "e", 2), AcquireOutcome::Busy);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, Queue, ::testing::ValuesIn(all_stores()),
+                         [](const auto& p) { return p.param.name; });
+
+}  // namespace
+}  // namespace aec::testing
