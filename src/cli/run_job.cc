@@ -1,10 +1,13 @@
 #include "cli/run_job.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <signal.h>
 
 #include "cli/exit_codes.h"
 #include "core/duration.h"
@@ -162,6 +165,41 @@ int supervise(const Context& ctx, const RunPlan& plan, Control& control, const L
   return lost ? kExitLost : exit.exit_code;
 }
 
+// While `aec run --on-busy wait` waits for its turn, SIGINT, SIGTERM and SIGHUP end the wait
+// (giving up the queue place at once instead of leaving it to lapse). The signals are blocked
+// for the whole process first, as the supervisor needs; once the wait is over, the watcher stops
+// and later signals stay pending for the supervisor to forward to the command.
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    Supervisor::block_signals();
+    watcher_ = std::jthread([this](std::stop_token stop) { watch(stop); });
+  }
+  std::stop_token token() { return source_.get_token(); }
+  int signal() const { return signal_.load(); }
+
+ private:
+  void watch(std::stop_token stop) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    const timespec tick{0, 50'000'000};
+    while (!stop.stop_requested()) {
+      int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig > 0) {
+        signal_ = sig;
+        source_.request_stop();
+        return;
+      }
+    }
+  }
+  std::stop_source source_;
+  std::atomic<int> signal_{0};
+  std::jthread watcher_;  // last: starts after the members it uses
+};
+
 int store_trouble(const Context& ctx, const RunPlan& plan, const Status& s,
                   const std::vector<std::string>& cmd, const Report& report) {
   if (plan.on_store_error == OnStoreError::Proceed && s.code() != Code::InvalidArgument) {
@@ -201,7 +239,18 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
     return store_trouble(ctx, plan, store.error(), cmd, report);
   }
   Control control(std::shared_ptr<Store>(std::move(*store)));
-  auto acquired = control.acquire(plan.options);
+  Result<AcquireResult> acquired = Status(Code::Internal, "not acquired");
+  if (plan.options.on_busy == OnBusy::Wait) {
+    StopOnSignal interrupt;
+    acquired = control.acquire(plan.options, interrupt.token());
+    if (!acquired && acquired.error().code() == Code::Cancelled) {
+      note(ctx,
+           fmt::format("stopped waiting for {}: signal {}", plan.options.key, interrupt.signal()));
+      return 128 + interrupt.signal();
+    }
+  } else {
+    acquired = control.acquire(plan.options);
+  }
   if (!acquired) {
     return store_trouble(ctx, plan, acquired.error(), cmd, report);
   }
