@@ -1,5 +1,9 @@
 #include "stores/sqlite/sqlite_db.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include <fmt/format.h>
 
 namespace aec::sqlite {
@@ -30,7 +34,7 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, int busy_timeout_m
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  std::unique_ptr<Db> db(new Db(raw, path));
+  std::unique_ptr<Db> db(new Db(raw, path, busy_timeout_ms));
   if (rc != SQLITE_OK) {
     return db->error(rc, "cannot open the database");
   }
@@ -49,6 +53,22 @@ Status Db::exec(const char* sql) {
   int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
   sqlite3_free(err);
   return rc == SQLITE_OK ? Status::ok() : error(rc, "statement failed");
+}
+
+Status Db::exec_retrying(const char* sql) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) {
+      return Status::ok();
+    }
+    if ((rc & 0xFF) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      return error(rc, "statement failed");
+    }
+    std::this_thread::sleep_for(pause);  // another process holds the lock: back off and retry
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
 }
 
 Result<Stmt*> Db::prepare(const char* sql) {
@@ -104,9 +124,9 @@ Status Db::error(int rc, std::string_view what) const {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return unavailable(fmt::format(
-          "sqlite store {}: {}: the database stayed locked by another process past the lock "
-          "timeout; retry, or find the process holding it",
-          path_, what));
+          "sqlite store {}: {}: the database is locked by another process ({}); retry, or find "
+          "the process holding it",
+          path_, what, detail));
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
       return Status(Code::DataLoss,

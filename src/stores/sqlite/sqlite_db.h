@@ -49,6 +49,10 @@ class Db {
 
   // Runs SQL text with no results (several statements allowed).
   Status exec(const char* sql);
+  // As exec(), but retries while SQLite answers BUSY without waiting itself (it does so where
+  // waiting could deadlock, e.g. switching a new file to WAL while another connection writes),
+  // until the busy timeout.
+  Status exec_retrying(const char* sql);
 
   // Prepares (once, then cached by `sql`'s address) and resets a statement for binding.
   Result<Stmt*> prepare(const char* sql);
@@ -68,9 +72,11 @@ class Db {
   const std::string& path() const { return path_; }
 
  private:
-  Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Db(sqlite3* db, std::string path, int busy_timeout_ms)
+      : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
   sqlite3* db_;
   std::string path_;
+  int busy_timeout_ms_;
   std::map<const char*, std::unique_ptr<Stmt>> cache_;
 };
 

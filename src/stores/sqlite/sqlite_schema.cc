@@ -127,7 +127,7 @@ Result<std::int64_t> prepare_schema(Db& db, const std::string& boot_id) {
   if (Status s = check_foreign(db); !s.is_ok()) {
     return s;
   }
-  if (Status s = db.exec("PRAGMA journal_mode=WAL"); !s.is_ok()) {
+  if (Status s = db.exec_retrying("PRAGMA journal_mode=WAL"); !s.is_ok()) {
     return s;
   }
   // The schema transaction commits with synchronous=FULL (see the epoch below); everything after
