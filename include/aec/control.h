@@ -38,6 +38,9 @@ struct RunOptions {
   // With OnBusy::Wait: give up after this long (then the outcome is Busy). nullopt: forever.
   std::optional<milliseconds> wait_timeout;
   Labels labels;
+  // With OnBusy::Wait: called once, on this thread, when the first answer is Busy and the caller
+  // takes its place in line (for a progress message). May be empty.
+  std::function<void(const AcquireResult& busy)> on_waiting;
 };
 
 struct ControlOptions {

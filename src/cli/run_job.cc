@@ -241,6 +241,12 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
   Control control(std::shared_ptr<Store>(std::move(*store)));
   Result<AcquireResult> acquired = Status(Code::Internal, "not acquired");
   if (plan.options.on_busy == OnBusy::Wait) {
+    plan.options.on_waiting = [&](const AcquireResult& busy) {
+      note(ctx, fmt::format("{} is busy ({}); waiting in line, {} ahead", plan.options.key,
+                            busy.holders.empty() ? "slots free, others first"
+                                                 : fmt::format("{} holder(s)", busy.holders.size()),
+                            busy.waiting_ahead));
+    };
     StopOnSignal interrupt;
     acquired = control.acquire(plan.options, interrupt.token());
     if (!acquired && acquired.error().code() == Code::Cancelled) {

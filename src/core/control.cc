@@ -29,6 +29,7 @@ Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_toke
   if (options.wait_timeout) {
     deadline = clock().monotonic_now() + *options.wait_timeout;
   }
+  bool told = false;  // on_waiting was called
   for (;;) {
     MonoTime sent = clock().monotonic_now();
     AEC_ASSIGN_OR_RETURN(AcquireResult r, store_->acquire(req));
@@ -48,6 +49,10 @@ Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_toke
       req.record_skipped = true;  // one more try that records the skip (it may even be granted)
       req.queue = false;
       continue;
+    }
+    if (options.on_waiting && !told) {
+      options.on_waiting(r);
+      told = true;
     }
     AEC_RETURN_IF_ERROR(await_turn(req, r, sent, deadline, stop));
   }

@@ -398,6 +398,30 @@ TEST_F(CliTest, BusyKeyWaitWithTimeoutGivesUpWith75AfterTheTimeout) {
   EXPECT_EQ(h.finish(), 0);
 }
 
+TEST_F(CliTest, InterruptedWaiterGivesUpItsPlaceAtOnce) {
+  Holder h(dir_, store_, "k");
+  ASSERT_TRUE(h.started());
+  pid_t waiter = spawn_aec(
+      {"run", "--store", store_, "--key", "k", "--on-busy", "wait", "--", "touch", path("m")}, {},
+      path("waiter.log"));
+  auto queued = [&] {
+    return read_file(path("waiter.log")).find("waiting in line") != std::string::npos;
+  };
+  auto deadline = Clock::now() + kPatience;
+  while (!queued() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_TRUE(queued()) << read_file(path("waiter.log"));
+  kill(waiter, SIGINT);
+  EXPECT_EQ(wait_exit_within(waiter), 130) << read_file(path("waiter.log"));
+  EXPECT_EQ(h.finish(), 0);
+  // Had the place been left to lapse, a skip-policy run would be refused for up to 3 s.
+  Output next = aec({"run", "--key", "k", "--", "true"});
+  EXPECT_EQ(next.exit_code, 0) << next.err;
+  EXPECT_EQ(next.err, "");
+  EXPECT_FALSE(exists(path("m")));
+}
+
 // ---- 7. Termination message -------------------------------------------------------------------
 
 void expect_common_fields(const Json& tm, const std::string& key) {
