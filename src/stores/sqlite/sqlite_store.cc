@@ -81,6 +81,8 @@ class SqliteStore final : public Store {
   Status check_busy(const AcquireRequest& req, const Now& t, AcquireResult& result);
   Result<KeyState> get_in_read(std::string_view key);
   Result<int> reap_all();
+  // Deletes up to req.batch_size executions chosen by `select`; returns how many.
+  Result<int> purge_batch(const std::string& select, std::int64_t cutoff, const PurgeRequest& req);
 
   std::mutex mu_;  // guards db_
   std::unique_ptr<Db> db_;
@@ -446,46 +448,47 @@ Result<PurgeResult> SqliteStore::purge(const PurgeRequest& req) {
       statuses += fmt::format(", '{}'", to_string(s));
     }
   }
-  // One bounded batch per transaction, so a large purge never holds the writer lock for long.
   std::string select = fmt::format(
       "SELECT seq, key FROM aec_executions WHERE ended_ms IS NOT NULL AND ended_ms < ? "
       "AND status <> 'running' AND status IN ({}) LIMIT ?",
       statuses);
   std::int64_t cutoff = now().wall_ms - req.older_than.count();
+  // One bounded batch per transaction, so a large purge never holds the writer lock for long.
   for (;;) {
-    AEC_ASSIGN_OR_RETURN(int deleted, write([&]() -> Result<int> {
-                           AEC_ASSIGN_OR_RETURN(auto st, db_->prepare_dynamic(select));
-                           st->bind(1, cutoff).bind(2, static_cast<std::int64_t>(req.batch_size));
-                           std::set<std::string> keys;
-                           std::vector<std::int64_t> seqs;
-                           for (;;) {
-                             AEC_ASSIGN_OR_RETURN(bool row, db_->step(*st));
-                             if (!row) {
-                               break;
-                             }
-                             seqs.push_back(st->int64(0));
-                             keys.insert(st->text(1));
-                           }
-                           static constexpr const char* kDel =
-                               "DELETE FROM aec_executions WHERE seq = ?";
-                           for (std::int64_t seq : seqs) {
-                             AEC_ASSIGN_OR_RETURN(Stmt * del, db_->prepare(kDel));
-                             del->bind(1, seq);
-                             AEC_RETURN_IF_ERROR(db_->run(*del).status());
-                           }
-                           for (const std::string& key : keys) {
-                             AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
-                             ++row.version;
-                             AEC_RETURN_IF_ERROR(sqlite::write_key(*db_, key, row));
-                           }
-                           return static_cast<int>(seqs.size());
-                         }));
+    AEC_ASSIGN_OR_RETURN(int deleted, write([&] { return purge_batch(select, cutoff, req); }));
     result.executions_deleted += deleted;
     if (deleted < static_cast<int>(req.batch_size)) {
-      break;
+      return result;
     }
   }
-  return result;
+}
+
+Result<int> SqliteStore::purge_batch(const std::string& select, std::int64_t cutoff,
+                                     const PurgeRequest& req) {
+  static constexpr const char* kDelete = "DELETE FROM aec_executions WHERE seq = ?";
+  AEC_ASSIGN_OR_RETURN(auto st, db_->prepare_dynamic(select));
+  st->bind(1, cutoff).bind(2, static_cast<std::int64_t>(req.batch_size));
+  std::set<std::string> keys;
+  std::vector<std::int64_t> seqs;
+  for (;;) {
+    AEC_ASSIGN_OR_RETURN(bool row, db_->step(*st));
+    if (!row) {
+      break;
+    }
+    seqs.push_back(st->int64(0));
+    keys.insert(st->text(1));
+  }
+  for (std::int64_t seq : seqs) {
+    AEC_ASSIGN_OR_RETURN(Stmt * del, db_->prepare(kDelete));
+    del->bind(1, seq);
+    AEC_RETURN_IF_ERROR(db_->run(*del).status());
+  }
+  for (const std::string& key : keys) {  // history changed: move each key's version
+    AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
+    ++row.version;
+    AEC_RETURN_IF_ERROR(sqlite::write_key(*db_, key, row));
+  }
+  return static_cast<int>(seqs.size());
 }
 
 }  // namespace
