@@ -128,14 +128,16 @@ namespace {
 Result<std::optional<Execution>> newest_where(Db& db, const char* sql, std::string_view key) {
   AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(sql));
   st->bind(1, key);
-  AEC_ASSIGN_OR_RETURN(auto row, one_row(db, *st, [](Stmt& s) { return read_execution(s, 0); }));
+  AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
   if (!row) {
     return std::optional<Execution>();
   }
-  if (!*row) {
-    return row->error();
+  Result<Execution> e = read_execution(*st, 0);
+  sqlite3_reset(st->raw());
+  if (!e) {
+    return e.error();
   }
-  return std::optional<Execution>(std::move(**row));
+  return std::optional<Execution>(std::move(*e));
 }
 }  // namespace
 
