@@ -1,0 +1,22 @@
+#include "contender.h"
+
+namespace aec::bench {
+
+std::vector<std::string> contender_names() {
+  return {"raw-sqlite", "flock", "aec-sqlite"};
+}
+
+std::unique_ptr<Contender> make_contender(std::string_view name) {
+  if (name == "aec-sqlite") {
+    return make_aec_sqlite_contender();
+  }
+  if (name == "raw-sqlite") {
+    return make_raw_sqlite_contender();
+  }
+  if (name == "flock") {
+    return make_flock_contender();
+  }
+  return nullptr;
+}
+
+}  // namespace aec::bench

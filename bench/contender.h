@@ -1,0 +1,64 @@
+// The lock services aec-bench compares, behind one small interface so the client loop is the
+// same for all of them.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <aec/status.h>
+
+namespace aec::bench {
+
+using BenchClock = std::chrono::steady_clock;
+
+enum class Acquired {
+  Granted,  // the client holds the key
+  Busy,     // not granted: another client holds it (or, when waiting, `give_up` passed)
+};
+
+// One client's connection to a lock service. Opened in the client process, used by one thread.
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  // Takes `key`. With `wait`, blocks until granted, retrying the way the service's users would,
+  // or until `give_up` passes (then Busy; a contender that cannot time out may ignore it).
+  // Without `wait`, answers Busy at once when the key is held. Errors are the service's own.
+  virtual Result<Acquired> acquire(const std::string& key, bool wait,
+                                   BenchClock::time_point give_up) = 0;
+
+  // Releases the key last granted.
+  virtual Status release() = 0;
+};
+
+// A lock service: prepared once by the parent, then opened by each client process.
+class Contender {
+ public:
+  virtual ~Contender() = default;
+
+  // The name on the command line and in reports ("aec-sqlite", "raw-sqlite", "flock").
+  virtual std::string_view name() const = 0;
+
+  // Creates what the clients share under the empty directory `dir` (a database and its schema),
+  // in the parent before it forks, so that clients do not race to create it. Must not leave a
+  // connection or thread open: the process forks afterwards.
+  virtual Status prepare(const std::string& dir) = 0;
+
+  // Opens a session on the service prepared in `dir`. Called in a client process.
+  virtual Result<std::unique_ptr<Session>> open(const std::string& dir, int client) = 0;
+};
+
+// The contender names aec-bench knows, in the order they are run and reported.
+std::vector<std::string> contender_names();
+
+// The contender called `name`; nullptr for an unknown name.
+std::unique_ptr<Contender> make_contender(std::string_view name);
+
+std::unique_ptr<Contender> make_aec_sqlite_contender();
+std::unique_ptr<Contender> make_raw_sqlite_contender();
+std::unique_ptr<Contender> make_flock_contender();
+
+}  // namespace aec::bench

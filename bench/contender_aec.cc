@@ -1,0 +1,89 @@
+// aec's embedded SQLite store, driven through aec::Control as a user of the library would: one
+// store and one Control per client process, OnBusy::Wait for the hot key.
+#include <chrono>
+#include <optional>
+
+#include <aec/control.h>
+#include <aec/open_store.h>
+
+#include "contender.h"
+
+namespace aec::bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string store_url(const std::string& dir) {
+  return "sqlite://" + dir + "/aec.db";
+}
+
+class AecSession final : public Session {
+ public:
+  explicit AecSession(std::shared_ptr<Store> store) : control_(std::move(store)) {}
+
+  Result<Acquired> acquire(const std::string& key, bool wait,
+                           BenchClock::time_point give_up) override {
+    // Assigned, not designated: GCC's -Wmissing-field-initializers flags omitted members.
+    RunOptions options;
+    options.key = key;
+    options.ttl = 30s;
+    options.on_busy = wait ? OnBusy::Wait : OnBusy::Skip;
+    if (wait) {
+      options.wait_timeout =
+          std::max(1ms, std::chrono::duration_cast<milliseconds>(give_up - BenchClock::now()));
+    }
+    Result<AcquireResult> result = control_.acquire(options);
+    if (!result) {
+      return result.error();
+    }
+    if (result->outcome != AcquireOutcome::Granted) {
+      return Acquired::Busy;
+    }
+    lease_ = std::move(result->lease);
+    return Acquired::Granted;
+  }
+
+  Status release() override {
+    Outcome outcome;
+    outcome.status = ExecutionStatus::Succeeded;
+    outcome.exit_code = 0;
+    Result<LeaseOutcome> result = control_.release(lease_, outcome);
+    if (!result) {
+      return result.error();
+    }
+    return *result == LeaseOutcome::Ok ? Status::ok() : internal_error("release: lease lost");
+  }
+
+ private:
+  Control control_;
+  Lease lease_;
+};
+
+class AecSqliteContender final : public Contender {
+ public:
+  std::string_view name() const override { return "aec-sqlite"; }
+
+  // Opening the store once creates the database and its schema; the store is closed again
+  // before the clients fork.
+  Status prepare(const std::string& dir) override {
+    Result<std::unique_ptr<Store>> store = open_store(store_url(dir));
+    return store ? Status::ok() : store.error();
+  }
+
+  Result<std::unique_ptr<Session>> open(const std::string& dir, int /*client*/) override {
+    Result<std::unique_ptr<Store>> store = open_store(store_url(dir));
+    if (!store) {
+      return store.error();
+    }
+    return std::unique_ptr<Session>(
+        std::make_unique<AecSession>(std::shared_ptr<Store>(std::move(*store))));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Contender> make_aec_sqlite_contender() {
+  return std::make_unique<AecSqliteContender>();
+}
+
+}  // namespace aec::bench

@@ -1,0 +1,156 @@
+#include "driver.h"
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace aec::bench {
+namespace {
+
+// How long a hot-key wait may run past the end before the client abandons it: long enough to
+// see a multi-second stall, short enough to keep runs bounded.
+BenchClock::duration grace_for(BenchClock::duration duration) {
+  return duration;
+}
+
+std::string report_path(const RunConfig& config, int client) {
+  return fmt::format("{}/client{}.report", config.dir, client);
+}
+
+// The body of client `i`: opens its session, says it is ready, waits for the start signal (EOF
+// on `start_fd`), runs, writes its report. Returns the process exit code.
+int client_main(Contender& contender, const RunConfig& config, int i, int ready_fd, int start_fd) {
+  Result<std::unique_ptr<Session>> session = contender.open(config.dir, i);
+  if (!session) {
+    fmt::print(stderr, "client {}: {}\n", i, session.error().to_string());
+    return 2;
+  }
+  char byte = 'r';
+  // Closing our end of the ready pipe lets the parent see EOF if a sibling dies before it is
+  // ready, instead of waiting for it forever.
+  const bool ready = ::write(ready_fd, &byte, 1) == 1;
+  ::close(ready_fd);
+  if (!ready || ::read(start_fd, &byte, 1) != 0) {
+    return 3;  // the parent went away
+  }
+  const ClientPlan plan{
+      .key = config.workload == Workload::Hot ? "bench/hot" : fmt::format("bench/k{}", i),
+      .wait = config.workload == Workload::Hot,
+      .duration = config.duration,
+      .grace = grace_for(config.duration)};
+  const ClientReport report = run_client(**session, plan);
+  session->reset();  // close connections before the report marks the client done
+  if (Status s = write_report(report_path(config, i), report); !s.is_ok()) {
+    fmt::print(stderr, "client {}: {}\n", i, s.to_string());
+    return 4;
+  }
+  return 0;
+}
+
+// Waits for every child; kills those still running at `deadline`. Returns a failure or "".
+std::string reap(const std::vector<pid_t>& pids, BenchClock::time_point deadline) {
+  std::string failure;
+  std::size_t left = pids.size();
+  std::vector<bool> done(pids.size());
+  while (left > 0) {
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+      int status = 0;
+      if (done[i] || ::waitpid(pids[i], &status, WNOHANG) == 0) {
+        continue;
+      }
+      done[i] = true;
+      --left;
+      if (failure.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        failure = fmt::format("client {} ended with status {:#x}", i, status);
+      }
+    }
+    if (left > 0 && BenchClock::now() > deadline) {
+      for (std::size_t i = 0; i < pids.size(); ++i) {
+        if (!done[i]) {
+          ::kill(pids[i], SIGKILL);
+        }
+      }
+      failure = "clients still running past the deadline were killed";
+      deadline = BenchClock::time_point::max();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return failure;
+}
+
+// Forks the clients and starts them together; returns their pids (fewer than asked if a fork
+// failed).
+Result<std::vector<pid_t>> start_clients(Contender& contender, const RunConfig& config) {
+  int ready[2];
+  int start[2];
+  if (::pipe(ready) != 0 || ::pipe(start) != 0) {
+    return unavailable(fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  std::vector<pid_t> pids;
+  for (int i = 0; i < config.clients; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(ready[0]);
+      ::close(start[1]);
+      ::_exit(client_main(contender, config, i, ready[1], start[0]));
+    }
+    if (pid < 0) {
+      break;  // the caller reports fewer clients than asked
+    }
+    pids.push_back(pid);
+  }
+  ::close(ready[1]);
+  ::close(start[0]);
+  // Start together only once every client has opened its session: a slow open (schema checks,
+  // WAL recovery) must not count as the first acquire's latency nor let early clients run alone.
+  int ready_count = 0;
+  char byte = 0;
+  while (ready_count < static_cast<int>(pids.size()) && ::read(ready[0], &byte, 1) == 1) {
+    ++ready_count;
+  }
+  ::close(ready[0]);
+  ::close(start[1]);  // the start signal: every client's read() returns 0
+  return pids;
+}
+
+}  // namespace
+
+std::string_view workload_name(Workload workload) {
+  return workload == Workload::Hot ? "hot" : "distinct";
+}
+
+Result<RunResult> run_clients(Contender& contender, const RunConfig& config) {
+  if (Status s = contender.prepare(config.dir); !s.is_ok()) {
+    return s;
+  }
+  Result<std::vector<pid_t>> pids = start_clients(contender, config);
+  if (!pids) {
+    return pids.error();
+  }
+  const auto deadline =
+      BenchClock::now() + config.duration + grace_for(config.duration) + std::chrono::seconds(30);
+  RunResult result;
+  result.failure = reap(*pids, deadline);
+  if (result.failure.empty() && static_cast<int>(pids->size()) != config.clients) {
+    result.failure =
+        fmt::format("fork: only {} of {} clients started", pids->size(), config.clients);
+  }
+  if (!result.failure.empty()) {
+    return result;
+  }
+  for (int i = 0; i < config.clients; ++i) {
+    Result<ClientReport> report = read_report(report_path(config, i));
+    if (!report) {
+      return report.error();
+    }
+    result.clients.push_back(std::move(*report));
+  }
+  return result;
+}
+
+}  // namespace aec::bench

@@ -1,0 +1,38 @@
+// Runs one configuration: forks the client processes, starts them together, collects their
+// reports.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <aec/status.h>
+
+#include "client.h"
+#include "contender.h"
+
+namespace aec::bench {
+
+enum class Workload {
+  Distinct,  // client i takes bench/k<i>: measures per-operation cost and write concurrency
+  Hot,       // every client takes bench/hot and waits for it: measures waiting and fairness
+};
+
+std::string_view workload_name(Workload workload);
+
+struct RunConfig {
+  Workload workload = Workload::Distinct;
+  int clients = 1;
+  BenchClock::duration duration = std::chrono::seconds(5);
+  std::string dir;  // an empty directory for this run's files, removed by the caller
+};
+
+struct RunResult {
+  std::vector<ClientReport> clients;  // one per client, in client order
+  std::string failure;                // non-empty when a client could not start or crashed
+};
+
+// Forks config.clients processes that each open a session on `contender` and run the loop, and
+// waits for them. Clients that outlive duration + grace + 30 s are killed and reported failed.
+Result<RunResult> run_clients(Contender& contender, const RunConfig& config);
+
+}  // namespace aec::bench

@@ -1,0 +1,185 @@
+#include "report.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include <fmt/format.h>
+
+namespace aec::bench {
+namespace {
+
+double us(std::int64_t ns) {
+  return static_cast<double>(ns) / 1e3;
+}
+
+// The ops/s of `run` over that of `peer` in the same repetition, workload and C.
+std::optional<double> ratio_to(const RunStats& run, const std::vector<RunStats>& runs,
+                               std::string_view peer) {
+  for (const RunStats& other : runs) {
+    if (other.contender == peer && other.workload == run.workload && other.clients == run.clients &&
+        other.repetition == run.repetition && other.failure.empty() && other.ops_per_sec > 0) {
+      return run.ops_per_sec / other.ops_per_sec;
+    }
+  }
+  return std::nullopt;
+}
+
+// Two decimals, or two significant digits for the small ratios against flock.
+std::string format_ratio(std::optional<double> ratio) {
+  if (!ratio) {
+    return "–";
+  }
+  return *ratio >= 0.1 ? fmt::format("{:.2f}×", *ratio) : fmt::format("{:.2g}×", *ratio);
+}
+
+// JSON string escaping for the few characters an error message may contain.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_object(const RunStats& r, const std::vector<RunStats>& runs) {
+  auto number = [](std::optional<double> v) { return v ? fmt::format("{:.4f}", *v) : "null"; };
+  return fmt::format(
+      "{{\"contender\": {}, \"workload\": {}, \"clients\": {}, \"repetition\": {}, "
+      "\"seconds\": {:.3f}, \"pairs\": {}, \"ops_per_sec\": {:.1f}, \"acquire_p50_us\": {:.1f}, "
+      "\"acquire_p99_us\": {:.1f}, \"acquire_p999_us\": {:.1f}, \"acquire_max_us\": {:.1f}, "
+      "\"jain\": {:.4f}, \"max_over_median\": {:.1f}, \"vs_raw_sqlite\": {}, \"vs_flock\": {}, "
+      "\"busy\": {}, \"errors\": {}, \"abandoned\": {}, \"first_error\": {}, \"failure\": {}}}",
+      json_string(r.contender), json_string(r.workload), r.clients, r.repetition, r.seconds,
+      r.pairs, r.ops_per_sec, us(r.p50_ns), us(r.p99_ns), us(r.p999_ns), us(r.max_ns), r.jain,
+      r.max_over_median, number(ratio_to(r, runs, "raw-sqlite")),
+      number(ratio_to(r, runs, "flock")), r.busy, r.errors, r.abandoned, json_string(r.first_error),
+      json_string(r.failure));
+}
+
+template <typename T>
+T median_of(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? T{} : v[(v.size() - 1) / 2];
+}
+
+// The runs of one (contender, workload, C) across repetitions, failed runs left out.
+std::vector<const RunStats*> same_config(const RunStats& r, const std::vector<RunStats>& runs) {
+  std::vector<const RunStats*> out;
+  for (const RunStats& o : runs) {
+    if (o.contender == r.contender && o.workload == r.workload && o.clients == r.clients &&
+        o.failure.empty()) {
+      out.push_back(&o);
+    }
+  }
+  return out;
+}
+
+void print_summary_row(std::FILE* out, const RunStats& r, const std::vector<RunStats>& runs) {
+  std::vector<double> ops, jain, wait_ratio, vs_raw, vs_flock;
+  std::vector<std::int64_t> p50, p99, p999;
+  for (const RunStats* o : same_config(r, runs)) {
+    ops.push_back(o->ops_per_sec);
+    p50.push_back(o->p50_ns);
+    p99.push_back(o->p99_ns);
+    p999.push_back(o->p999_ns);
+    jain.push_back(o->jain);
+    wait_ratio.push_back(o->max_over_median);
+    if (auto v = ratio_to(*o, runs, "raw-sqlite")) {
+      vs_raw.push_back(*v);
+    }
+    if (auto v = ratio_to(*o, runs, "flock")) {
+      vs_flock.push_back(*v);
+    }
+  }
+  auto ratio = [](const std::vector<double>& v) {
+    return v.empty() ? std::string("–") : format_ratio(median_of(v));
+  };
+  fmt::print(out,
+             "| {} | {} | {} | {} | {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.3f} | {} | {} | {} |\n",
+             r.contender, r.workload, r.clients, ops.size(), median_of(ops), us(median_of(p50)),
+             us(median_of(p99)), us(median_of(p999)), median_of(jain),
+             r.workload == "hot" ? fmt::format("{:.1f}", median_of(wait_ratio)) : "–",
+             ratio(vs_raw), ratio(vs_flock));
+}
+
+}  // namespace
+
+void print_summary(std::FILE* out, const std::vector<RunStats>& runs) {
+  fmt::print(out,
+             "| contender | workload | C | runs | ops/s | p50 µs | p99 µs | p99.9 µs | Jain | "
+             "max/p50 wait | vs raw-sqlite | vs flock |\n"
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+  for (const RunStats& r : runs) {
+    if (r.repetition == 1) {
+      print_summary_row(out, r, runs);
+    }
+  }
+}
+
+std::string progress_line(const RunStats& r) {
+  if (!r.failure.empty()) {
+    return fmt::format("{} {} C={} rep {}: FAILED: {}", r.contender, r.workload, r.clients,
+                       r.repetition, r.failure);
+  }
+  return fmt::format("{} {} C={} rep {}: {:.0f} pairs/s, p50 {:.1f} µs, p99 {:.1f} µs, jain {:.3f}",
+                     r.contender, r.workload, r.clients, r.repetition, r.ops_per_sec, us(r.p50_ns),
+                     us(r.p99_ns), r.jain);
+}
+
+void print_markdown(std::FILE* out, const std::vector<RunStats>& runs) {
+  fmt::print(out,
+             "| contender | workload | C | rep | ops/s | p50 µs | p99 µs | p99.9 µs | max µs | "
+             "Jain | max/p50 wait | vs raw-sqlite | vs flock | busy/err/abandoned |\n"
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+  for (const RunStats& r : runs) {
+    if (!r.failure.empty()) {
+      fmt::print(out, "| {} | {} | {} | {} | failed: {} |||||||||\n", r.contender, r.workload,
+                 r.clients, r.repetition, r.failure);
+      continue;
+    }
+    fmt::print(out,
+               "| {} | {} | {} | {} | {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.3f} | "
+               "{} | {} | {} | {}/{}/{} |\n",
+               r.contender, r.workload, r.clients, r.repetition, r.ops_per_sec, us(r.p50_ns),
+               us(r.p99_ns), us(r.p999_ns), us(r.max_ns), r.jain,
+               // On distinct keys nobody waits: the ratio would only measure scheduling noise.
+               r.workload == "hot" ? fmt::format("{:.1f}", r.max_over_median) : "–",
+               format_ratio(ratio_to(r, runs, "raw-sqlite")),
+               format_ratio(ratio_to(r, runs, "flock")), r.busy, r.errors, r.abandoned);
+  }
+  for (const RunStats& r : runs) {
+    if (!r.first_error.empty()) {
+      fmt::print(out, "\n{} {} C={} rep {}: first error: {}\n", r.contender, r.workload, r.clients,
+                 r.repetition, r.first_error);
+    }
+  }
+}
+
+Status write_json(const std::string& path, const std::vector<RunStats>& runs) {
+  std::string text = "[\n";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    text += "  " + json_object(runs[i], runs) + (i + 1 < runs.size() ? ",\n" : "\n");
+  }
+  text += "]\n";
+  if (path == "-") {
+    fmt::print("{}", text);
+    return Status::ok();
+  }
+  std::FILE* file = std::fopen(path.c_str(), "w");
+  const bool ok = file && std::fputs(text.c_str(), file) >= 0;
+  if (file && std::fclose(file) != 0) {
+    return unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  }
+  return ok ? Status::ok() : unavailable(fmt::format("cannot write {}", path));
+}
+
+}  // namespace aec::bench

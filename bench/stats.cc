@@ -1,0 +1,52 @@
+#include "stats.h"
+
+#include <algorithm>
+
+namespace aec::bench {
+
+double jain_index(const std::vector<std::int64_t>& x) {
+  double sum = 0;
+  double sum_sq = 0;
+  for (std::int64_t v : x) {
+    sum += static_cast<double>(v);
+    sum_sq += static_cast<double>(v) * static_cast<double>(v);
+  }
+  if (sum_sq == 0) {
+    return 1;
+  }
+  return sum * sum / (static_cast<double>(x.size()) * sum_sq);
+}
+
+RunStats summarize(const std::vector<ClientReport>& clients) {
+  RunStats stats;
+  stats.clients = static_cast<int>(clients.size());
+  Histogram all;
+  std::vector<std::int64_t> successes;
+  std::int64_t longest = 0;
+  std::int64_t elapsed_ns = 0;
+  for (const ClientReport& c : clients) {
+    all.merge(c.acquire_ns);
+    successes.push_back(c.successes);
+    stats.pairs += c.successes;
+    stats.busy += c.busy;
+    stats.errors += c.errors;
+    stats.abandoned += c.abandoned;
+    longest = std::max({longest, c.acquire_ns.max(), c.longest_abandoned_ns});
+    elapsed_ns = std::max(elapsed_ns, c.elapsed_ns);
+    if (stats.first_error.empty()) {
+      stats.first_error = c.first_error;
+    }
+  }
+  stats.seconds = static_cast<double>(elapsed_ns) / 1e9;
+  stats.ops_per_sec = stats.seconds > 0 ? static_cast<double>(stats.pairs) / stats.seconds : 0;
+  stats.p50_ns = all.quantile(0.5);
+  stats.p99_ns = all.quantile(0.99);
+  stats.p999_ns = all.quantile(0.999);
+  stats.max_ns = longest;
+  stats.jain = jain_index(successes);
+  stats.max_over_median =
+      stats.p50_ns > 0 ? static_cast<double>(longest) / static_cast<double>(stats.p50_ns) : 0;
+  return stats;
+}
+
+}  // namespace aec::bench
