@@ -18,12 +18,13 @@ std::string read_first_line(const char* path) {
 
 class RealHostInfo final : public HostInfo {
  public:
+  // Read once: every acquire records the owner, and getpwuid reads /etc/passwd each time.
   std::string hostname() override {
-    char buf[256] = {};
-    if (gethostname(buf, sizeof buf - 1) != 0) {
-      return "unknown";
-    }
-    return buf;
+    static const std::string name = [] {
+      char buf[256] = {};
+      return gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("unknown");
+    }();
+    return name;
   }
   std::int64_t pid() override { return getpid(); }
   std::string boot_id() override {
@@ -31,10 +32,13 @@ class RealHostInfo final : public HostInfo {
     return id.empty() ? "unknown-boot" : id;
   }
   std::string user() override {
-    if (const passwd* pw = getpwuid(geteuid()); pw != nullptr && pw->pw_name != nullptr) {
-      return pw->pw_name;
-    }
-    return "uid:" + std::to_string(geteuid());
+    static const std::string name = [] {
+      if (const passwd* pw = getpwuid(geteuid()); pw != nullptr && pw->pw_name != nullptr) {
+        return std::string(pw->pw_name);
+      }
+      return "uid:" + std::to_string(geteuid());
+    }();
+    return name;
   }
 };
 

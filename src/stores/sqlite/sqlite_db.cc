@@ -39,8 +39,28 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, int busy_timeout_m
     return db->error(rc, "cannot open the database");
   }
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  sqlite3_busy_handler(raw, &Db::on_busy, db.get());
   return db;
+}
+
+// SQLite's own busy timeout sleeps 1, 2, 5 … up to 100 ms between tries, so under contention a
+// process that found the lock taken sleeps while its peers take it again within microseconds:
+// multi-second stalls and unfair service. This handler tries again after 50–250 µs at first,
+// never waiting more than about a millisecond between tries, with jitter so the waiters do not
+// wake in step, until the lock timeout.
+int Db::on_busy(void* self, int count) {
+  Db& db = *static_cast<Db*>(self);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) {
+    db.busy_since_ = now;
+  }
+  if (now - db.busy_since_ >= std::chrono::milliseconds(db.busy_timeout_ms_)) {
+    return 0;  // give up: the caller sees SQLITE_BUSY
+  }
+  int base_us = std::min(100 << std::min(count / 2, 5), 2000);
+  int jitter_us = static_cast<int>(db.jitter_() % static_cast<unsigned>(base_us / 2 + 1));
+  std::this_thread::sleep_for(std::chrono::microseconds(base_us + jitter_us));
+  return 1;
 }
 
 Db::~Db() {

@@ -3,10 +3,12 @@
 // serialises access with its own mutex.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -74,9 +76,13 @@ class Db {
  private:
   Db(sqlite3* db, std::string path, int busy_timeout_ms)
       : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
+  static int on_busy(void* self, int count);
+
   sqlite3* db_;
   std::string path_;
   int busy_timeout_ms_;
+  std::chrono::steady_clock::time_point busy_since_{};  // when the current wait for a lock began
+  std::minstd_rand jitter_{std::random_device{}()};
   std::map<const char*, std::unique_ptr<Stmt>> cache_;
 };
 

@@ -71,22 +71,40 @@ Status write_key(Db& db, std::string_view key, const KeyRow& row) {
   return db.run(*st).status();
 }
 
-Result<int> reap_key(Db& db, std::string_view key, const Now& now) {
-  static constexpr const char* kFind =
-      "SELECT token, exec_seq FROM aec_leases "
-      "WHERE key = ? AND (boot_id <> ? OR expires_ns <= ?)";
-  static constexpr const char* kDelete = "DELETE FROM aec_leases WHERE key = ? AND token = ?";
-  std::vector<std::pair<std::int64_t, std::int64_t>> expired;
-  AEC_ASSIGN_OR_RETURN(Stmt * find, db.prepare(kFind));
-  find->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
+Result<Leases> read_leases(Db& db, std::string_view key, const Now& now) {
+  static const std::string kSql = fmt::format(
+      "SELECT l.token, l.exec_seq, l.boot_id, l.expires_ns, {} FROM aec_leases l "
+      "JOIN aec_executions e ON e.seq = l.exec_seq WHERE l.key = ? ORDER BY l.token",
+      kExecutionColumns);
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql.c_str()));
+  st->bind(1, key);
+  Leases leases;
   for (;;) {
-    AEC_ASSIGN_OR_RETURN(bool row, db.step(*find));
+    AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
     if (!row) {
       break;
     }
-    expired.emplace_back(find->int64(0), find->int64(1));
+    std::int64_t expires = st->int64(3);
+    if (st->text(2) != now.boot_id || expires <= now.boot_ns) {
+      leases.expired.emplace_back(st->int64(0), st->int64(1));
+      continue;
+    }
+    auto e = read_execution(*st, 4);
+    if (!e) {
+      sqlite3_reset(st->raw());
+      return e.error();
+    }
+    auto left = std::chrono::nanoseconds(expires - now.boot_ns);
+    leases.holders.push_back({std::move(*e), std::chrono::ceil<milliseconds>(left)});
+    leases.earliest_expiry_ns =
+        leases.holders.size() == 1 ? expires : std::min(leases.earliest_expiry_ns, expires);
   }
-  for (const auto& [token, seq] : expired) {
+  return leases;
+}
+
+Result<int> reap(Db& db, std::string_view key, const Leases& leases, const Now& now) {
+  static constexpr const char* kDelete = "DELETE FROM aec_leases WHERE key = ? AND token = ?";
+  for (const auto& [token, seq] : leases.expired) {
     AEC_RETURN_IF_ERROR(
         end_execution(db, seq, ExecutionStatus::Lost, std::nullopt, "lease expired", now.wall_ms)
             .status());
@@ -94,34 +112,19 @@ Result<int> reap_key(Db& db, std::string_view key, const Now& now) {
     del->bind(1, key).bind(2, token);
     AEC_RETURN_IF_ERROR(db.run(*del).status());
   }
-  return static_cast<int>(expired.size());
+  return static_cast<int>(leases.expired.size());
 }
 
-Result<LiveLeases> read_live(Db& db, std::string_view key, const Now& now) {
-  static const std::string kSql = fmt::format(
-      "SELECT l.expires_ns, {} FROM aec_leases l JOIN aec_executions e ON e.seq = l.exec_seq "
-      "WHERE l.key = ? AND l.boot_id = ? AND l.expires_ns > ? ORDER BY l.token",
-      kExecutionColumns);
-  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql.c_str()));
-  st->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
-  LiveLeases live;
-  for (;;) {
-    AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
-    if (!row) {
-      break;
-    }
-    std::int64_t expires = st->int64(0);
-    auto e = read_execution(*st, 1);
-    if (!e) {
-      sqlite3_reset(st->raw());
-      return e.error();
-    }
-    auto left = std::chrono::nanoseconds(expires - now.boot_ns);
-    live.holders.push_back({std::move(*e), std::chrono::ceil<milliseconds>(left)});
-    live.earliest_expiry_ns =
-        live.holders.size() == 1 ? expires : std::min(live.earliest_expiry_ns, expires);
-  }
-  return live;
+Result<int> reap_key(Db& db, std::string_view key, const Now& now) {
+  AEC_ASSIGN_OR_RETURN(Leases leases, read_leases(db, key, now));
+  return reap(db, key, leases, now);
+}
+
+Status bump_version(Db& db, std::string_view key) {
+  static constexpr const char* kSql = "UPDATE aec_keys SET version = version + 1 WHERE key = ?";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, key);
+  return db.run(*st).status();
 }
 
 namespace {
@@ -159,32 +162,35 @@ Result<std::optional<Execution>> last_ended(Db& db, std::string_view key) {
 
 Result<QueueView> read_queue(Db& db, std::string_view key, std::string_view execution_id,
                              const Now& now) {
+  static constexpr const char* kRead =
+      "SELECT seq, execution_id, boot_id, expires_ns FROM aec_queue WHERE key = ? ORDER BY seq";
   static constexpr const char* kLapse =
       "DELETE FROM aec_queue WHERE key = ? AND (boot_id <> ? OR expires_ns <= ?)";
-  static constexpr const char* kRead =
-      "SELECT seq, execution_id, expires_ns FROM aec_queue WHERE key = ? ORDER BY seq";
-  AEC_ASSIGN_OR_RETURN(Stmt * lapse, db.prepare(kLapse));
-  lapse->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
-  AEC_RETURN_IF_ERROR(db.run(*lapse).status());
   AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kRead));
   st->bind(1, key);
   QueueView view;
+  bool lapsed = false;
   for (;;) {
     AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
     if (!row) {
       break;
     }
-    if (view.mine != 0) {
-      continue;  // read to the end so the statement resets
-    }
-    if (st->text(1) == execution_id) {
+    std::int64_t expires = st->int64(3);
+    if (st->text(2) != now.boot_id || expires <= now.boot_ns) {
+      lapsed = true;  // a dead waiter's place: skipped, and deleted below
+    } else if (view.mine == 0 && st->text(1) == execution_id) {
       view.mine = st->int64(0);
-      view.mine_expires_ns = st->int64(2);
-      continue;
+      view.mine_expires_ns = expires;
+    } else if (view.mine == 0) {
+      view.earliest_ahead_ns =
+          view.ahead == 0 ? expires : std::min(view.earliest_ahead_ns, expires);
+      ++view.ahead;
     }
-    std::int64_t expires = st->int64(2);
-    view.earliest_ahead_ns = view.ahead == 0 ? expires : std::min(view.earliest_ahead_ns, expires);
-    ++view.ahead;
+  }
+  if (lapsed) {
+    AEC_ASSIGN_OR_RETURN(Stmt * del, db.prepare(kLapse));
+    del->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
+    AEC_RETURN_IF_ERROR(db.run(*del).status());
   }
   return view;
 }

@@ -39,16 +39,22 @@ Result<KeyRow> read_key(Db& db, std::string_view key);
 // Writes the key row with `row`'s counter and version (creating it if new).
 Status write_key(Db& db, std::string_view key, const KeyRow& row);
 
-// Records every expired lease of `key` (another boot, or expiry passed) Lost and deletes it.
-// Returns how many were reaped.
+// The leases of `key` with their executions, oldest token first, split into the live ones
+// and the expired ones (another boot, or expiry passed) not yet reaped: one read.
+struct Leases {
+  std::vector<Holder> holders;                                 // live
+  std::int64_t earliest_expiry_ns = 0;                         // of the live ones
+  std::vector<std::pair<std::int64_t, std::int64_t>> expired;  // (token, exec_seq)
+};
+Result<Leases> read_leases(Db& db, std::string_view key, const Now& now);
+
+// Records the expired leases of `leases` Lost and deletes them. Returns how many.
+Result<int> reap(Db& db, std::string_view key, const Leases& leases, const Now& now);
+// read_leases() then reap(): every expired lease of `key`.
 Result<int> reap_key(Db& db, std::string_view key, const Now& now);
 
-// Live leases of `key` with their executions, oldest token first, and the earliest expiry.
-struct LiveLeases {
-  std::vector<Holder> holders;
-  std::int64_t earliest_expiry_ns = 0;
-};
-Result<LiveLeases> read_live(Db& db, std::string_view key, const Now& now);
+// Moves the key's version (the key row must exist).
+Status bump_version(Db& db, std::string_view key);
 
 // The newest Succeeded execution of `key`, if any.
 Result<std::optional<Execution>> last_succeeded(Db& db, std::string_view key);

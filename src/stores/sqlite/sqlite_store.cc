@@ -78,7 +78,8 @@ class SqliteStore final : public Store {
   Result<AcquireResult> acquire_in_txn(const AcquireRequest& req);
   // Sets result to Busy when the slots are taken or the queue holds the caller back, keeping the
   // caller's queue place when it asked to queue, or removing it when the caller is granted.
-  Status check_busy(const AcquireRequest& req, const Now& t, AcquireResult& result);
+  Status check_busy(const AcquireRequest& req, const Now& t, sqlite::Leases& live,
+                    AcquireResult& result);
   Result<KeyState> get_in_read(std::string_view key);
   Result<int> reap_all();
   // Deletes up to req.batch_size executions chosen by `select`; returns how many.
@@ -97,8 +98,8 @@ Result<AcquireResult> SqliteStore::acquire(const AcquireRequest& req) {
   return write([&] { return acquire_in_txn(req); });
 }
 
-Status SqliteStore::check_busy(const AcquireRequest& req, const Now& t, AcquireResult& result) {
-  AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, req.key, t));
+Status SqliteStore::check_busy(const AcquireRequest& req, const Now& t, sqlite::Leases& live,
+                               AcquireResult& result) {
   AEC_ASSIGN_OR_RETURN(sqlite::QueueView queue,
                        sqlite::read_queue(*db_, req.key, req.execution_id, t));
   int free = req.limit - static_cast<int>(live.holders.size());
@@ -127,7 +128,8 @@ Status SqliteStore::check_busy(const AcquireRequest& req, const Now& t, AcquireR
 Result<AcquireResult> SqliteStore::acquire_in_txn(const AcquireRequest& req) {
   Now t = now();
   AEC_ASSIGN_OR_RETURN(KeyRow key, sqlite::read_key(*db_, req.key));
-  AEC_ASSIGN_OR_RETURN(int reaped, sqlite::reap_key(*db_, req.key, t));
+  AEC_ASSIGN_OR_RETURN(sqlite::Leases leases, sqlite::read_leases(*db_, req.key, t));
+  AEC_ASSIGN_OR_RETURN(int reaped, sqlite::reap(*db_, req.key, leases, t));
   bool changed = reaped > 0;
   AcquireResult result{.outcome = AcquireOutcome::Granted};  // unless a check below says no
   if (req.once) {
@@ -142,7 +144,7 @@ Result<AcquireResult> SqliteStore::acquire_in_txn(const AcquireRequest& req) {
               .started_at = SysTime(std::chrono::milliseconds(t.wall_ms)),
               .labels = req.labels};
   if (!result.done_by) {
-    AEC_RETURN_IF_ERROR(check_busy(req, t, result));
+    AEC_RETURN_IF_ERROR(check_busy(req, t, leases, result));
   }
   if (result.outcome == AcquireOutcome::Granted) {
     e.token = std::max(key.last_token + 1, sqlite::epoch_floor(epoch_));
@@ -188,55 +190,49 @@ Result<LeaseOutcome> SqliteStore::renew(std::string_view key, std::int64_t token
 Result<LeaseOutcome> SqliteStore::release(std::string_view key, std::int64_t token,
                                           const Outcome& outcome) {
   AEC_RETURN_IF_ERROR(check_release_args(key, token, outcome));
-  static constexpr const char* kFind =
-      "SELECT exec_seq FROM aec_leases "
-      "WHERE key = ? AND token = ? AND boot_id = ? AND expires_ns > ?";
-  static constexpr const char* kDelete = "DELETE FROM aec_leases WHERE key = ? AND token = ?";
+  // One conditional DELETE frees the lease only while it is live under this boot, and returns
+  // its execution so the outcome is recorded in the same transaction.
+  static constexpr const char* kFree =
+      "DELETE FROM aec_leases WHERE key = ? AND token = ? AND boot_id = ? AND expires_ns > ? "
+      "RETURNING exec_seq";
   static constexpr const char* kStale =
       "SELECT seq FROM aec_executions WHERE key = ? AND token = ? AND status = 'running'";
   return write([&]() -> Result<LeaseOutcome> {
     Now t = now();
-    AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
-    AEC_ASSIGN_OR_RETURN(Stmt * find, db_->prepare(kFind));
-    find->bind(1, key).bind(2, token).bind(3, boot_id_).bind(4, t.boot_ns);
-    AEC_ASSIGN_OR_RETURN(bool live, db_->step(*find));
-    LeaseOutcome answer = LeaseOutcome::Lost;
-    std::int64_t seq = live ? find->int64(0) : 0;
+    AEC_ASSIGN_OR_RETURN(Stmt * free, db_->prepare(kFree));
+    free->bind(1, key).bind(2, token).bind(3, boot_id_).bind(4, t.boot_ns);
+    AEC_ASSIGN_OR_RETURN(bool live, db_->step(*free));
+    std::int64_t seq = live ? free->int64(0) : 0;
     if (live) {
-      sqlite3_reset(find->raw());
+      AEC_RETURN_IF_ERROR(db_->run(*free).status());  // finish the statement
       AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, outcome.status, outcome.exit_code,
                                                 outcome.reason, t.wall_ms)
                               .status());
-      AEC_ASSIGN_OR_RETURN(Stmt * del, db_->prepare(kDelete));
-      del->bind(1, key).bind(2, token);
-      AEC_RETURN_IF_ERROR(db_->run(*del).status());
-      answer = LeaseOutcome::Ok;
-    } else {
-      // Stale token: record its own execution Lost (if nobody has yet), reaping its expired
-      // lease row with it; no other lease is touched.
-      AEC_RETURN_IF_ERROR(sqlite::reap_key(*db_, key, t).status());
-      AEC_ASSIGN_OR_RETURN(Stmt * stale, db_->prepare(kStale));
-      stale->bind(1, key).bind(2, token);
-      AEC_ASSIGN_OR_RETURN(bool running, db_->step(*stale));
-      seq = running ? stale->int64(0) : 0;
-      if (running) {
-        sqlite3_reset(stale->raw());
-        AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, ExecutionStatus::Lost,
-                                                  outcome.exit_code, "lease expired", t.wall_ms)
-                                .status());
-      }
+      AEC_RETURN_IF_ERROR(sqlite::bump_version(*db_, key));
+      return LeaseOutcome::Ok;
     }
-    if (row.exists) {
-      ++row.version;
-      AEC_RETURN_IF_ERROR(sqlite::write_key(*db_, key, row));
+    // Stale token: record its own execution Lost (if nobody has yet), reaping its expired lease
+    // row with it; no other lease is touched.
+    AEC_RETURN_IF_ERROR(sqlite::reap_key(*db_, key, t).status());
+    AEC_ASSIGN_OR_RETURN(Stmt * stale, db_->prepare(kStale));
+    stale->bind(1, key).bind(2, token);
+    AEC_ASSIGN_OR_RETURN(bool running, db_->step(*stale));
+    seq = running ? stale->int64(0) : 0;
+    if (running) {
+      sqlite3_reset(stale->raw());
+      AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, ExecutionStatus::Lost, outcome.exit_code,
+                                                "lease expired", t.wall_ms)
+                              .status());
     }
-    return answer;
+    // bump_version is a no-op for a key never seen (no row): nothing changed then.
+    AEC_RETURN_IF_ERROR(sqlite::bump_version(*db_, key));
+    return LeaseOutcome::Lost;
   });
 }
 
 Result<KeyState> SqliteStore::get(std::string_view key) {
   AEC_RETURN_IF_ERROR(validate_key(key));
-  // A read, not a write: expired leases are left for the next write to reap, and read_live()
+  // A read, not a write: expired leases are left for the next write to reap, and read_leases()
   // already leaves them out, so `aec status` and `aec explain` change nothing.
   std::lock_guard lock(mu_);
   AEC_RETURN_IF_ERROR(db_->exec("BEGIN"));
@@ -255,7 +251,7 @@ Result<KeyState> SqliteStore::get_in_read(std::string_view key) {
   if (!row.exists) {
     return state;
   }
-  AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, key, t));
+  AEC_ASSIGN_OR_RETURN(sqlite::Leases live, sqlite::read_leases(*db_, key, t));
   AEC_ASSIGN_OR_RETURN(state.last_ended, sqlite::last_ended(*db_, key));
   state.holders = std::move(live.holders);
   state.last_token = row.last_token;
@@ -380,8 +376,8 @@ Result<ForceReleaseResult> SqliteStore::force_release(std::string_view key, std:
   return write([&]() -> Result<ForceReleaseResult> {
     Now t = now();
     AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
-    AEC_ASSIGN_OR_RETURN(int reaped, sqlite::reap_key(*db_, key, t));
-    AEC_ASSIGN_OR_RETURN(sqlite::LiveLeases live, sqlite::read_live(*db_, key, t));
+    AEC_ASSIGN_OR_RETURN(sqlite::Leases live, sqlite::read_leases(*db_, key, t));
+    AEC_ASSIGN_OR_RETURN(int reaped, sqlite::reap(*db_, key, live, t));
     std::vector<std::int64_t> seqs;
     AEC_ASSIGN_OR_RETURN(Stmt * st, db_->prepare(kLeases));
     st->bind(1, key).bind(2, boot_id_).bind(3, t.boot_ns);
