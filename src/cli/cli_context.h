@@ -40,6 +40,10 @@ void note(const Context& ctx, std::string_view message);
 // Parses "k=v" labels; InvalidArgument naming the bad one.
 Result<Labels> parse_labels(const std::vector<std::string>& pairs);
 
+// Opens the store for reading and prints the executions `filter` selects (list, history).
+// Returns the exit code.
+int print_list(const Context& ctx, const ListFilter& filter);
+
 // Parses execution status words; InvalidArgument naming the bad one and the valid ones.
 Result<std::vector<ExecutionStatus>> parse_statuses(const std::vector<std::string>& words);
 

@@ -4,8 +4,6 @@
 #include <aec/key.h>
 
 #include "cli/cli_context.h"
-#include "cli/exit_codes.h"
-#include "cli/output.h"
 #include "cli/verbs.h"
 
 namespace aec::cli {
@@ -21,16 +19,7 @@ VerbMain setup_history(CLI::App& app, const Invocation&) {
     if (Status s = validate_key(filter->key); !s.is_ok()) {
       return fail(*ctx, s);
     }
-    auto store = open_context_store_for_reading(*ctx);
-    if (!store) {
-      return fail(*ctx, store.error());
-    }
-    auto list = (*store)->list(*filter);
-    if (!list) {
-      return fail(*ctx, list.error());
-    }
-    print_executions(*list, ctx->json);
-    return kExitOk;
+    return print_list(*ctx, *filter);
   };
 }
 

@@ -24,17 +24,21 @@ VerbMain setup_list(CLI::App& app, const Invocation&) {
       return fail(*ctx, parsed.error());
     }
     filter->statuses = *parsed;
-    auto store = open_context_store_for_reading(*ctx);
-    if (!store) {
-      return fail(*ctx, store.error());
-    }
-    auto list = (*store)->list(*filter);
-    if (!list) {
-      return fail(*ctx, list.error());
-    }
-    print_executions(*list, ctx->json);
-    return kExitOk;
+    return print_list(*ctx, *filter);
   };
+}
+
+int print_list(const Context& ctx, const ListFilter& filter) {
+  auto store = open_context_store_for_reading(ctx);
+  if (!store) {
+    return fail(ctx, store.error());
+  }
+  auto list = (*store)->list(filter);
+  if (!list) {
+    return fail(ctx, list.error());
+  }
+  print_executions(*list, ctx.json);
+  return kExitOk;
 }
 
 }  // namespace aec::cli
