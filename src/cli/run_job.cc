@@ -176,6 +176,12 @@ class StopOnSignal {
     watcher_ = std::jthread([this](std::stop_token stop) { watch(stop); });
   }
   std::stop_token token() { return source_.get_token(); }
+  // Stops watching; once it returns, no signal is consumed here any more.
+  void stop() {
+    watcher_.request_stop();
+    watcher_.join();
+  }
+  // The signal that ended the wait, or 0.
   int signal() const { return signal_.load(); }
 
  private:
@@ -199,6 +205,26 @@ class StopOnSignal {
   std::atomic<int> signal_{0};
   std::jthread watcher_;  // last: starts after the members it uses
 };
+
+// The answer to a wait in line, and the signal that ended it (0 if none).
+struct InLine {
+  Result<AcquireResult> acquired;
+  int signal = 0;
+};
+
+// Acquires with the wait policy, announcing the wait and letting a signal end it.
+InLine acquire_in_line(const Context& ctx, Control& control, RunOptions options) {
+  options.on_waiting = [&](const AcquireResult& busy) {
+    std::string why = busy.holders.empty() ? "slots free, others first"
+                                           : fmt::format("{} holder(s)", busy.holders.size());
+    note(ctx, fmt::format("{} is busy ({}); waiting in line, {} ahead", options.key, why,
+                          busy.waiting_ahead));
+  };
+  StopOnSignal interrupt;
+  Result<AcquireResult> acquired = control.acquire(options, interrupt.token());
+  interrupt.stop();
+  return {std::move(acquired), interrupt.signal()};
+}
 
 int store_trouble(const Context& ctx, const RunPlan& plan, const Status& s,
                   const std::vector<std::string>& cmd, const Report& report) {
@@ -241,18 +267,17 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
   Control control(std::shared_ptr<Store>(std::move(*store)));
   Result<AcquireResult> acquired = Status(Code::Internal, "not acquired");
   if (plan.options.on_busy == OnBusy::Wait) {
-    plan.options.on_waiting = [&](const AcquireResult& busy) {
-      note(ctx, fmt::format("{} is busy ({}); waiting in line, {} ahead", plan.options.key,
-                            busy.holders.empty() ? "slots free, others first"
-                                                 : fmt::format("{} holder(s)", busy.holders.size()),
-                            busy.waiting_ahead));
-    };
-    StopOnSignal interrupt;
-    acquired = control.acquire(plan.options, interrupt.token());
-    if (!acquired && acquired.error().code() == Code::Cancelled) {
-      note(ctx,
-           fmt::format("stopped waiting for {}: signal {}", plan.options.key, interrupt.signal()));
-      return 128 + interrupt.signal();
+    auto [answer, signal] = acquire_in_line(ctx, control, plan.options);
+    acquired = std::move(answer);
+    if (signal != 0) {
+      note(ctx, fmt::format("stopped waiting for {}: signal {}", plan.options.key, signal));
+      if (acquired && acquired->outcome == AcquireOutcome::Granted) {
+        // The signal came as the lease was granted: honour it rather than run the command.
+        (void)control.release(acquired->lease,
+                              {.status = ExecutionStatus::Cancelled,
+                               .reason = fmt::format("signal {} before start", signal)});
+      }
+      return 128 + signal;
     }
   } else {
     acquired = control.acquire(plan.options);
