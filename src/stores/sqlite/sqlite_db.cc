@@ -63,8 +63,23 @@ int Db::on_busy(void* self, int count) {
   return 1;
 }
 
+void Db::enable_wal_policy() {
+  sqlite3_wal_hook(db_, &Db::on_wal_commit, this);
+}
+
+int Db::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
+  static_cast<Db*>(self)->wal_pages_ = pages;
+  if (pages >= kCheckpointPages) {
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
+}
+
 Db::~Db() {
   cache_.clear();  // finalize statements before closing
+  if (wal_pages_ > kCloseCheckpointPages) {
+    sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
   sqlite3_close_v2(db_);
 }
 

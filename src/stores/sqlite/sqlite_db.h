@@ -67,6 +67,13 @@ class Db {
   // Steps a statement to completion; returns the number of rows changed.
   Result<int> run(Stmt& stmt);
 
+  // Checkpoints (passively) once the WAL holds kCheckpointPages frames after a commit, as
+  // SQLite's auto-checkpoint would, and on close when it holds more than kCloseCheckpointPages,
+  // so the next connection's recovery read of the WAL stays short.
+  void enable_wal_policy();
+  static constexpr int kCheckpointPages = 4000;
+  static constexpr int kCloseCheckpointPages = 128;
+
   // Maps a SQLite result code to a Status with the store path and `what` in the message.
   Status error(int rc, std::string_view what) const;
 
@@ -77,12 +84,14 @@ class Db {
   Db(sqlite3* db, std::string path, int busy_timeout_ms)
       : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
   static int on_busy(void* self, int count);
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
 
   sqlite3* db_;
   std::string path_;
   int busy_timeout_ms_;
   std::chrono::steady_clock::time_point busy_since_{};  // when the current wait for a lock began
   std::minstd_rand jitter_{std::random_device{}()};
+  int wal_pages_ = 0;  // frames in the WAL after this connection's last commit
   std::map<const char*, std::unique_ptr<Stmt>> cache_;
 };
 

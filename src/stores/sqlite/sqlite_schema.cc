@@ -106,18 +106,17 @@ Result<bool> check_foreign(Db& db) {
 // Settings of this connection (none of them is stored in the file but the journal mode):
 // - synchronous=NORMAL: commits are durable against a crash of any process, and a power loss
 //   can drop only the last ones (the boot epoch below keeps tokens from repeating then);
-// - checkpoints every 4000 pages (16 MiB) instead of 1000, so fewer acquires pay the two
-//   fsyncs of a checkpoint, and the WAL is cut back to that size afterwards;
-// - the WAL is kept when the connection closes, without a checkpoint: a short-lived `aec run`
-//   does not delete it for the next one to create again, which costs fsyncs of the file and of
-//   the directory on every run.
+// - the WAL file is kept when the last connection closes, and checkpointed then only when it
+//   holds many frames (Db::enable_wal_policy): a short-lived `aec run` neither deletes the WAL
+//   for the next one to create again (fsyncs of the file and the directory) nor pays a
+//   checkpoint's fsyncs every time, while the next opener's recovery read of the WAL stays short.
 Status tune(Db& db) {
   AEC_RETURN_IF_ERROR(db.exec("PRAGMA synchronous=NORMAL"));
-  AEC_RETURN_IF_ERROR(db.exec("PRAGMA wal_autocheckpoint=4000"));
   AEC_RETURN_IF_ERROR(db.exec("PRAGMA journal_size_limit=16777216"));
   int persist = 1;
   sqlite3_file_control(db.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   sqlite3_db_config(db.raw(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  db.enable_wal_policy();
   return Status::ok();
 }
 
