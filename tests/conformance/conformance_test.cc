@@ -95,6 +95,16 @@ TEST_P(Conformance, RenewExtendsFromTheStoresNow) {
   EXPECT_EQ(try_acquire("k", "e3"), AcquireOutcome::Granted);
 }
 
+TEST_P(Conformance, AWallClockStepChangesNoLease) {
+  grant("k", "e1");
+  env_.clock->step_wall(2h);
+  EXPECT_EQ(try_acquire("k", "e2"), AcquireOutcome::Busy);
+  env_.clock->step_wall(-4h);
+  EXPECT_EQ(try_acquire("k", "e3"), AcquireOutcome::Busy);
+  env_.clock->advance(10s);
+  EXPECT_EQ(try_acquire("k", "e4"), AcquireOutcome::Granted);
+}
+
 TEST_P(Conformance, RenewAfterReleaseIsLost) {
   Lease l = grant("k", "e1");
   EXPECT_EQ(release(l), LeaseOutcome::Ok);
