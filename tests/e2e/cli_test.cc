@@ -534,7 +534,7 @@ TEST_F(CliTest, ReleaseWithoutForceIsAUsageErrorAndChangesNothing) {
 }
 
 TEST_F(CliTest, ForcedReleaseCancelsTheHolderWhichExits79) {
-  Holder h(dir_, store_, "k", {"--ttl", "1s"});
+  Holder h(dir_, store_, "k", {"--ttl", "1s", "--termination-message", path("tm.json")});
   ASSERT_TRUE(h.started());
   Output o = aec({"release", "k", "--force", "--reason", "stuck"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
@@ -548,6 +548,11 @@ TEST_F(CliTest, ForcedReleaseCancelsTheHolderWhichExits79) {
   EXPECT_EQ(h.exit_within(milliseconds(2000)), 79) << h.log();
   EXPECT_NE(kill(h.command_pid(), 0), 0) << "the command outlived its lease";
   EXPECT_EQ(history("k")[0]["status"], "cancelled");
+  // The holder's own account of the loss.
+  Json tm = Json::parse(read_file(path("tm.json")), nullptr, /*allow_exceptions=*/false);
+  EXPECT_EQ(tm["status"], "lost") << tm.dump();
+  EXPECT_EQ(tm["execution_id"], h.id()) << tm.dump();
+  EXPECT_EQ(tm["token"], h.token()) << tm.dump();
 }
 
 TEST_F(CliTest, CleanupDeletesEndedExecutionsButKeepsARunningOne) {
