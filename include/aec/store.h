@@ -41,7 +41,8 @@ struct AcquireRequest {
 
 enum class AcquireOutcome {
   Granted,  // the caller holds a new lease
-  Busy,     // `limit` live leases exist; nothing granted
+  Busy,     // no slot for this caller: `limit` live leases exist, or callers ahead in the
+            // queue are owed the free ones; nothing granted
   Done,     // once: the key already has a Succeeded execution; nothing granted
 };
 
