@@ -122,18 +122,7 @@ pid_t spawn_gated(const std::vector<std::string>& args, const Env& env, const st
   dup2(devnull, 0);
   dup2(out, 1);
   dup2(out, 2);
-  for (const auto& [k, v] : env) {
-    setenv(k.c_str(), v.c_str(), 1);
-  }
-  std::string bin = aec_binary();
-  std::vector<char*> argv{bin.data()};
-  std::vector<std::string> copy = args;
-  for (std::string& a : copy) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  execv(bin.c_str(), argv.data());
-  _exit(127);
+  exec_aec(args, env);
 }
 
 // Starts n runners, argv from `args_for(i)`, released together by one gate. The store does not

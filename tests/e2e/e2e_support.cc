@@ -13,22 +13,6 @@
 namespace aec::e2e {
 namespace {
 
-[[noreturn]] void exec_child(const std::vector<std::string>& args, const Env& env) {
-  for (const auto& [k, v] : env) {
-    setenv(k.c_str(), v.c_str(), 1);
-  }
-  std::vector<char*> argv;
-  std::string bin = aec_binary();
-  argv.push_back(bin.data());
-  std::vector<std::string> copy = args;
-  for (std::string& a : copy) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  execv(bin.c_str(), argv.data());
-  _exit(127);
-}
-
 int decode(int status) {
   if (WIFEXITED(status)) {
     return WEXITSTATUS(status);
@@ -42,6 +26,21 @@ std::string aec_binary() {
   return AEC_BINARY;
 }
 
+void exec_aec(const std::vector<std::string>& args, const Env& env) {
+  for (const auto& [k, v] : env) {
+    setenv(k.c_str(), v.c_str(), 1);
+  }
+  std::string bin = aec_binary();
+  std::vector<char*> argv{bin.data()};
+  std::vector<std::string> copy = args;
+  for (std::string& a : copy) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  execv(bin.c_str(), argv.data());
+  _exit(127);
+}
+
 Output run_aec(const std::vector<std::string>& args, const Env& env) {
   char out_path[] = "/tmp/aec-e2e-out-XXXXXX";
   char err_path[] = "/tmp/aec-e2e-err-XXXXXX";
@@ -53,7 +52,7 @@ Output run_aec(const std::vector<std::string>& args, const Env& env) {
     dup2(devnull, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
-    exec_child(args, env);
+    exec_aec(args, env);
   }
   close(out_fd);
   close(err_fd);
@@ -74,7 +73,7 @@ pid_t spawn_aec(const std::vector<std::string>& args, const Env& env, const std:
     dup2(devnull, 0);
     dup2(log, 1);
     dup2(log, 2);
-    exec_child(args, env);
+    exec_aec(args, env);
   }
   return pid;
 }

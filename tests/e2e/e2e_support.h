@@ -22,6 +22,9 @@ struct Output {
 // The aec binary under test (set by CMake).
 std::string aec_binary();
 
+// In a forked child: sets `env` and execs `aec ARGS...`; _exit(127) if exec fails.
+[[noreturn]] void exec_aec(const std::vector<std::string>& args, const Env& env);
+
 // Runs `aec ARGS...` to completion with `env` added to the environment and stdin from /dev/null.
 Output run_aec(const std::vector<std::string>& args, const Env& env = {});
 
