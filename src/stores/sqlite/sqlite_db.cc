@@ -154,6 +154,7 @@ Result<int> Db::run(Stmt& stmt) {
 }
 
 Status Db::error(int rc, std::string_view what) const {
+  last_busy_ = (rc & 0xFF) == SQLITE_BUSY;
   std::string detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
   switch (rc & 0xFF) {
     case SQLITE_BUSY:
@@ -192,8 +193,8 @@ WriteTxn::~WriteTxn() {
   }
 }
 
-Status WriteTxn::begin() {
-  Status s = db_.exec("BEGIN IMMEDIATE");
+Status WriteTxn::begin(bool immediate) {
+  Status s = db_.exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   open_ = s.is_ok();
   return s;
 }

@@ -74,6 +74,9 @@ class Db {
   static constexpr int kCheckpointPages = 4000;
   static constexpr int kCloseCheckpointPages = 128;
 
+  // True when the last error this connection reported was SQLITE_BUSY (a lock held elsewhere).
+  bool busy() const { return last_busy_; }
+
   // Maps a SQLite result code to a Status with the store path and `what` in the message.
   Status error(int rc, std::string_view what) const;
 
@@ -91,7 +94,9 @@ class Db {
   int busy_timeout_ms_;
   std::chrono::steady_clock::time_point busy_since_{};  // when the current wait for a lock began
   std::minstd_rand jitter_{std::random_device{}()};
-  int wal_pages_ = 0;  // frames in the WAL after this connection's last commit
+  int wal_pages_ = 0;
+  mutable bool last_busy_ =
+      false;  // set by error()  // frames in the WAL after this connection's last commit
   std::map<const char*, std::unique_ptr<Stmt>> cache_;
 };
 
@@ -99,11 +104,15 @@ class Db {
 // IMMEDIATE takes the write lock up front, so two processes never both read a key's state
 // and then both decide to grant it: the second waits (busy_timeout) and then reads the first's
 // committed grant.
+//
+// A deferred transaction (begin(false)) takes no lock until its first write, so one that only
+// reads costs other writers nothing; when its first write finds another writer ahead of it, the
+// caller gets an error for which Db::busy() is true and retries with an immediate one.
 class WriteTxn {
  public:
   explicit WriteTxn(Db& db) : db_(db) {}
   ~WriteTxn();
-  Status begin();
+  Status begin(bool immediate = true);
   Status commit();
 
  private:

@@ -65,8 +65,27 @@ class SqliteStore final : public Store {
   template <typename F>
   auto write(F body) -> decltype(body()) {
     std::lock_guard lock(mu_);
+    return write_locked(body, /*immediate=*/true);
+  }
+
+  // As write(), but first in a deferred transaction that takes the writer lock only if `body`
+  // writes: a waiter asking again for a key that is still busy changes nothing and should not
+  // hold up the writers. If the deferred transaction cannot write (another process wrote first),
+  // it is rolled back and `body` runs again in an immediate one.
+  template <typename F>
+  auto write_optimistic(F body) -> decltype(body()) {
+    std::lock_guard lock(mu_);
+    auto result = write_locked(body, /*immediate=*/false);
+    if (!result.has_value() && db_->busy()) {
+      result = write_locked(body, /*immediate=*/true);
+    }
+    return result;
+  }
+
+  template <typename F>
+  auto write_locked(F& body, bool immediate) -> decltype(body()) {
     WriteTxn txn(*db_);
-    AEC_RETURN_IF_ERROR(txn.begin());
+    AEC_RETURN_IF_ERROR(txn.begin(immediate));
     auto result = body();
     if (result.has_value()) {
       AEC_RETURN_IF_ERROR(txn.commit());
@@ -95,6 +114,11 @@ class SqliteStore final : public Store {
 
 Result<AcquireResult> SqliteStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  // Waiters ask again on every change; most of the time the answer is still Busy and nothing is
+  // written, so their tries take no lock. Every other caller means to write: lock up front.
+  if (req.queue) {
+    return write_optimistic([&] { return acquire_in_txn(req); });
+  }
   return write([&] { return acquire_in_txn(req); });
 }
 
