@@ -64,6 +64,25 @@ class Db {
 
   // Steps `stmt`: true when a row is ready, false when done. Resets on done or error.
   Result<bool> step(Stmt& stmt);
+  // Steps `stmt` to its end, calling row(stmt) -> Status for each row; stops at the first
+  // error, leaving the statement reset.
+  template <typename F>
+  Status for_each_row(Stmt& stmt, F row) {
+    for (;;) {
+      Result<bool> more = step(stmt);
+      if (!more) {
+        return more.error();
+      }
+      if (!*more) {
+        return Status::ok();
+      }
+      if (Status s = row(stmt); !s.is_ok()) {
+        sqlite3_reset(stmt.raw());
+        return s;
+      }
+    }
+  }
+
   // Steps a statement to completion; returns the number of rows changed.
   Result<int> run(Stmt& stmt);
 

@@ -79,26 +79,20 @@ Result<Leases> read_leases(Db& db, std::string_view key, const Now& now) {
   AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql.c_str()));
   st->bind(1, key);
   Leases leases;
-  for (;;) {
-    AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
-    if (!row) {
-      break;
+  AEC_RETURN_IF_ERROR(db.for_each_row(*st, [&](Stmt& row) {
+    std::int64_t expires = row.int64(3);
+    if (row.text(2) != now.boot_id || expires <= now.boot_ns) {
+      leases.expired.emplace_back(row.int64(0), row.int64(1));
+      return Status::ok();
     }
-    std::int64_t expires = st->int64(3);
-    if (st->text(2) != now.boot_id || expires <= now.boot_ns) {
-      leases.expired.emplace_back(st->int64(0), st->int64(1));
-      continue;
-    }
-    auto e = read_execution(*st, 4);
-    if (!e) {
-      sqlite3_reset(st->raw());
-      return e.error();
-    }
+    AEC_ASSIGN_OR_RETURN(Execution e, read_execution(row, 4));
     auto left = std::chrono::nanoseconds(expires - now.boot_ns);
-    leases.holders.push_back({std::move(*e), std::chrono::ceil<milliseconds>(left)});
+    leases.holders.push_back({std::move(e), std::chrono::ceil<milliseconds>(left)});
+    leases.live_seqs.push_back(row.int64(1));
     leases.earliest_expiry_ns =
         leases.holders.size() == 1 ? expires : std::min(leases.earliest_expiry_ns, expires);
-  }
+    return Status::ok();
+  }));
   return leases;
 }
 
@@ -170,23 +164,20 @@ Result<QueueView> read_queue(Db& db, std::string_view key, std::string_view exec
   st->bind(1, key);
   QueueView view;
   bool lapsed = false;
-  for (;;) {
-    AEC_ASSIGN_OR_RETURN(bool row, db.step(*st));
-    if (!row) {
-      break;
-    }
-    std::int64_t expires = st->int64(3);
-    if (st->text(2) != now.boot_id || expires <= now.boot_ns) {
+  AEC_RETURN_IF_ERROR(db.for_each_row(*st, [&](Stmt& row) {
+    std::int64_t expires = row.int64(3);
+    if (row.text(2) != now.boot_id || expires <= now.boot_ns) {
       lapsed = true;  // a dead waiter's place: skipped, and deleted below
-    } else if (view.mine == 0 && st->text(1) == execution_id) {
-      view.mine = st->int64(0);
+    } else if (view.mine == 0 && row.text(1) == execution_id) {
+      view.mine = row.int64(0);
       view.mine_expires_ns = expires;
     } else if (view.mine == 0) {
       view.earliest_ahead_ns =
           view.ahead == 0 ? expires : std::min(view.earliest_ahead_ns, expires);
       ++view.ahead;
     }
-  }
+    return Status::ok();
+  }));
   if (lapsed) {
     AEC_ASSIGN_OR_RETURN(Stmt * del, db.prepare(kLapse));
     del->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);

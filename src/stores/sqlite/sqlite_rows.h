@@ -42,8 +42,9 @@ Status write_key(Db& db, std::string_view key, const KeyRow& row);
 // The leases of `key` with their executions, oldest token first, split into the live ones
 // and the expired ones (another boot, or expiry passed) not yet reaped: one read.
 struct Leases {
-  std::vector<Holder> holders;                                 // live
-  std::int64_t earliest_expiry_ns = 0;                         // of the live ones
+  std::vector<Holder> holders;          // live
+  std::vector<std::int64_t> live_seqs;  // their executions' sequence numbers, same order
+  std::int64_t earliest_expiry_ns = 0;  // of the live ones
   std::vector<std::pair<std::int64_t, std::int64_t>> expired;  // (token, exec_seq)
 };
 Result<Leases> read_leases(Db& db, std::string_view key, const Now& now);

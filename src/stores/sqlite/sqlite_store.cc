@@ -291,13 +291,10 @@ Result<int> SqliteStore::reap_all() {
     std::vector<std::string> keys;
     AEC_ASSIGN_OR_RETURN(Stmt * st, db_->prepare(kExpiredKeys));
     st->bind(1, boot_id_).bind(2, t.boot_ns);
-    for (;;) {
-      AEC_ASSIGN_OR_RETURN(bool row, db_->step(*st));
-      if (!row) {
-        break;
-      }
-      keys.push_back(st->text(0));
-    }
+    AEC_RETURN_IF_ERROR(db_->for_each_row(*st, [&](Stmt& row) {
+      keys.push_back(row.text(0));
+      return Status::ok();
+    }));
     static constexpr const char* kLapsedPlaces =
         "DELETE FROM aec_queue WHERE boot_id <> ? OR expires_ns <= ?";
     AEC_ASSIGN_OR_RETURN(Stmt * lapsed, db_->prepare(kLapsedPlaces));
@@ -353,14 +350,11 @@ Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
   st->bind(3, static_cast<std::int64_t>(std::min<std::size_t>(filter.limit, INT64_MAX)));
   st->bind(4, boot_id_).bind(5, t.boot_ns);
   std::vector<Execution> out;
-  for (;;) {
-    AEC_ASSIGN_OR_RETURN(bool row, db_->step(*st));
-    if (!row) {
-      break;
-    }
-    AEC_ASSIGN_OR_RETURN(Execution e, sqlite::read_execution(*st, 0));
+  AEC_RETURN_IF_ERROR(db_->for_each_row(*st, [&](Stmt& row) {
+    AEC_ASSIGN_OR_RETURN(Execution e, sqlite::read_execution(row, 0));
     out.push_back(std::move(e));
-  }
+    return Status::ok();
+  }));
   return out;
 }
 
@@ -394,26 +388,14 @@ Result<std::int64_t> SqliteStore::wait(std::string_view key, std::int64_t versio
 Result<ForceReleaseResult> SqliteStore::force_release(std::string_view key, std::string_view reason,
                                                       const Owner& by) {
   AEC_RETURN_IF_ERROR(validate_key(key));
-  static constexpr const char* kLeases =
-      "SELECT exec_seq FROM aec_leases WHERE key = ? AND boot_id = ? AND expires_ns > ?";
   static constexpr const char* kDelete = "DELETE FROM aec_leases WHERE key = ?";
   return write([&]() -> Result<ForceReleaseResult> {
     Now t = now();
     AEC_ASSIGN_OR_RETURN(KeyRow row, sqlite::read_key(*db_, key));
     AEC_ASSIGN_OR_RETURN(sqlite::Leases live, sqlite::read_leases(*db_, key, t));
     AEC_ASSIGN_OR_RETURN(int reaped, sqlite::reap(*db_, key, live, t));
-    std::vector<std::int64_t> seqs;
-    AEC_ASSIGN_OR_RETURN(Stmt * st, db_->prepare(kLeases));
-    st->bind(1, key).bind(2, boot_id_).bind(3, t.boot_ns);
-    for (;;) {
-      AEC_ASSIGN_OR_RETURN(bool more, db_->step(*st));
-      if (!more) {
-        break;
-      }
-      seqs.push_back(st->int64(0));
-    }
     std::string why = forced_reason(reason, by);
-    for (std::int64_t seq : seqs) {
+    for (std::int64_t seq : live.live_seqs) {
       AEC_RETURN_IF_ERROR(
           sqlite::end_execution(*db_, seq, ExecutionStatus::Cancelled, std::nullopt, why, t.wall_ms)
               .status());
@@ -428,7 +410,7 @@ Result<ForceReleaseResult> SqliteStore::force_release(std::string_view key, std:
       h.execution.ended_at = SysTime(std::chrono::milliseconds(t.wall_ms));
       result.released.push_back(std::move(h.execution));
     }
-    if (row.exists && (reaped > 0 || !seqs.empty())) {
+    if (row.exists && (reaped > 0 || !live.live_seqs.empty())) {
       ++row.version;
       AEC_RETURN_IF_ERROR(sqlite::write_key(*db_, key, row));
     }
@@ -490,14 +472,11 @@ Result<int> SqliteStore::purge_batch(const std::string& select, std::int64_t cut
   st->bind(1, cutoff).bind(2, static_cast<std::int64_t>(req.batch_size));
   std::set<std::string> keys;
   std::vector<std::int64_t> seqs;
-  for (;;) {
-    AEC_ASSIGN_OR_RETURN(bool row, db_->step(*st));
-    if (!row) {
-      break;
-    }
-    seqs.push_back(st->int64(0));
-    keys.insert(st->text(1));
-  }
+  AEC_RETURN_IF_ERROR(db_->for_each_row(*st, [&](Stmt& row) {
+    seqs.push_back(row.int64(0));
+    keys.insert(row.text(1));
+    return Status::ok();
+  }));
   for (std::int64_t seq : seqs) {
     AEC_ASSIGN_OR_RETURN(Stmt * del, db_->prepare(kDelete));
     del->bind(1, seq);
