@@ -60,4 +60,16 @@ struct Execution {
 // "20261123T180401Z-3f9a1c2b7d4e8a61". Thread-safe.
 std::string new_execution_id();
 
+// Retry attempts. An execution retried by a scheduler runs as attempts whose ids are the
+// execution's id plus "-" and a 5-character suffix of lowercase letters and digits, the way
+// Kubernetes names a Job's pods: "job-7-abcde" and "job-7-fghij" are attempts of "job-7".
+//
+// The execution `id` belongs to: `id` without such a suffix, or `id` itself when it has none (or
+// when nothing would be left before it). The view points into `id`. Note that any id ending in a
+// dash and five lowercase letters or digits reads as an attempt ("run-12345" of "run").
+std::string_view execution_base(std::string_view id);
+// True when `a` and `b` are attempts of one execution: their whole bases are equal. Never a
+// prefix match: "job-1" and "job-12-abcde" are different executions.
+bool same_execution(std::string_view a, std::string_view b);
+
 }  // namespace aec

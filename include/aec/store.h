@@ -35,6 +35,13 @@ struct AcquireRequest {
   // waiter's place lapses), and leave_queue() gives it up. A grant removes the caller's place.
   bool queue = false;
   milliseconds queue_ttl{3'000};
+  // With queue: a store that can hold a caller in line on a server (the http store, through
+  // aecd) may keep a Busy call open up to `park`, answering Granted as soon as the caller's turn
+  // comes, so a waiter never polls; the answer is Busy only when `park` passes. Stores without a
+  // server ignore it and answer at once. A parked call ends early when `stop` is requested
+  // (Cancelled; the caller's place is given up).
+  milliseconds park{0};
+  std::stop_token stop;
   Owner owner;
   Labels labels;
 };
@@ -59,6 +66,9 @@ struct AcquireResult {
   // place ahead of it) would lapse if not renewed (store clock, from now). A waiter must retry by
   // then even if it sees no change, because expiry is not a write.
   milliseconds retry_in{0};
+  // Busy: the store held the call in line for AcquireRequest::park; ask again at once (no wait
+  // needed, the store watched the key meanwhile).
+  bool parked = false;
 };
 
 enum class LeaseOutcome {
@@ -78,6 +88,7 @@ struct ListFilter {
   std::string prefix;                     // key prefix; empty for any
   std::vector<ExecutionStatus> statuses;  // empty for any
   std::size_t limit = 100;                // newest first, at most this many
+  std::size_t offset = 0;                 // skip this many matches first (pagination)
 };
 
 struct PurgeRequest {

@@ -74,6 +74,10 @@ void print_key_state(const KeyState& s, bool json) {
     fmt::print("  - execution {} token {} on {} pid {} since {}, expires in {}\n", e.id, e.token,
                e.owner.host, e.owner.pid, format_time(e.started_at), format_duration(h.expires_in));
   }
+  fmt::print("queue:      {}\n", s.queue.size());
+  for (std::size_t i = 0; i < s.queue.size(); ++i) {
+    fmt::print("  {}. execution {}\n", i + 1, s.queue[i]);
+  }
   fmt::print("last token: {}\n", s.last_token);
   if (s.last_ended) {
     const Execution& e = *s.last_ended;

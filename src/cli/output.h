@@ -12,7 +12,7 @@ namespace aec::cli {
 // One row per execution: KEY STATUS EXECUTION TOKEN HOST PID STARTED ENDED EXIT REASON.
 void print_executions(const std::vector<Execution>& executions, bool json);
 
-// A key's holders, last token, last outcome.
+// A key's holders, the callers waiting in line, last token, last outcome.
 void print_key_state(const KeyState& state, bool json);
 
 }  // namespace aec::cli

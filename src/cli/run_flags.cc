@@ -13,6 +13,9 @@ namespace aec::cli {
 void add_run_flags(CLI::App& app, RunFlags& f) {
   app.add_option("-k,--key", f.key,
                  "What to protect, e.g. TEAM/JOB (required; UTF-8, <= 512 bytes)");
+  app.add_option("--team", f.team,
+                 "The team owning the job: --team TEAM --job NAME is --key TEAM/NAME");
+  app.add_option("--job", f.job, "The job's name, with --team");
   app.add_option("--ttl", f.ttl, "Lease duration, renewed every ttl/3 while the command runs")
       ->capture_default_str();
   app.add_option("--limit", f.limit, "How many may hold KEY at once")->capture_default_str();
@@ -58,15 +61,39 @@ Result<std::pair<OnBusy, std::optional<milliseconds>>> parse_on_busy(const std::
       fmt::format("bad --on-busy '{}': use skip, fail, wait or wait=TIMEOUT (e.g. wait=5m)", text));
 }
 
-}  // namespace
-
-Result<RunPlan> plan_run(const RunFlags& f) {
+// The key from --key, or from --team and --job.
+Result<std::string> key_of(const RunFlags& f) {
+  bool team_job = f.team || f.job;
+  if (team_job && !f.key.empty()) {
+    return invalid_argument(
+        "--key and --team/--job are alternatives: give --key TEAM/NAME or --team TEAM --job NAME, "
+        "not both");
+  }
+  if (team_job && !(f.team && f.job)) {
+    return invalid_argument(fmt::format("{} needs {} too: --team TEAM --job NAME",
+                                        f.team ? "--team" : "--job", f.team ? "--job" : "--team"));
+  }
+  if (team_job) {
+    Result<std::string> key = team_job_key(*f.team, *f.job);
+    if (!key) {
+      return invalid_argument("bad --team/--job: " + key.error().message());
+    }
+    return key;
+  }
   if (f.key.empty()) {
-    return invalid_argument("--key is required: name what to protect, e.g. --key etl/daily");
+    return invalid_argument(
+        "--key is required: name what to protect, e.g. --key etl/daily (or --team T --job J)");
   }
   if (Status s = validate_key(f.key); !s.is_ok()) {
     return invalid_argument("bad --key: " + s.message());
   }
+  return f.key;
+}
+
+}  // namespace
+
+Result<RunPlan> plan_run(const RunFlags& f) {
+  AEC_ASSIGN_OR_RETURN(std::string key, key_of(f));
   RunPlan plan;
   AEC_ASSIGN_OR_RETURN(plan.options.ttl, parse_duration(f.ttl));
   if (plan.options.ttl < milliseconds(100)) {
@@ -85,7 +112,7 @@ Result<RunPlan> plan_run(const RunFlags& f) {
   AEC_ASSIGN_OR_RETURN(auto busy, parse_on_busy(f.on_busy));
   AEC_ASSIGN_OR_RETURN(plan.options.labels, parse_labels(f.labels));
   AEC_ASSIGN_OR_RETURN(milliseconds grace, parse_duration(f.kill_grace));
-  plan.options.key = f.key;
+  plan.options.key = std::move(key);
   plan.options.limit = f.limit;
   plan.options.once = f.once;
   plan.options.execution_id = f.execution_id;

@@ -17,6 +17,10 @@ enum class OnStoreError { Fail, Proceed };
 // The flags as typed.
 struct RunFlags {
   std::string key;
+  // --team TEAM --job NAME: the Versatile Data Kit's way to name a job, shorthand for
+  // --key TEAM/NAME. Both or neither, and never with --key; set when given, even empty.
+  std::optional<std::string> team;
+  std::optional<std::string> job;
   std::string ttl = "30s";
   int limit = 1;
   bool once = false;
@@ -40,7 +44,8 @@ struct RunPlan {
 
 void add_run_flags(CLI::App& app, RunFlags& flags);
 
-// Checks every flag; InvalidArgument names the first bad one.
+// Checks every flag; InvalidArgument names the first bad one. The key comes from --key or from
+// --team and --job (see team_job_key()).
 Result<RunPlan> plan_run(const RunFlags& flags);
 
 }  // namespace aec::cli

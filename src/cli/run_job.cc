@@ -1,7 +1,9 @@
 #include "cli/run_job.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -47,6 +49,7 @@ void write_report(const Context& ctx, const RunPlan& plan, const Report& r) {
       {"started_at", format_time(r.started_at)},
       {"ended_at", format_time(std::chrono::system_clock::now())},
       {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
+      {"vdk_status", runner::vdk_status(r.status, r.exit_code)},
   };
   Status s = runner::write_termination_message(plan.termination_message, j.dump());
   if (!s.is_ok()) {
@@ -61,7 +64,7 @@ int spawn_error_code(const Status& s) {
   return s.code() == Code::PermissionDenied ? kExitCannotExecute : exit_code_for(s.code());
 }
 
-// Runs the command with no lease at all (AEC_RUN_ENABLED=false, or the store is down and the
+// Runs the command with no lease at all (the check is bypassed, or the store is down and the
 // user chose --on-store-error proceed).
 int run_unprotected(const Context& ctx, const RunPlan& plan, const std::vector<std::string>& cmd,
                     Report report) {
@@ -176,6 +179,8 @@ class StopOnSignal {
     watcher_ = std::jthread([this](std::stop_token stop) { watch(stop); });
   }
   std::stop_token token() { return source_.get_token(); }
+  // Ends the wait as a signal would, but with signal() still 0.
+  void cancel() { source_.request_stop(); }
   // Stops watching; once it returns, no signal is consumed here any more.
   void stop() {
     watcher_.request_stop();
@@ -206,47 +211,131 @@ class StopOnSignal {
   std::jthread watcher_;  // last: starts after the members it uses
 };
 
+// Called with the first Busy answer of a wait in line, as the caller takes its place; returns
+// false to leave the line at once.
+using OnFirstBusy = std::function<bool(const AcquireResult& busy)>;
+
 // The answer to a wait in line, and the signal that ended it (0 if none).
 struct InLine {
   Result<AcquireResult> acquired;
   int signal = 0;
+  bool left = false;  // OnFirstBusy said to leave (the answer is then Cancelled)
 };
 
-// Acquires with the wait policy, announcing the wait and letting a signal end it.
-InLine acquire_in_line(const Context& ctx, Control& control, RunOptions options) {
-  options.on_waiting = [&](const AcquireResult& busy) {
-    std::string why = busy.holders.empty() ? "slots free, others first"
-                                           : fmt::format("{} holder(s)", busy.holders.size());
-    note(ctx, fmt::format("{} is busy ({}); waiting in line, {} ahead", options.key, why,
-                          busy.waiting_ahead));
-  };
+// Acquires with the wait policy, letting a signal end the wait.
+InLine acquire_in_line(Control& control, RunOptions options, const OnFirstBusy& on_first_busy) {
   StopOnSignal interrupt;
+  bool left = false;
+  options.on_waiting = [&](const AcquireResult& busy) {
+    if (!on_first_busy(busy)) {
+      left = true;
+      interrupt.cancel();
+    }
+  };
   Result<AcquireResult> acquired = control.acquire(options, interrupt.token());
   interrupt.stop();
-  return {std::move(acquired), interrupt.signal()};
+  return {std::move(acquired), interrupt.signal(), left};
+}
+
+OnFirstBusy announce_wait(const Context& ctx, const std::string& key) {
+  return [&ctx, &key](const AcquireResult& busy) {
+    std::string why = busy.holders.empty() ? "slots free, others first"
+                                           : fmt::format("{} holder(s)", busy.holders.size());
+    note(ctx,
+         fmt::format("{} is busy ({}); waiting in line, {} ahead", key, why, busy.waiting_ahead));
+    return true;
+  };
+}
+
+bool all_attempts_of(const std::vector<Holder>& holders, std::string_view execution_id) {
+  return std::all_of(holders.begin(), holders.end(),
+                     [&](const Holder& h) { return same_execution(h.execution.id, execution_id); });
+}
+
+// Stays in line only while the holders are still earlier attempts of this execution.
+OnFirstBusy announce_retry(const Context& ctx, const RunOptions& options) {
+  return [&ctx, &options](const AcquireResult& busy) {
+    if (!all_attempts_of(busy.holders, options.execution_id)) {
+      return false;
+    }
+    std::string held_by =
+        busy.holders.empty() ? "its waiters" : "execution " + busy.holders.front().execution.id;
+    note(ctx, fmt::format("{} is held by {}, an earlier attempt of this run ({}); waiting for it "
+                          "to end, then running",
+                          options.key, held_by, execution_base(options.execution_id)));
+    return true;
+  };
+}
+
+// The answer to the acquire, and the signal that ended a wait in line (0 if none).
+struct Acquired {
+  Result<AcquireResult> result;
+  int signal = 0;
+};
+
+// Acquires per the plan's policy; but when the key is held by an earlier attempt of this very
+// execution (a retry started while the previous attempt still holds its lease), waits in line
+// for it whatever the policy, since skipping would skip the run altogether. The state is read
+// first so that no Skipped execution is recorded for a retry that then waits; if another
+// execution holds the key by the time the wait begins, the policy applies after all.
+Acquired acquire_per_plan(const Context& ctx, Control& control, const RunPlan& plan) {
+  const RunOptions& options = plan.options;
+  if (options.on_busy == OnBusy::Wait) {
+    InLine in_line = acquire_in_line(control, options, announce_wait(ctx, options.key));
+    return {std::move(in_line.acquired), in_line.signal};
+  }
+  Result<KeyState> state = control.store().get(options.key);
+  if (state && held_by_earlier_attempt(*state, options.execution_id)) {
+    RunOptions wait = options;
+    wait.on_busy = OnBusy::Wait;
+    wait.wait_timeout.reset();
+    InLine in_line = acquire_in_line(control, wait, announce_retry(ctx, options));
+    if (!in_line.left) {
+      return {std::move(in_line.acquired), in_line.signal};
+    }
+  }
+  return {control.acquire(options), 0};
 }
 
 int store_trouble(const Context& ctx, const RunPlan& plan, const Status& s,
-                  const std::vector<std::string>& cmd, const Report& report) {
+                  const std::vector<std::string>& cmd, Report report) {
   if (plan.on_store_error == OnStoreError::Proceed && s.code() != Code::InvalidArgument) {
     fmt::print(stderr,
                "aec {}: warning: {}; --on-store-error proceed: running the command without a "
                "lease\n",
                ctx.verb, s.message());
-    return run_unprotected(ctx, plan, cmd, report);
+    return run_unprotected(ctx, plan, cmd, std::move(report));
+  }
+  if (s.code() != Code::InvalidArgument) {  // bad usage leaves no message, as before a plan
+    report.status = "error";
+    report.reason = s.message();
+    write_report(ctx, plan, report);
   }
   return fail(ctx, s);
 }
 
 }  // namespace
 
-bool run_disabled() {
-  const char* v = std::getenv("AEC_RUN_ENABLED");
-  if (v == nullptr) {
+bool held_by_earlier_attempt(const KeyState& state, std::string_view execution_id) {
+  if (state.holders.empty() || !all_attempts_of(state.holders, execution_id)) {
     return false;
   }
-  std::string s(v);
-  return s == "false" || s == "0" || s == "no" || s == "off" || s == "FALSE" || s == "False";
+  return std::all_of(state.queue.begin(), state.queue.end(),
+                     [&](const std::string& id) { return same_execution(id, execution_id); });
+}
+
+std::string check_bypassed_by() {
+  for (const char* name : {"AEC_RUN_ENABLED", "VDK_EXECUTION_SKIP_CHECKER_ENABLED"}) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) {
+      continue;
+    }
+    std::string s(v);
+    if (s == "false" || s == "0" || s == "no" || s == "off" || s == "FALSE" || s == "False") {
+      return fmt::format("{}={}", name, s);
+    }
+  }
+  return "";
 }
 
 int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::string>& cmd) {
@@ -255,9 +344,8 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
     plan.options.execution_id = new_execution_id();
   }
   Report report{.execution_id = plan.options.execution_id};
-  if (run_disabled()) {
-    fmt::print(stderr, "aec {}: AEC_RUN_ENABLED=false: running the command without a lease\n",
-               ctx.verb);
+  if (std::string by = check_bypassed_by(); !by.empty()) {
+    fmt::print(stderr, "aec {}: {}: running the command without a lease\n", ctx.verb, by);
     return run_unprotected(ctx, plan, cmd, report);
   }
   auto store = open_context_store(ctx);
@@ -265,22 +353,16 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
     return store_trouble(ctx, plan, store.error(), cmd, report);
   }
   Control control(std::shared_ptr<Store>(std::move(*store)));
-  Result<AcquireResult> acquired = Status(Code::Internal, "not acquired");
-  if (plan.options.on_busy == OnBusy::Wait) {
-    auto [answer, signal] = acquire_in_line(ctx, control, plan.options);
-    acquired = std::move(answer);
-    if (signal != 0) {
-      note(ctx, fmt::format("stopped waiting for {}: signal {}", plan.options.key, signal));
-      if (acquired && acquired->outcome == AcquireOutcome::Granted) {
-        // The signal came as the lease was granted: honour it rather than run the command.
-        (void)control.release(acquired->lease,
-                              {.status = ExecutionStatus::Cancelled,
-                               .reason = fmt::format("signal {} before start", signal)});
-      }
-      return 128 + signal;
+  auto [acquired, signal] = acquire_per_plan(ctx, control, plan);
+  if (signal != 0) {
+    note(ctx, fmt::format("stopped waiting for {}: signal {}", plan.options.key, signal));
+    if (acquired && acquired->outcome == AcquireOutcome::Granted) {
+      // The signal came as the lease was granted: honour it rather than run the command.
+      (void)control.release(acquired->lease,
+                            {.status = ExecutionStatus::Cancelled,
+                             .reason = fmt::format("signal {} before start", signal)});
     }
-  } else {
-    acquired = control.acquire(plan.options);
+    return 128 + signal;
   }
   if (!acquired) {
     return store_trouble(ctx, plan, acquired.error(), cmd, report);

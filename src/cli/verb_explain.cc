@@ -25,6 +25,14 @@ Verdict busy_verdict(const RunPlan& plan, const KeyState& state) {
       "{} holder(s) of limit {}; first: execution {} (token {}) on {} "
       "pid {}",
       state.holders.size(), plan.options.limit, h.id, h.token, h.owner.host, h.owner.pid);
+  if (plan.options.on_busy != OnBusy::Wait &&
+      held_by_earlier_attempt(state, plan.options.execution_id)) {
+    return {"wait",
+            why + "; every holder is an earlier attempt of this execution (" +
+                std::string(execution_base(plan.options.execution_id)) +
+                "): it would wait for it, then run the command",
+            {}};
+  }
   switch (plan.options.on_busy) {
     case OnBusy::Skip:
       return {"skip", why + "; --on-busy skip", kExitOk};
@@ -37,8 +45,8 @@ Verdict busy_verdict(const RunPlan& plan, const KeyState& state) {
 }
 
 Result<Verdict> decide(const Context& ctx, const RunPlan& plan) {
-  if (run_disabled()) {
-    return Verdict{"run-unprotected", "AEC_RUN_ENABLED=false bypasses the check", {}};
+  if (std::string by = check_bypassed_by(); !by.empty()) {
+    return Verdict{"run-unprotected", by + " bypasses the check", {}};
   }
   auto store = open_context_store_for_reading(ctx);
   Result<KeyState> state = store ? (*store)->get(plan.options.key) : store.error();

@@ -13,10 +13,13 @@ VerbMain setup_run(CLI::App& app, const Invocation& invocation) {
   auto flags = std::make_shared<RunFlags>();
   auto ctx = std::make_shared<Context>(Context{.verb = "run"});
   app.footer(
-      "Usage: aec run --key KEY [options] -- CMD [ARGS...]\n\n"
+      "Usage: aec run --key KEY [options] -- CMD [ARGS...]\n"
+      "       aec run --team TEAM --job NAME [options] -- CMD [ARGS...]\n\n"
       "The command runs in its own process group with AEC_KEY, AEC_EXECUTION_ID and\n"
       "AEC_FENCING_TOKEN set; SIGINT, SIGTERM and SIGHUP are forwarded to it.\n"
-      "AEC_RUN_ENABLED=false runs it without a lease.\n\n"
+      "AEC_RUN_ENABLED=false (or VDK_EXECUTION_SKIP_CHECKER_ENABLED=false) runs it without a\n"
+      "lease. A retry attempt (--execution-id BASE-xxxxx) waits for an earlier attempt of BASE\n"
+      "that still holds KEY instead of skipping.\n\n"
       "Exit codes: the command's own (128+N if signal N killed it); 0 when skipped or already\n"
       "done; 75 busy (--on-busy fail, or a wait timed out; see -E); 79 the lease was lost and\n"
       "the command stopped; 64 bad usage; 65 corrupt store; 69 store unreachable;\n"

@@ -1,4 +1,4 @@
-// aec status KEY: holders, since when, token, last outcome.
+// aec status KEY: holders, since when, token, the line of waiters, last outcome.
 #include <memory>
 
 #include <aec/key.h>

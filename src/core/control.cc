@@ -7,6 +7,13 @@
 #include "core/status_macros.h"
 
 namespace aec {
+namespace {
+
+// The longest one acquire call is parked on a server before it answers Busy and is sent again,
+// so a waiter that was silently cut off (a NAT dropping an idle connection) notices within this.
+constexpr milliseconds kMaxPark{60'000};
+
+}  // namespace
 
 Control::Control(std::shared_ptr<Store> store, ControlOptions options)
     : store_(std::move(store)), options_(std::move(options)) {}
@@ -32,6 +39,15 @@ Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_toke
   bool told = false;  // on_waiting was called
   for (;;) {
     MonoTime sent = clock().monotonic_now();
+    if (req.queue) {
+      // A store with a server may park the call in line; never past our own deadline.
+      req.park = kMaxPark;
+      if (deadline) {
+        req.park = std::clamp(std::chrono::duration_cast<milliseconds>(*deadline - sent),
+                              milliseconds(0), kMaxPark);
+      }
+      req.stop = stop;
+    }
     AEC_ASSIGN_OR_RETURN(AcquireResult r, store_->acquire(req));
     if (r.outcome == AcquireOutcome::Granted) {
       r.lease.valid_until = sent + r.lease.ttl;
@@ -53,6 +69,9 @@ Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_toke
     if (options.on_waiting && !told) {
       options.on_waiting(r);
       told = true;
+    }
+    if (r.parked && !stop.stop_requested()) {
+      continue;  // the store watched the key while the call was parked: ask again at once
     }
     AEC_RETURN_IF_ERROR(await_turn(req, r, sent, deadline, stop));
   }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -55,6 +56,22 @@ std::optional<ExecutionStatus> parse_execution_status(std::string_view word) {
     }
   }
   return std::nullopt;
+}
+
+std::string_view execution_base(std::string_view id) {
+  constexpr std::size_t kSuffix = 5;  // Kubernetes' random pod-name suffix
+  if (id.size() < kSuffix + 2 || id[id.size() - kSuffix - 1] != '-') {
+    return id;
+  }
+  std::string_view suffix = id.substr(id.size() - kSuffix);
+  bool attempt = std::all_of(suffix.begin(), suffix.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  });
+  return attempt ? id.substr(0, id.size() - kSuffix - 1) : id;
+}
+
+bool same_execution(std::string_view a, std::string_view b) {
+  return execution_base(a) == execution_base(b);
 }
 
 std::string new_execution_id() {

@@ -35,6 +35,7 @@ nlohmann::json to_json(const KeyState& s) {
       {"last_token", s.last_token},
       {"holders", std::move(holders)},
       {"last_ended", s.last_ended ? to_json(*s.last_ended) : nlohmann::json(nullptr)},
+      {"queue", s.queue},
   };
 }
 

@@ -1,3 +1,6 @@
+#include <string>
+#include <utility>
+
 #include <fmt/format.h>
 
 #include <aec/key.h>
@@ -55,6 +58,26 @@ Status validate_key(std::string_view key) {
     i += len;
   }
   return Status::ok();
+}
+
+Result<std::string> team_job_key(std::string_view team, std::string_view job) {
+  std::pair<const char*, std::string_view> parts[] = {{"team", team}, {"job", job}};
+  for (auto [what, part] : parts) {
+    if (part.empty()) {
+      return invalid_argument(fmt::format("the {} name is empty", what));
+    }
+  }
+  std::string key = fmt::format("{}/{}", team, job);
+  // Checked before '/' so that a name with a control character is never echoed.
+  if (Status s = validate_key(key); !s.is_ok()) {
+    return s;
+  }
+  for (auto [what, part] : parts) {
+    if (part.find('/') != std::string_view::npos) {
+      return invalid_argument(fmt::format("the {} name '{}' contains '/'", what, part));
+    }
+  }
+  return key;
 }
 
 }  // namespace aec

@@ -6,6 +6,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/http/http_store.h"
 #include "stores/memory/memory_store.h"
 #include "stores/sqlite/sqlite_store.h"
 
@@ -42,7 +43,7 @@ Result<std::unique_ptr<Store>> open_sqlite_url(std::string_view url, std::string
 }  // namespace
 
 std::vector<std::string> built_in_stores() {
-  return {"memory", "sqlite"};
+  return {"memory", "sqlite", "http", "https"};
 }
 
 Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptions& options) {
@@ -63,6 +64,9 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
           "store URL '{}': write sqlite:///ABSOLUTE/PATH or sqlite://RELATIVE/PATH", url));
     }
     return open_sqlite_url(url, after.substr(2), options);
+  }
+  if (scheme == "http" || scheme == "https") {
+    return open_http_store(url, options);
   }
   return invalid_argument(fmt::format("store URL '{}': unknown scheme '{}' (built in: {})", url,
                                       scheme, schemes_list()));

@@ -129,4 +129,20 @@ Status write_termination_message(const std::string& path, const std::string& jso
   return exists ? write_in_place(path, text) : path_error(path, err);
 }
 
+std::string_view vdk_status(std::string_view status, std::optional<int> exit_code) {
+  if (status == "unprotected") {
+    status = exit_code == 0 ? "succeeded" : "failed";
+  }
+  if (status == "succeeded") {
+    return "Success";
+  }
+  if (status == "skipped" || status == "done") {
+    return "Skipped";
+  }
+  if (status == "failed" || status == "cancelled") {
+    return "User error";
+  }
+  return "Platform error";  // lost, error, and anything unexpected
+}
+
 }  // namespace aec::runner

@@ -4,7 +4,9 @@
 // other callers pass any file with --termination-message or AEC_TERMINATION_MESSAGE_PATH.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <aec/status.h>
 
@@ -29,5 +31,18 @@ namespace aec::runner {
 // Thread-safe: concurrent calls use distinct temporary files; the last rename wins.
 [[nodiscard]] Status write_termination_message(const std::string& path,
                                                const std::string& json_text);
+
+// The word the Versatile Data Kit writes in its termination messages for an `aec run` that ended
+// with `status` (the message's "status" field) and `exit_code`, so VDK's readers can take aec's
+// message as their own:
+//   succeeded                          -> "Success"
+//   skipped (busy), done (already ran) -> "Skipped"
+//   failed (non-zero exit, or the command could not start) -> "User error"
+//   cancelled                          -> "User error": VDK has no word for it, and a cancel is
+//                                         a person's decision about the job, not a platform fault
+//   lost, error (the store failed)     -> "Platform error"
+//   unprotected (the check bypassed)   -> "Success" when exit_code is 0, else "User error"
+// Any other word (running, or unknown) gives "Platform error". Pure; thread-safe.
+[[nodiscard]] std::string_view vdk_status(std::string_view status, std::optional<int> exit_code);
 
 }  // namespace aec::runner

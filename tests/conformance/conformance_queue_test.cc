@@ -98,6 +98,25 @@ TEST_P(Queue, WithALimitTheFirstLimitInLineMayGo) {
   EXPECT_EQ(queued("k", "e", 2), AcquireOutcome::Busy);
 }
 
+TEST_P(Queue, GetListsTheLivePlacesInLineOrder) {
+  using Ids = std::vector<std::string>;
+  Lease a = grant("k", "a");
+  EXPECT_EQ(store_->get("k")->queue, Ids{});
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Busy);
+  env_.clock->advance(2s);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Busy);
+  EXPECT_EQ(store_->get("k")->queue, (Ids{"b", "c"}));
+  env_.clock->advance(1s);  // b's place lapses (3 s without asking again); c's has 2 s left
+  ASSERT_EQ(*store_->renew("k", a.token, 10s), LeaseOutcome::Ok);
+  EXPECT_EQ(store_->get("k")->queue, Ids{"c"});
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Busy);  // back, at the tail
+  EXPECT_EQ(store_->get("k")->queue, (Ids{"c", "b"}));
+  release(a);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Granted);
+  EXPECT_EQ(store_->get("k")->queue, Ids{"b"});  // a granted waiter leaves the line
+  EXPECT_EQ(store_->get("other")->queue, Ids{});
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, Queue, ::testing::ValuesIn(all_stores()),
                          [](const auto& p) { return p.param.name; });
 

@@ -230,6 +230,22 @@ TEST_P(Conformance, ListFiltersByKeyPrefixAndStatusNewestFirst) {
   EXPECT_EQ((*by_key)[0].token, running.token);
 }
 
+TEST_P(Conformance, ListPagesWithOffsetAfterFiltering) {
+  for (int i = 0; i < 5; ++i) {
+    release(grant("p/k", "p" + std::to_string(i)));
+    release(grant("q/k", "q" + std::to_string(i)));
+  }
+  auto page2 = store_->list({.prefix = "p/", .limit = 2, .offset = 2});
+  ASSERT_TRUE(page2.has_value()) << page2.status().to_string();
+  ASSERT_EQ(page2->size(), 2u);
+  EXPECT_EQ((*page2)[0].id, "p2");  // newest first: p4 p3 | p2 p1 | p0
+  EXPECT_EQ((*page2)[1].id, "p1");
+  auto last = store_->list({.prefix = "p/", .limit = 2, .offset = 4});
+  ASSERT_EQ(last->size(), 1u);
+  EXPECT_EQ((*last)[0].id, "p0");
+  EXPECT_TRUE(store_->list({.prefix = "p/", .offset = 5})->empty());
+}
+
 TEST_P(Conformance, ForceReleaseCancelsHoldersAndRecordsWho) {
   Lease a = grant("k", "e1", 2);
   Lease b = grant("k", "e2", 2);

@@ -39,6 +39,31 @@ TEST(KeyTest, RejectsWhatTheModelForbids) {
   }
 }
 
+TEST(TeamJobKeyTest, JoinsTeamAndJobWithASlash) {
+  auto key = team_job_key("analytics", "daily-load");
+  ASSERT_TRUE(key.has_value()) << key.status().to_string();
+  EXPECT_EQ(*key, "analytics/daily-load");
+}
+
+TEST(TeamJobKeyTest, RejectsEmptyPartsSlashesAndBadKeys) {
+  struct Case {
+    std::string team, job, says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", "j", "team name is empty"},
+           {"t", "", "job name is empty"},
+           {"a/b", "j", "team name 'a/b' contains '/'"},
+           {"t", "x/", "job name 'x/' contains '/'"},
+           {"t", "a\tb", "control character"},
+           {"t", std::string(600, 'j'), "512 bytes"},
+       }) {
+    auto key = team_job_key(c.team, c.job);
+    ASSERT_FALSE(key.has_value()) << c.says;
+    EXPECT_EQ(key.error().code(), Code::InvalidArgument) << c.says;
+    EXPECT_NE(key.error().message().find(c.says), std::string::npos) << key.error().message();
+  }
+}
+
 TEST(ExecutionIdTest, IsUniqueAndSortsByTime) {
   std::set<std::string> ids;
   for (int i = 0; i < 10000; ++i) {

@@ -92,7 +92,8 @@ class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // The children inherit this process's environment: keep the caller's settings out of it.
-    for (const char* name : {"AEC_STORE", "AEC_RUN_ENABLED", "AEC_TERMINATION_MESSAGE_PATH"}) {
+    for (const char* name : {"AEC_STORE", "AEC_RUN_ENABLED", "VDK_EXECUTION_SKIP_CHECKER_ENABLED",
+                             "AEC_TERMINATION_MESSAGE_PATH"}) {
       unsetenv(name);
     }
     char tmpl[] = "/tmp/aec-cli-test-XXXXXX";
@@ -255,6 +256,11 @@ std::vector<BadInput> bad_inputs() {
       {"missing command", {"--key", "k"}, "no command"},
       {"unknown flag", {"--key", "k", "--bogus", "--", "true"}, "--bogus"},
       {"bad label", {"--key", "k", "--label", "novalue", "--", "true"}, "novalue"},
+      {"--team with --key", {"--key", "k", "--team", "t", "--job", "j", "--", "true"}, "not both"},
+      {"--team without --job", {"--team", "t", "--", "true"}, "--team needs --job"},
+      {"--job without --team", {"--job", "j", "--", "true"}, "--job needs --team"},
+      {"empty --team", {"--team", "", "--job", "j", "--", "true"}, "team name is empty"},
+      {"slash in --job", {"--team", "t", "--job", "a/b", "--", "true"}, "contains '/'"},
   };
 }
 
@@ -351,15 +357,36 @@ TEST_F(CliTest, RunDisabledRunsTheCommandAndRecordsNothing) {
   EXPECT_EQ(list_json(), before);
 }
 
+TEST_F(CliTest, VdksSkipCheckerSettingBypassesTheCheckToo) {
+  Holder h(dir_, store_, "t/j");
+  ASSERT_TRUE(h.started());
+  std::string before = list_json();
+  Output o = aec({"run", "--team", "t", "--job", "j", "--", "touch", path("m")},
+                 {{"VDK_EXECUTION_SKIP_CHECKER_ENABLED", "false"}});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(exists(path("m")));
+  EXPECT_NE(o.err.find("VDK_EXECUTION_SKIP_CHECKER_ENABLED=false"), std::string::npos) << o.err;
+  EXPECT_EQ(list_json(), before);
+  Output explain =
+      aec({"explain", "--team", "t", "--job", "j"}, {{"VDK_EXECUTION_SKIP_CHECKER_ENABLED", "0"}});
+  EXPECT_NE(explain.out.find("VDK_EXECUTION_SKIP_CHECKER_ENABLED=0"), std::string::npos)
+      << explain.out;
+  EXPECT_EQ(h.finish(), 0);
+}
+
 // ---- 5. --on-store-error ----------------------------------------------------------------------
 
 const char* const kUnreachable = "sqlite:///proc/aec-nope/aec.db";
 
 TEST_F(CliTest, UnreachableStoreFailsWith69AndDoesNotRunTheCommand) {
-  Output o = run_aec({"run", "--key", "k", "--store", kUnreachable, "--", "touch", path("m")});
+  Output o = run_aec({"run", "--key", "k", "--store", kUnreachable, "--termination-message",
+                      path("tm"), "--", "touch", path("m")});
   EXPECT_EQ(o.exit_code, 69) << o.err;
   EXPECT_EQ(line_count(o.err), 1U) << o.err;
   EXPECT_FALSE(exists(path("m")));
+  Json tm = read_json(path("tm"));
+  EXPECT_EQ(tm["status"], "error") << tm.dump();
+  EXPECT_EQ(tm["vdk_status"], "Platform error") << tm.dump();
 }
 
 TEST_F(CliTest, UnreachableStoreWithProceedRunsTheCommandWithAWarning) {
@@ -401,9 +428,9 @@ TEST_F(CliTest, BusyKeyWaitWithTimeoutGivesUpWith75AfterTheTimeout) {
 TEST_F(CliTest, InterruptedWaiterGivesUpItsPlaceAtOnce) {
   Holder h(dir_, store_, "k");
   ASSERT_TRUE(h.started());
-  pid_t waiter = spawn_aec(
-      {"run", "--store", store_, "--key", "k", "--on-busy", "wait", "--", "touch", path("m")}, {},
-      path("waiter.log"));
+  pid_t waiter = spawn_aec({"run", "--store", store_, "--key", "k", "--on-busy", "wait",
+                            "--execution-id", "waiter-1", "--", "touch", path("m")},
+                           {}, path("waiter.log"));
   auto queued = [&] {
     return read_file(path("waiter.log")).find("waiting in line") != std::string::npos;
   };
@@ -412,6 +439,7 @@ TEST_F(CliTest, InterruptedWaiterGivesUpItsPlaceAtOnce) {
     std::this_thread::sleep_for(milliseconds(2));
   }
   ASSERT_TRUE(queued()) << read_file(path("waiter.log"));
+  EXPECT_EQ(aec_json({"status", "k"})["queue"], Json::array({"waiter-1"}));
   kill(waiter, SIGINT);
   EXPECT_EQ(wait_exit_within(waiter), 130) << read_file(path("waiter.log"));
   EXPECT_EQ(h.finish(), 0);
@@ -420,6 +448,51 @@ TEST_F(CliTest, InterruptedWaiterGivesUpItsPlaceAtOnce) {
   EXPECT_EQ(next.exit_code, 0) << next.err;
   EXPECT_EQ(next.err, "");
   EXPECT_FALSE(exists(path("m")));
+}
+
+// A retry attempt (job-7-fghij) started while an earlier attempt of the same execution
+// (job-7-abcde) holds the key waits for it and then runs; another execution (job-77-xyzab,
+// whose id starts the same) skips as usual.
+TEST_F(CliTest, ARetryAttemptWaitsForTheEarlierAttemptInsteadOfSkipping) {
+  Holder h(dir_, store_, "t/j", {"--execution-id", "job-7-abcde"});
+  ASSERT_TRUE(h.started());
+  Output other = aec({"run", "--team", "t", "--job", "j", "--execution-id", "job-77-xyzab", "--",
+                      "touch", path("other")});
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_NE(other.err.find("skipped"), std::string::npos) << other.err;
+  EXPECT_FALSE(exists(path("other")));
+  Output explain = aec({"explain", "--key", "t/j", "--execution-id", "job-7-fghij"});
+  EXPECT_NE(explain.out.find("would wait"), std::string::npos) << explain.out;
+
+  pid_t retry = spawn_aec({"run", "--store", store_, "--team", "t", "--job", "j", "--execution-id",
+                           "job-7-fghij", "--", "touch", path("retry")},
+                          {}, path("retry.log"));
+  auto waiting = [&] {
+    return read_file(path("retry.log")).find("earlier attempt") != std::string::npos;
+  };
+  auto deadline = Clock::now() + kPatience;
+  while (!waiting() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_TRUE(waiting()) << read_file(path("retry.log"));
+  EXPECT_TRUE(still_running(retry));
+  EXPECT_FALSE(exists(path("retry")));
+  EXPECT_EQ(h.finish(), 0);
+  std::optional<int> code = wait_exit_within(retry);
+  if (!code) {
+    kill(retry, SIGKILL);
+    wait_exit(retry);
+  }
+  EXPECT_EQ(code, 0) << read_file(path("retry.log"));
+  EXPECT_TRUE(exists(path("retry")));
+  std::vector<std::pair<std::string, std::string>> seen;  // newest first
+  for (const Json& e : history("t/j")) {
+    seen.emplace_back(e["id"], e["status"]);
+  }
+  using Seen = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(seen, (Seen{{"job-7-fghij", "succeeded"},
+                        {"job-77-xyzab", "skipped"},
+                        {"job-7-abcde", "succeeded"}}));
 }
 
 // ---- 7. Termination message -------------------------------------------------------------------
@@ -440,6 +513,7 @@ TEST_F(CliTest, TerminationMessageForSuccess) {
   Json tm = read_json(path("tm"));
   expect_common_fields(tm, "k");
   EXPECT_EQ(tm["status"], "succeeded");
+  EXPECT_EQ(tm["vdk_status"], "Success");
   EXPECT_EQ(tm["exit_code"], 0);
   std::string seen = read_file(path("ids"));
   EXPECT_EQ(seen, tm["execution_id"].get<std::string>() + " " + tm["token"].dump());
@@ -453,6 +527,7 @@ TEST_F(CliTest, TerminationMessageForFailureViaEnvironment) {
   Json tm = read_json(path("tm"));
   expect_common_fields(tm, "k");
   EXPECT_EQ(tm["status"], "failed");
+  EXPECT_EQ(tm["vdk_status"], "User error");
   EXPECT_EQ(tm["exit_code"], 7);
 }
 
@@ -468,6 +543,7 @@ TEST_F(CliTest, TerminationMessageForSkipNamesTheHolder) {
     Json tm = read_json(path(file));
     expect_common_fields(tm, "k");
     EXPECT_EQ(tm["status"], "skipped") << file;
+    EXPECT_EQ(tm["vdk_status"], "Skipped") << file;
     EXPECT_EQ(tm["holder"]["id"], h.id()) << file << ": " << tm.dump();
     EXPECT_TRUE(tm["exit_code"].is_null()) << file;
   }
@@ -551,6 +627,7 @@ TEST_F(CliTest, ForcedReleaseCancelsTheHolderWhichExits79) {
   // The holder's own account of the loss.
   Json tm = Json::parse(read_file(path("tm.json")), nullptr, /*allow_exceptions=*/false);
   EXPECT_EQ(tm["status"], "lost") << tm.dump();
+  EXPECT_EQ(tm["vdk_status"], "Platform error") << tm.dump();
   EXPECT_EQ(tm["execution_id"], h.id()) << tm.dump();
   EXPECT_EQ(tm["token"], h.token()) << tm.dump();
 }

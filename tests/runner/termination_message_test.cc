@@ -128,5 +128,24 @@ TEST_F(TerminationMessageTest, ExistingFileInAReadOnlyDirectoryIsWrittenInPlace)
   EXPECT_EQ(read_text(path), kJson);
 }
 
+TEST(VdkStatusTest, MapsEveryOutcomeToVdksWords) {
+  EXPECT_EQ(vdk_status("succeeded", 0), "Success");
+  EXPECT_EQ(vdk_status("skipped", std::nullopt), "Skipped");
+  EXPECT_EQ(vdk_status("done", std::nullopt), "Skipped");
+  EXPECT_EQ(vdk_status("failed", 3), "User error");
+  EXPECT_EQ(vdk_status("failed", 127), "User error");  // the command could not start
+  EXPECT_EQ(vdk_status("cancelled", std::nullopt), "User error");
+  EXPECT_EQ(vdk_status("lost", 143), "Platform error");
+  EXPECT_EQ(vdk_status("error", std::nullopt), "Platform error");
+  EXPECT_EQ(vdk_status("running", std::nullopt), "Platform error");
+  EXPECT_EQ(vdk_status("", std::nullopt), "Platform error");
+}
+
+TEST(VdkStatusTest, AnUnprotectedRunIsJudgedByItsExitCode) {
+  EXPECT_EQ(vdk_status("unprotected", 0), "Success");
+  EXPECT_EQ(vdk_status("unprotected", 1), "User error");
+  EXPECT_EQ(vdk_status("unprotected", std::nullopt), "User error");
+}
+
 }  // namespace
 }  // namespace aec::runner

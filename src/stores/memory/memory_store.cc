@@ -291,6 +291,11 @@ Result<KeyState> MemoryStore::get(std::string_view key) {
   state.holders = holders(it->second, now);
   state.last_token = it->second.last_token;
   state.version = it->second.version;
+  for (const QueueRec& q : it->second.queue) {
+    if (q.expires > now) {  // a lapsed place is left for the next write to delete
+      state.queue.push_back(q.execution_id);
+    }
+  }
   for (auto h = history_.rbegin(); h != history_.rend(); ++h) {
     if (h->second.key == key && is_ended(h->second.status)) {
       state.last_ended = h->second;
@@ -304,15 +309,21 @@ Result<std::vector<Execution>> MemoryStore::list(const ListFilter& filter) {
   std::lock_guard lock(mu_);
   MonoTime now = clock_->monotonic_now();
   std::vector<Execution> out;
+  std::size_t skip = filter.offset;
   for (auto it = history_.rbegin(); it != history_.rend() && out.size() < filter.limit; ++it) {
     Execution e = it->second;
     if (e.status == ExecutionStatus::Running && !is_live(e, now)) {
       e.status = ExecutionStatus::Lost;  // expired, not reaped yet: shown as what it is
       e.reason = "lease expired";
     }
-    if (matches(filter, e)) {
-      out.push_back(std::move(e));
+    if (!matches(filter, e)) {
+      continue;
     }
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    out.push_back(std::move(e));
   }
   return out;
 }

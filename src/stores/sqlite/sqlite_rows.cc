@@ -186,6 +186,20 @@ Result<QueueView> read_queue(Db& db, std::string_view key, std::string_view exec
   return view;
 }
 
+Result<std::vector<std::string>> live_queue(Db& db, std::string_view key, const Now& now) {
+  static constexpr const char* kSql =
+      "SELECT execution_id FROM aec_queue WHERE key = ? AND boot_id = ? AND expires_ns > ? "
+      "ORDER BY seq";
+  AEC_ASSIGN_OR_RETURN(Stmt * st, db.prepare(kSql));
+  st->bind(1, key).bind(2, now.boot_id).bind(3, now.boot_ns);
+  std::vector<std::string> ids;
+  AEC_RETURN_IF_ERROR(db.for_each_row(*st, [&](Stmt& row) {
+    ids.push_back(row.text(0));
+    return Status::ok();
+  }));
+  return ids;
+}
+
 Status keep_place(Db& db, std::string_view key, std::string_view execution_id, std::int64_t mine,
                   std::string_view boot_id, std::int64_t expires_ns) {
   static constexpr const char* kInsert =

@@ -71,6 +71,9 @@ struct QueueView {
 };
 Result<QueueView> read_queue(Db& db, std::string_view key, std::string_view execution_id,
                              const Now& now);
+// The execution ids with live places in the key's queue, first in line first. A read: lapsed
+// places are left out, not deleted.
+Result<std::vector<std::string>> live_queue(Db& db, std::string_view key, const Now& now);
 // Takes a place at the tail (mine == 0) or renews place `mine`, until expires_ns.
 Status keep_place(Db& db, std::string_view key, std::string_view execution_id, std::int64_t mine,
                   std::string_view boot_id, std::int64_t expires_ns);

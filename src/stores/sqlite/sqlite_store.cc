@@ -277,6 +277,7 @@ Result<KeyState> SqliteStore::get_in_read(std::string_view key) {
   }
   AEC_ASSIGN_OR_RETURN(sqlite::Leases live, sqlite::read_leases(*db_, key, t));
   AEC_ASSIGN_OR_RETURN(state.last_ended, sqlite::last_ended(*db_, key));
+  AEC_ASSIGN_OR_RETURN(state.queue, sqlite::live_queue(*db_, key, t));
   state.holders = std::move(live.holders);
   state.last_token = row.last_token;
   state.version = row.version;
@@ -337,7 +338,7 @@ Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
     }
     sql += ")";
   }
-  sql += " ORDER BY e.seq DESC LIMIT ?3";
+  sql += " ORDER BY e.seq DESC LIMIT ?3 OFFSET ?6";
   std::lock_guard lock(mu_);
   Now t = now();
   AEC_ASSIGN_OR_RETURN(std::unique_ptr<Stmt> st, db_->prepare_dynamic(sql));
@@ -349,6 +350,7 @@ Result<std::vector<Execution>> SqliteStore::list(const ListFilter& filter) {
   }
   st->bind(3, static_cast<std::int64_t>(std::min<std::size_t>(filter.limit, INT64_MAX)));
   st->bind(4, boot_id_).bind(5, t.boot_ns);
+  st->bind(6, static_cast<std::int64_t>(std::min<std::size_t>(filter.offset, INT64_MAX)));
   std::vector<Execution> out;
   AEC_RETURN_IF_ERROR(db_->for_each_row(*st, [&](Stmt& row) {
     AEC_ASSIGN_OR_RETURN(Execution e, sqlite::read_execution(row, 0));

@@ -1,0 +1,44 @@
+// The `http://HOST:PORT` (and `https://`) store: a client of aecd's /v1 API (docs/api.md), so
+// `--store http://...` behaves exactly like the store behind the server. Every guarantee (atomic
+// grants, fencing tokens, expiry by the store's clock) is the server's store's; this client only
+// carries calls.
+//
+// What it adds:
+// - Parked waits: an acquire with queue and park > 0 is held in line on the server (wait_ms), and
+//   wait() is a blocking query (?index=N&wait=...), so a waiter never polls.
+// - Cancellation: AcquireRequest::stop and wait()'s stop token abort the call in flight at once
+//   (Cancelled); the dropped connection tells the server the caller left its place in line.
+// - Retries only when the request certainly was not processed (connection refused, host not
+//   found); anything else is Unavailable naming the URL and what failed, and an answer from the
+//   server is never retried.
+// - Authentication: "Authorization: Bearer TOKEN" with the URL's token (TOKEN@HOST) or else
+//   $AEC_TOKEN. The token is never logged nor put in a message.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <aec/open_store.h>
+#include <aec/store.h>
+
+namespace aec {
+
+struct HttpStoreOptions {
+  milliseconds connect_timeout{5'000};
+  milliseconds request_timeout{30'000};  // a call that is not parked on the server
+  milliseconds park_margin{10'000};      // added to a parked call's wait for its timeout
+  // How long connections refused (or a host name that does not resolve) are retried.
+  milliseconds retry_budget{3'000};
+  // The bearer token. nullopt: the URL's, or else $AEC_TOKEN; empty: none.
+  std::optional<std::string> token;
+};
+
+// Opens a client of the aecd at `url` (see stores/http/http_url.h for its forms). Connects
+// lazily: a server that is down shows at the first call. `options.clock` measures wait()'s
+// deadline. Errors: InvalidArgument for a malformed URL.
+Result<std::unique_ptr<Store>> open_http_store(std::string_view url, const StoreOptions& options,
+                                               const HttpStoreOptions& http = {});
+
+}  // namespace aec

@@ -1,0 +1,262 @@
+// The http:// store without aecd: URL parsing, failures of the network, cancellation, and how
+// answers that are not aecd's are reported. (Against a real aecd it runs the conformance suite.)
+#include "stores/http/http_store.h"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <aec/open_store.h>
+
+namespace aec {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+// A TCP socket on 127.0.0.1 with a port the kernel picked. listen() makes connections succeed
+// (the kernel completes them into the backlog) though nobody ever answers.
+class Socket {
+ public:
+  explicit Socket(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    if (listening) {
+      EXPECT_EQ(::listen(fd_, 16), 0);
+    }
+  }
+  ~Socket() { ::close(fd_); }
+  int fd() const { return fd_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// Answers one request with `response` and hands over the request it read.
+std::future<std::string> answer_once(const Socket& s, std::string response) {
+  return std::async(std::launch::async, [fd = s.fd(), response = std::move(response)] {
+    int conn = ::accept(fd, nullptr, nullptr);
+    std::string request;
+    char buf[4096];
+    auto complete = [&request] {
+      std::size_t end = request.find("\r\n\r\n");
+      std::size_t length = request.find("Content-Length: ");
+      std::size_t body = length == std::string::npos ? 0 : std::stoul(request.substr(length + 16));
+      return end != std::string::npos && request.size() >= end + 4 + body;
+    };
+    while (!complete()) {
+      ssize_t n = ::read(conn, buf, sizeof(buf));
+      if (n <= 0) {
+        break;
+      }
+      request.append(buf, static_cast<std::size_t>(n));
+    }
+    EXPECT_EQ(::write(conn, response.data(), response.size()),
+              static_cast<ssize_t>(response.size()));
+    ::close(conn);
+    return request;
+  });
+}
+
+std::string http_response(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::unique_ptr<Store> open_or_die(const std::string& url, HttpStoreOptions http = {}) {
+  auto store = open_http_store(url, {}, http);
+  EXPECT_TRUE(store.has_value()) << store.error().to_string();
+  return store ? std::move(*store) : nullptr;
+}
+
+AcquireRequest request(std::string key = "etl/daily") {
+  return {.key = std::move(key), .execution_id = "run-1"};
+}
+
+TEST(HttpStoreTest, MalformedUrlsAreInvalidArgumentNamingTheUrl) {
+  for (const char* url : {"http://", "http://:80", "http://host:", "http://host:abc",
+                          "http://host:0", "http://host:65536", "http://host:-1", "http://host/v1",
+                          "http://host?x=1", "http://host#top", "http:host", "http://[::1",
+                          "http://ho st", "https://host?cacert=", "http://host?cacert=/ca.pem"}) {
+    auto r = open_store(url);
+    ASSERT_FALSE(r.has_value()) << url;
+    EXPECT_EQ(r.error().code(), Code::InvalidArgument) << url;
+    EXPECT_NE(r.error().message().find(url), std::string::npos) << r.error().message();
+  }
+  EXPECT_NE(open_store("http://host:99999").error().message().find("1 to 65535"),
+            std::string::npos);
+  EXPECT_EQ(open_store("http://@host").error().code(), Code::InvalidArgument);
+  auto with_token = open_store("http://s3cret@host:x");
+  EXPECT_EQ(with_token.error().message().find("s3cret"), std::string::npos);
+  EXPECT_NE(with_token.error().message().find("http://***@host:x"), std::string::npos);
+}
+
+TEST(HttpStoreTest, UrlNamesHostAndPortWithoutCredentials) {
+  EXPECT_EQ((*open_store("http://localhost"))->url(), "http://localhost:80");
+  EXPECT_EQ((*open_store("https://aec.example.com/"))->url(), "https://aec.example.com:443");
+  EXPECT_EQ((*open_store("http://[::1]:7070"))->url(), "http://[::1]:7070");
+  EXPECT_EQ((*open_store("http://s3cret@10.0.0.1:7070"))->url(), "http://10.0.0.1:7070");
+  EXPECT_EQ((*open_store("http://me:s3cret@h:1/"))->url(), "http://h:1");
+  EXPECT_EQ((*open_store("https://h:8443?cacert=/etc/ca%20x.pem"))->url(),
+            "https://h:8443/?cacert=%2Fetc%2Fca%20x.pem");
+  auto names = built_in_stores();
+  EXPECT_NE(std::find(names.begin(), names.end(), "http"), names.end());
+}
+
+TEST(HttpStoreTest, ConnectionRefusedIsRetriedThenUnavailable) {
+  Socket closed(/*listening=*/false);  // bound, not listening: connections are refused
+  auto store = open_or_die(closed.url(), {.retry_budget = 400ms});
+  auto start = Steady::now();
+  auto r = store->acquire(request());
+  auto took = Steady::now() - start;
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find(closed.url()), std::string::npos) << r.error().message();
+  EXPECT_EQ(r.error().message().find(" 1 attempts"), std::string::npos) << r.error().message();
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 3s);
+}
+
+TEST(HttpStoreTest, DefaultRetryBudgetIsAFewSeconds) {
+  Socket closed(/*listening=*/false);
+  auto store = open_or_die(closed.url());
+  auto start = Steady::now();
+  EXPECT_EQ(store->get("k").status().code(), Code::Unavailable);
+  EXPECT_LT(Steady::now() - start, 5s);
+}
+
+TEST(HttpStoreTest, InvalidArgumentsAreRefusedBeforeAnyRequest) {
+  Socket closed(/*listening=*/false);
+  auto store = open_or_die(closed.url());
+  AcquireRequest no_id = request();
+  no_id.execution_id.clear();
+  EXPECT_EQ(store->acquire(no_id).status().code(), Code::InvalidArgument);
+  EXPECT_EQ(store->acquire(request("")).status().code(), Code::InvalidArgument);
+  EXPECT_EQ(store->renew("k", 0, 1s).status().code(), Code::InvalidArgument);
+  EXPECT_EQ(store->release("k", 1, {.status = ExecutionStatus::Running}).status().code(),
+            Code::InvalidArgument);
+  EXPECT_EQ(store->get("a\nb").status().code(), Code::InvalidArgument);
+}
+
+TEST(HttpStoreTest, AServerThatNeverAnswersTimesOut) {
+  Socket silent(/*listening=*/true);
+  auto store = open_or_die(silent.url(), {.request_timeout = 300ms});
+  auto start = Steady::now();
+  auto r = store->get("k");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("no answer within 300ms"), std::string::npos)
+      << r.error().message();
+  EXPECT_LT(Steady::now() - start, 3s);
+}
+
+TEST(HttpStoreTest, StopAbortsAParkedAcquireAtOnce) {
+  Socket silent(/*listening=*/true);
+  auto store = open_or_die(silent.url());
+  std::stop_source stop;
+  AcquireRequest req = request();
+  req.queue = true;
+  req.park = 60s;
+  req.stop = stop.get_token();
+  auto call = std::async(std::launch::async, [&] { return store->acquire(req); });
+  EXPECT_EQ(call.wait_for(200ms), std::future_status::timeout);
+  auto start = Steady::now();
+  stop.request_stop();
+  auto r = call.get();
+  EXPECT_LT(Steady::now() - start, 500ms);
+  EXPECT_EQ(r.status().code(), Code::Cancelled);
+}
+
+TEST(HttpStoreTest, StopAbortsABlockingWaitAndTheRetries) {
+  Socket silent(/*listening=*/true);
+  auto store = open_or_die(silent.url());
+  std::stop_source stop;
+  auto waiter = std::async(std::launch::async, [&] {
+    return store->wait("k", 3, real_clock()->monotonic_now() + 1h, stop.get_token());
+  });
+  EXPECT_EQ(waiter.wait_for(100ms), std::future_status::timeout);
+  stop.request_stop();
+  EXPECT_EQ(waiter.get().status().code(), Code::Cancelled);
+
+  Socket closed(/*listening=*/false);
+  auto refused = open_or_die(closed.url(), {.retry_budget = 60s});
+  std::stop_source stop2;
+  AcquireRequest req = request();
+  req.stop = stop2.get_token();
+  auto call = std::async(std::launch::async, [&] { return refused->acquire(req); });
+  EXPECT_EQ(call.wait_for(300ms), std::future_status::timeout);
+  stop2.request_stop();
+  EXPECT_EQ(call.get().status().code(), Code::Cancelled);
+}
+
+TEST(HttpStoreTest, ServerErrorsKeepCodeAndMessageWithTheHost) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url(), {.token = "tok-123"});
+  auto seen = answer_once(server, http_response(409, R"({"error": {"code": "failed_precondition",
+      "message": "key is fenced"}})"));
+  auto r = store->renew("etl/daily", 7, 5s);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::FailedPrecondition);
+  EXPECT_EQ(r.error().message(), server.url().substr(7) + ": key is fenced");
+  std::string head = seen.get();
+  EXPECT_NE(head.find("POST /v1/keys/etl%2Fdaily/leases/7/renew HTTP/1.1"), std::string::npos)
+      << head;
+  EXPECT_NE(head.find("Authorization: Bearer tok-123"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Type: application/json"), std::string::npos) << head;
+}
+
+TEST(HttpStoreTest, AnswersThatAreNotAecdsAreReportedAsSuch) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url(), {.token = ""});
+  auto seen = answer_once(server, http_response(502, "<html>bad gateway</html>"));
+  auto r = store->get("k");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("HTTP 502 to GET /v1/keys/k: <html>bad gateway"),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(seen.get().find("Authorization"), std::string::npos);
+
+  auto garbled = answer_once(server, http_response(200, R"({"outcome": "ok", "extra": 1})"));
+  auto renewed = store->renew("k", 1, 1s);
+  ASSERT_FALSE(renewed.has_value());
+  EXPECT_EQ(renewed.error().code(), Code::Internal);
+  EXPECT_NE(renewed.error().message().find("unknown field 'extra'"), std::string::npos)
+      << renewed.error().message();
+  garbled.get();
+}
+
+TEST(HttpStoreTest, AParkedBusyAnswerIsMarkedParked) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url());
+  auto seen = answer_once(
+      server, http_response(200, R"({"outcome": "busy", "holders": [], "waiting_ahead": 1,
+                                     "retry_in_ms": 500, "version": 4})"));
+  AcquireRequest req = request();
+  req.queue = true;
+  req.park = 20s;
+  auto r = store->acquire(req);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(r->outcome, AcquireOutcome::Busy);
+  EXPECT_TRUE(r->parked);
+  EXPECT_EQ(r->waiting_ahead, 1);
+  EXPECT_EQ(r->retry_in, 500ms);
+  EXPECT_NE(seen.get().find(R"("wait_ms":20000)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace aec
