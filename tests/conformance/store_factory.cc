@@ -4,6 +4,8 @@
 
 #include <aec/open_store.h>
 
+#include "tests/conformance/served_store.h"
+
 namespace aec::testing {
 namespace {
 
@@ -24,6 +26,13 @@ std::vector<StoreKind> all_stores() {
       {"memory", [](const StoreEnv& env) { return open_or_die("memory:", env); }, false, false},
       {"sqlite",
        [](const StoreEnv& env) { return open_or_die("sqlite://" + env.dir + "/aec.db", env); },
+       true, true},
+      {"http_memory", [](const StoreEnv& env) { return open_served_store("memory:", env); }, false,
+       false},
+      {"http_sqlite",
+       [](const StoreEnv& env) {
+         return open_served_store("sqlite://" + env.dir + "/aec.db", env);
+       },
        true, true},
   };
 }

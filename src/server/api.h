@@ -1,0 +1,34 @@
+// The handlers of aecd's routes (docs/api.md): authorize, decode, call the store on the store
+// pool, encode. Store calls never run on an I/O thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <aec/store.h>
+
+#include "server/auth.h"
+#include "server/exchange.h"
+#include "server/metrics.h"
+#include "server/parking.h"
+
+namespace aec::server {
+
+struct ApiContext {
+  Store& store;
+  boost::asio::thread_pool& pool;
+  Parking& parking;
+  const Authorizer& auth;
+  ServerMetrics& metrics;
+  std::string logs_url_template;
+};
+
+// Answers `ex`, at once or later. Called on an I/O thread; never blocks.
+void handle_request(ApiContext& api, const std::shared_ptr<Exchange>& ex);
+
+// The route's pattern for metrics labels ("POST /v1/leases").
+std::string_view route_pattern(Route route);
+
+}  // namespace aec::server

@@ -1,0 +1,90 @@
+// Requests that wait on the server: blocking queries on a key's version, and acquires waiting
+// in a key's FIFO line. A parked request is a timer and a small record, never a thread.
+//
+// The line: per key, the server keeps its parked acquires in arrival order, and only the first
+// of them talks to the store (an acquire with queue=true, which also keeps its place in the
+// store's own line, so callers through other servers or the CLI are ordered too). It tries again
+// when a write through this server changes the key, when a holder's lease could lapse
+// (retry_in), and every recheck interval (changes made by others; keeping the store place).
+// When it is granted the next caller in line becomes first and tries at once. So a release
+// wakes exactly one waiter, and waiters never retry against the store on their own.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <aec/store.h>
+
+#include "server/vdk_executions.h"
+
+namespace aec::server {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+class Parking {
+ public:
+  using AcquireDone = std::function<void(Result<AcquireResult>)>;
+  using QueryDone = std::function<void(Result<KeyState>)>;
+
+  Parking(boost::asio::io_context& io, boost::asio::thread_pool& pool, Store& store,
+          std::chrono::milliseconds recheck_interval);
+  ~Parking();
+
+  // Parks an acquire (req.queue is set) until granted, done, or `deadline` (then it answers the
+  // latest Busy with parked=true). `busy` is the Busy answer the caller already got. `done` runs
+  // exactly once, on a pool or I/O thread. Returns a handle for abandon().
+  std::uint64_t park_acquire(AcquireRequest req, AcquireResult busy, SteadyTime deadline,
+                             AcquireDone done);
+  // Parks a blocking query until the key's version differs from `index`, or `deadline` (then it
+  // answers the state it last read).
+  std::uint64_t park_query(std::string key, std::int64_t index, KeyState current,
+                           SteadyTime deadline, QueryDone done);
+  // The client went away: drop the request without answering. A waiter granted meanwhile has
+  // its lease released (recorded Cancelled).
+  void abandon(const std::string& key, std::uint64_t id);
+  // A write through this server changed `key` (or every key, for an empty key).
+  void changed(const std::string& key);
+  // Answers every parked request now, with its latest state; later parks answer at once.
+  void shut_down();
+
+  std::size_t waiters() const;
+  std::vector<ParkedWaiter> waiters_of(const std::string& key) const;
+
+ private:
+  struct Waiter;
+  struct Query;
+  struct Line;
+
+  void try_first(const std::string& key);  // requires mu_ held; posts the attempt
+  void attempt(std::string key, std::shared_ptr<Waiter> first);
+  void on_attempt(const std::string& key, const std::shared_ptr<Waiter>& first,
+                  Result<AcquireResult> r);
+  void refresh_queries(const std::string& key);
+  void arm_retry(Line& line, const std::string& key, std::chrono::milliseconds in);
+  void expire_waiter(const std::string& key, std::uint64_t id);
+  void expire_query(const std::string& key, std::uint64_t id);
+  void recheck();
+  void drop_if_empty(const std::string& key);
+
+  boost::asio::io_context& io_;
+  boost::asio::thread_pool& pool_;
+  Store& store_;
+  std::chrono::milliseconds recheck_interval_;
+  boost::asio::steady_timer recheck_timer_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Line>> lines_;  // guarded by mu_
+  std::uint64_t next_id_ = 1;                           // guarded by mu_
+  bool shut_down_ = false;                              // guarded by mu_
+};
+
+}  // namespace aec::server
