@@ -18,7 +18,7 @@ install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_store_ht
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET aec)
-  install(TARGETS aec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(TARGETS aec aecd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
 install(EXPORT aecTargets NAMESPACE aec:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/aec)
 

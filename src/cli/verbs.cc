@@ -63,6 +63,8 @@ const std::vector<Verb>& verbs() {
       {"wait", "Wait until a key is free", setup_wait},
       {"release", "Force-release a key's leases (an operator action, recorded)", setup_release},
       {"cleanup", "Delete old history and reap expired leases", setup_cleanup},
+      // Parsed by aecd's own configuration (run_main hands it over before CLI11 sees it).
+      {"serve", "Run aecd, the control service, in this process (aec serve --help)", nullptr},
   };
   return table;
 }
@@ -84,6 +86,9 @@ int run_main(int argc, char** argv) {
                "aec: error: no verb given: try 'aec run --key KEY -- CMD', or aec --help\n");
     return kExitUsage;
   }
+  if (!args.empty() && args[0] == "serve") {
+    return serve_main("aec serve", argc - 1, argv + 1);
+  }
   if (!args.empty() && !args[0].starts_with("-")) {
     auto known = std::find_if(verbs().begin(), verbs().end(),
                               [&](const Verb& v) { return args[0] == v.name; });
@@ -101,7 +106,9 @@ int run_main(int argc, char** argv) {
   std::map<const CLI::App*, VerbMain> mains;
   for (const Verb& v : verbs()) {
     CLI::App* sub = app.add_subcommand(v.name, v.summary);
-    mains[sub] = v.setup(*sub, invocation);
+    if (v.setup) {
+      mains[sub] = v.setup(*sub, invocation);
+    }
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
   try {

@@ -212,6 +212,7 @@ std::variant<RouteMatch, RouteError> match_route(std::string_view method, std::s
       continue;
     }
     m.route = shape.route;
+    m.matched = true;
     if (Status s = fill_params(shape.route, raw, m); !s.is_ok()) {
       return bad_target(s.message());
     }

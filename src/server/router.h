@@ -36,6 +36,7 @@ std::string_view route_name(Route route);
 
 struct RouteMatch {
   Route route = Route::Healthz;
+  bool matched = false;      // false when the target matched no route (an error answer)
   std::string key;           // decoded; routes under /v1/keys/{key}
   std::int64_t token = 0;    // Renew, Release
   std::string execution_id;  // LeaveQueue

@@ -50,7 +50,7 @@ void log_line(const ServerOptions& options, const Exchange& ex, unsigned status,
                         {"principal", ex.principal},
                         {"method", method},
                         {"target", target},
-                        {"route", route_name(ex.route().route)},
+                        {"route", ex.route().matched ? route_name(ex.route().route) : "unmatched"},
                         {"status", status},
                         {"ms", ms}};
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -158,7 +158,9 @@ class ServerImpl final : public Server {
     auto session = std::make_shared<Session>(
         std::move(socket), limits, [this](std::shared_ptr<Exchange> ex) { dispatch(ex); },
         [this](const Exchange& ex, unsigned status, std::chrono::steady_clock::duration took) {
-          metrics_.http_requests.with({route_pattern(ex.route().route), std::to_string(status)})
+          metrics_.http_requests
+              .with({ex.route().matched ? route_pattern(ex.route().route) : "unmatched",
+                     std::to_string(status)})
               .inc();
           if (options_.log_requests) {
             log_line(options_, ex, status, took);
