@@ -37,8 +37,11 @@ struct Flags {
 };
 
 void add_flags(CLI::App& app, Flags& f) {
-  app.add_option("--contender", f.contenders, "aec-sqlite, raw-sqlite, flock or all (repeatable)")
-      ->check(CLI::IsMember({"all", "aec-sqlite", "raw-sqlite", "flock"}))
+  std::vector<std::string> known = contender_names();
+  known.insert(known.begin(), "all");
+  app.add_option("--contender", f.contenders,
+                 "aec-sqlite, aecd-sqlite, raw-sqlite, flock or all (repeatable)")
+      ->check(CLI::IsMember(known))
       ->capture_default_str();
   app.add_option("--clients", f.clients, "client processes per run (repeatable, or 1,16)")
       ->delimiter(',')

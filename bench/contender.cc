@@ -3,12 +3,15 @@
 namespace aec::bench {
 
 std::vector<std::string> contender_names() {
-  return {"raw-sqlite", "flock", "aec-sqlite"};
+  return {"raw-sqlite", "flock", "aec-sqlite", "aecd-sqlite"};
 }
 
 std::unique_ptr<Contender> make_contender(std::string_view name) {
   if (name == "aec-sqlite") {
     return make_aec_sqlite_contender();
+  }
+  if (name == "aecd-sqlite") {
+    return make_aecd_sqlite_contender();
   }
   if (name == "raw-sqlite") {
     return make_raw_sqlite_contender();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <aec/status.h>
+#include <aec/store.h>
 
 namespace aec::bench {
 
@@ -58,6 +59,12 @@ std::vector<std::string> contender_names();
 std::unique_ptr<Contender> make_contender(std::string_view name);
 
 std::unique_ptr<Contender> make_aec_sqlite_contender();
+// aecd over the same sqlite store, in a server process of its own; clients use the http:// store.
+std::unique_ptr<Contender> make_aecd_sqlite_contender();
+
+// A session driving `store` through aec::Control, as a user of the library would (shared by the
+// aec contenders).
+std::unique_ptr<Session> make_control_session(std::shared_ptr<Store> store);
 std::unique_ptr<Contender> make_raw_sqlite_contender();
 std::unique_ptr<Contender> make_flock_contender();
 

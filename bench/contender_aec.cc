@@ -75,12 +75,15 @@ class AecSqliteContender final : public Contender {
     if (!store) {
       return store.error();
     }
-    return std::unique_ptr<Session>(
-        std::make_unique<AecSession>(std::shared_ptr<Store>(std::move(*store))));
+    return make_control_session(std::shared_ptr<Store>(std::move(*store)));
   }
 };
 
 }  // namespace
+
+std::unique_ptr<Session> make_control_session(std::shared_ptr<Store> store) {
+  return std::make_unique<AecSession>(std::move(store));
+}
 
 std::unique_ptr<Contender> make_aec_sqlite_contender() {
   return std::make_unique<AecSqliteContender>();

@@ -28,6 +28,8 @@ struct StoreOptions {
 //   memory:                an in-process store (tests, simulation); every open is a new store
 //   sqlite:///ABS/PATH     an SQLite file shared by the processes of one host (created if missing)
 //   sqlite://REL/PATH      a path relative to the working directory
+//   http://HOST:PORT       an aecd (docs/api.md); sends $AEC_TOKEN as a bearer token
+//   https://HOST:PORT      the same over TLS (?cacert=PATH for a private CA)
 // Errors: InvalidArgument for an unknown scheme or a malformed URL (naming the schemes built in),
 // Unavailable or PermissionDenied when the file cannot be opened, DataLoss when it is not an aec
 // database or is corrupt.

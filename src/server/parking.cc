@@ -94,6 +94,15 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, Stea
     // The first in line holds a store place already (the caller's first answer was Busy with
     // queue=true); wait for a change, or until a holder could lapse.
     arm_retry(*line, key, std::min(busy.retry_in, recheck_interval_));
+  } else {
+    // Only the first in line holds a store place. Concurrent first answers may have taken
+    // store places in another order than callers joined this line; a place ahead of the first
+    // that nobody keeps alive would hold the slot back until it lapses. So the others give
+    // theirs up, and take a new one when their turn comes.
+    asio::post(pool_, [this, key, eid = w->req.execution_id] {
+      (void)store_.leave_queue(key, eid);
+      changed(key);
+    });
   }
   return w->id;
 }
