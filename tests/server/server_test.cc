@@ -1,0 +1,340 @@
+// aecd over a real socket: who may call which route (docs/aecd.md, Tokens), a graceful stop, and
+// a parked waiter whose connection drops.
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "tests/server/raw_http.h"
+#include "tests/support/temp_dir.h"
+
+namespace aec::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kKey = "a/k";
+constexpr std::string_view kReaderA = "reader-a-0123456789abcdef";
+constexpr std::string_view kWriterB = "writer-b-0123456789abcdef";
+constexpr std::string_view kWriterA = "writer-a-0123456789abcdef";
+constexpr std::string_view kAdmin = "admin-all-0123456789abcdef";
+constexpr std::string_view kUnknown = "unknown-x-0123456789abcdef";
+
+// Polls `done` until it holds or `bound` passes: synchronizes on an observed state, not on time.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds bound = 5s) {
+  auto deadline = Clock::now() + bound;
+  while (!done()) {
+    if (Clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// The value of one series of /metrics ("aec_waiters"), -1 when absent.
+double metric(const TestServer& t, std::string_view series, std::string_view token = "") {
+  HttpReply r = t.call("GET", "/metrics", token);
+  std::string needle = fmt::format("\n{} ", series);
+  std::string text = "\n" + r.body;
+  std::size_t at = text.find(needle);
+  return at == std::string::npos ? -1 : std::atof(text.c_str() + at + needle.size());
+}
+
+std::int64_t grant(Store& store, std::string_view id, int limit = 1000) {
+  AcquireRequest req;
+  req.key = std::string(kKey);
+  req.execution_id = std::string(id);
+  req.ttl = 60s;
+  req.limit = limit;
+  auto r = store.acquire(req);
+  EXPECT_TRUE(r && r->outcome == AcquireOutcome::Granted) << id;
+  return r ? r->lease.token : 0;
+}
+
+bool holds(Store& store, std::int64_t token) {
+  auto state = store.get(kKey);
+  return state && std::ranges::any_of(state->holders,
+                                      [&](const Holder& h) { return h.execution.token == token; });
+}
+
+// ---- The auth matrix ----------------------------------------------------------------------
+
+enum class Call {
+  Acquire,
+  Renew,
+  Release,
+  LeaveQueue,
+  GetKey,
+  BlockingQuery,
+  ListKeys,
+  Executions,
+  ExecutionsOfKey,
+  History,
+  ForceRelease,
+  Purge,
+  Vdk,
+  Healthz,
+  Readyz,
+  Metrics,
+};
+enum class Who { NoToken, Unknown, ReaderA, WriterB, WriterA, Admin };
+
+struct Cell {
+  Call call;
+  Who who;
+  int status;  // the documented answer for a key under a/
+};
+
+// clang-format off
+const Cell kMatrix[] = {
+    {Call::Acquire, Who::NoToken, 401}, {Call::Acquire, Who::Unknown, 401},
+    {Call::Acquire, Who::ReaderA, 403}, {Call::Acquire, Who::WriterB, 403},
+    {Call::Acquire, Who::WriterA, 200}, {Call::Acquire, Who::Admin, 200},
+    {Call::Renew, Who::NoToken, 401}, {Call::Renew, Who::Unknown, 401},
+    {Call::Renew, Who::ReaderA, 403}, {Call::Renew, Who::WriterB, 403},
+    {Call::Renew, Who::WriterA, 200}, {Call::Renew, Who::Admin, 200},
+    {Call::Release, Who::NoToken, 401}, {Call::Release, Who::Unknown, 401},
+    {Call::Release, Who::ReaderA, 403}, {Call::Release, Who::WriterB, 403},
+    {Call::Release, Who::WriterA, 200}, {Call::Release, Who::Admin, 200},
+    {Call::LeaveQueue, Who::NoToken, 401}, {Call::LeaveQueue, Who::Unknown, 401},
+    {Call::LeaveQueue, Who::ReaderA, 403}, {Call::LeaveQueue, Who::WriterB, 403},
+    {Call::LeaveQueue, Who::WriterA, 200}, {Call::LeaveQueue, Who::Admin, 200},
+    {Call::GetKey, Who::NoToken, 401}, {Call::GetKey, Who::Unknown, 401},
+    {Call::GetKey, Who::ReaderA, 200}, {Call::GetKey, Who::WriterB, 403},
+    {Call::GetKey, Who::WriterA, 200}, {Call::GetKey, Who::Admin, 200},
+    {Call::BlockingQuery, Who::NoToken, 401}, {Call::BlockingQuery, Who::Unknown, 401},
+    {Call::BlockingQuery, Who::ReaderA, 200}, {Call::BlockingQuery, Who::WriterB, 403},
+    {Call::BlockingQuery, Who::WriterA, 200}, {Call::BlockingQuery, Who::Admin, 200},
+    {Call::ListKeys, Who::NoToken, 401}, {Call::ListKeys, Who::Unknown, 401},
+    {Call::ListKeys, Who::ReaderA, 200}, {Call::ListKeys, Who::WriterB, 403},
+    {Call::ListKeys, Who::WriterA, 200}, {Call::ListKeys, Who::Admin, 200},
+    {Call::Executions, Who::NoToken, 401}, {Call::Executions, Who::Unknown, 401},
+    {Call::Executions, Who::ReaderA, 200}, {Call::Executions, Who::WriterB, 403},
+    {Call::Executions, Who::WriterA, 200}, {Call::Executions, Who::Admin, 200},
+    {Call::ExecutionsOfKey, Who::NoToken, 401}, {Call::ExecutionsOfKey, Who::Unknown, 401},
+    {Call::ExecutionsOfKey, Who::ReaderA, 200}, {Call::ExecutionsOfKey, Who::WriterB, 403},
+    {Call::ExecutionsOfKey, Who::WriterA, 200}, {Call::ExecutionsOfKey, Who::Admin, 200},
+    {Call::History, Who::NoToken, 401}, {Call::History, Who::Unknown, 401},
+    {Call::History, Who::ReaderA, 200}, {Call::History, Who::WriterB, 403},
+    {Call::History, Who::WriterA, 200}, {Call::History, Who::Admin, 200},
+    {Call::ForceRelease, Who::NoToken, 401}, {Call::ForceRelease, Who::Unknown, 401},
+    {Call::ForceRelease, Who::ReaderA, 403}, {Call::ForceRelease, Who::WriterB, 403},
+    {Call::ForceRelease, Who::WriterA, 403}, {Call::ForceRelease, Who::Admin, 200},
+    {Call::Purge, Who::NoToken, 401}, {Call::Purge, Who::Unknown, 401},
+    {Call::Purge, Who::ReaderA, 403}, {Call::Purge, Who::WriterB, 403},
+    {Call::Purge, Who::WriterA, 403}, {Call::Purge, Who::Admin, 200},
+    {Call::Vdk, Who::NoToken, 401}, {Call::Vdk, Who::Unknown, 401},
+    {Call::Vdk, Who::ReaderA, 200}, {Call::Vdk, Who::WriterB, 403},
+    {Call::Vdk, Who::WriterA, 200}, {Call::Vdk, Who::Admin, 200},
+    {Call::Healthz, Who::NoToken, 200}, {Call::Healthz, Who::Unknown, 200},
+    {Call::Healthz, Who::ReaderA, 200}, {Call::Healthz, Who::WriterB, 200},
+    {Call::Healthz, Who::WriterA, 200}, {Call::Healthz, Who::Admin, 200},
+    {Call::Readyz, Who::NoToken, 200}, {Call::Readyz, Who::Unknown, 200},
+    {Call::Readyz, Who::ReaderA, 200}, {Call::Readyz, Who::WriterB, 200},
+    {Call::Readyz, Who::WriterA, 200}, {Call::Readyz, Who::Admin, 200},
+    {Call::Metrics, Who::NoToken, 401}, {Call::Metrics, Who::Unknown, 401},
+    {Call::Metrics, Who::ReaderA, 200}, {Call::Metrics, Who::WriterB, 200},
+    {Call::Metrics, Who::WriterA, 200}, {Call::Metrics, Who::Admin, 200},
+};
+// clang-format on
+
+std::string_view token_of(Who who) {
+  switch (who) {
+    case Who::NoToken:
+      return "";
+    case Who::Unknown:
+      return kUnknown;
+    case Who::ReaderA:
+      return kReaderA;
+    case Who::WriterB:
+      return kWriterB;
+    case Who::WriterA:
+      return kWriterA;
+    case Who::Admin:
+      return kAdmin;
+  }
+  return "";
+}
+
+struct Probe {
+  std::string method;
+  std::string target;
+  std::string body;
+  std::int64_t lease = 0;  // a live lease the call names (or could free), 0 for none
+};
+
+// The request of `call` on key a/k. Calls that name (or free) a lease get a fresh live one, so
+// a refused caller is refused while holding the right fencing token.
+Probe probe_for(Call call, Store& store) {
+  std::string k = path_key(kKey);
+  switch (call) {
+    case Call::Acquire:
+      return {"POST", "/v1/leases", R"({"key": "a/k", "limit": 1000, "ttl_ms": 60000})"};
+    case Call::Renew: {
+      std::int64_t t = grant(store, "renewed");
+      return {"POST", fmt::format("/v1/keys/{}/leases/{}/renew", k, t), R"({"ttl_ms": 60000})", t};
+    }
+    case Call::Release: {
+      std::int64_t t = grant(store, "released");
+      return {"POST", fmt::format("/v1/keys/{}/leases/{}/release", k, t), "{}", t};
+    }
+    case Call::LeaveQueue:
+      return {"DELETE", fmt::format("/v1/keys/{}/queue/nobody", k), ""};
+    case Call::GetKey:
+      return {"GET", "/v1/keys/" + k, ""};
+    case Call::BlockingQuery:
+      return {"GET", fmt::format("/v1/keys/{}?index={}&wait=20ms", k, store.get(kKey)->version),
+              ""};
+    case Call::ListKeys:
+      return {"GET", "/v1/keys?prefix=a%2F", ""};
+    case Call::Executions:
+      return {"GET", "/v1/executions?prefix=a%2F", ""};
+    case Call::ExecutionsOfKey:
+      return {"GET", "/v1/executions?key=a%2Fk", ""};
+    case Call::History:
+      return {"GET", fmt::format("/v1/keys/{}/history", k), ""};
+    case Call::ForceRelease:
+      return {"POST", fmt::format("/v1/keys/{}/force-release", k), R"({"reason": "matrix"})",
+              grant(store, "forced")};
+    case Call::Purge:
+      return {"POST", "/v1/purge", "{}"};
+    case Call::Vdk:
+      return {"GET", "/data-jobs/for-team/a/jobs/k/executions", ""};
+    case Call::Healthz:
+      return {"GET", "/healthz", ""};
+    case Call::Readyz:
+      return {"GET", "/readyz", ""};
+    case Call::Metrics:
+      return {"GET", "/metrics", ""};
+  }
+  return {};
+}
+
+std::string write_tokens(const TempDir& dir) {
+  std::string path = dir.file("tokens");
+  std::ofstream(path) << fmt::format(
+      "# TOKEN NAME ROLE PREFIXES\n{} reader-a reader a/\n{} writer-b writer b/\n"
+      "{} writer-a writer a/\n{} admin admin *\n",
+      kReaderA, kWriterB, kWriterA, kAdmin);
+  EXPECT_EQ(::chmod(path.c_str(), 0600), 0);
+  return path;
+}
+
+TEST(ServerAuth, EveryRouteAnswersEachCallerAsDocumented) {
+  TempDir dir;
+  auto t = TestServer::start(memory_store(), {.tokens_file = write_tokens(dir)});
+  ASSERT_TRUE(t.server);
+  int row = 0;
+  for (const Cell& cell : kMatrix) {
+    SCOPED_TRACE(fmt::format("row {}: call {} by who {}", row++, static_cast<int>(cell.call),
+                             static_cast<int>(cell.who)));
+    Probe p = probe_for(cell.call, *t.store);
+    HttpReply r = t.call(p.method, p.target, token_of(cell.who), p.body);
+    ASSERT_EQ(r.status, cell.status) << p.method << " " << p.target << ": " << r.body;
+    if (cell.status == 401) {
+      EXPECT_TRUE(r.header("www-authenticate").starts_with("Bearer"))
+          << r.header("www-authenticate");
+      EXPECT_EQ(r.error_code(), "unauthenticated");
+    } else if (cell.status == 403) {
+      EXPECT_EQ(r.error_code(), "permission_denied");
+    }
+    if (cell.status != 200 && p.lease != 0) {
+      EXPECT_TRUE(holds(*t.store, p.lease)) << "a refused call freed the lease";
+    }
+    if (cell.status == 200 && (cell.call == Call::Renew || cell.call == Call::Release)) {
+      EXPECT_EQ(r.json().value("outcome", ""), "ok") << r.body;
+    }
+    if (cell.status == 200 && cell.call == Call::Acquire) {
+      EXPECT_EQ(r.json().value("outcome", ""), "granted") << r.body;
+    }
+  }
+}
+
+// ---- Stop and dropped waiters -------------------------------------------------------------
+
+TEST(ServerStop, AnswersParkedRequestsAndReleasesNothing) {
+  auto t = TestServer::start(memory_store());
+  ASSERT_TRUE(t.server);
+  std::int64_t held = grant(*t.store, "holder", 1);
+
+  RawConnection waiter(t.port());
+  ASSERT_TRUE(waiter.send(http_request(
+      "POST", "/v1/leases", "", R"({"key": "a/k", "execution_id": "parked", "wait_ms": 30000})")));
+  ASSERT_TRUE(eventually([&] { return metric(t, "aec_waiters") == 1; }));
+  std::int64_t version = t.store->get(kKey)->version;
+  RawConnection query(t.port());
+  ASSERT_TRUE(query.send(
+      http_request("GET", fmt::format("/v1/keys/{}?index={}&wait=30s", path_key(kKey), version))));
+  ASSERT_TRUE(
+      eventually([&] { return metric(t, "aec_store_latency_seconds_count{op=\"get\"}") >= 1; }));
+
+  auto start = Clock::now();
+  t.server->stop();
+  EXPECT_LT(Clock::now() - start, 5s) << "stop() waited for the parked requests' deadlines";
+
+  HttpReply a = waiter.read_reply(1s);
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(a.json().value("outcome", ""), "busy") << a.body;
+  HttpReply q = query.read_reply(1s);
+  ASSERT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(q.json().value("version", std::int64_t{-1}), version) << q.body;
+  EXPECT_EQ(q.header("x-aec-index"), std::to_string(version));
+  EXPECT_TRUE(holds(*t.store, held)) << "stop() released a lease";
+}
+
+TEST(ServerParking, AWaiterWhoseConnectionDropsLeavesTheLine) {
+  // A slow recheck: the grant to B can only come promptly from the release itself.
+  auto t = TestServer::start(memory_store(), {.recheck_interval = 5s});
+  ASSERT_TRUE(t.server);
+  std::int64_t held = grant(*t.store, "holder", 1);
+  auto queue_is = [&](std::vector<std::string> ids) {
+    auto state = t.store->get(kKey);
+    return state && state->queue == ids;
+  };
+  auto parked_acquire = [](std::string_view id) {
+    return http_request("POST", "/v1/leases", "",
+                        fmt::format(R"({{"key": "a/k", "execution_id": "{}", "wait_ms": 30000,)"
+                                    R"( "queue_ttl_ms": 30000}})",
+                                    id));
+  };
+
+  auto a = std::make_unique<RawConnection>(t.port());
+  ASSERT_TRUE(a->send(parked_acquire("A")));
+  ASSERT_TRUE(eventually([&] { return queue_is({"A"}); }));
+  a.reset();  // A hangs up while parked
+  RawConnection b(t.port());
+  ASSERT_TRUE(b.send(parked_acquire("B")));
+  ASSERT_TRUE(eventually([&] { return queue_is({"B"}) && metric(t, "aec_waiters") == 1; }))
+      << "A kept its place in line after its connection dropped";
+
+  auto start = Clock::now();
+  HttpReply released =
+      t.call("POST", fmt::format("/v1/keys/{}/leases/{}/release", path_key(kKey), held), "", "{}");
+  ASSERT_EQ(released.status, 200) << released.body;
+  HttpReply granted = b.read_reply(4s);
+  ASSERT_EQ(granted.status, 200) << granted.body;
+  EXPECT_LT(Clock::now() - start, 4s);
+  nlohmann::json j = granted.json();
+  EXPECT_EQ(j.value("outcome", ""), "granted") << granted.body;
+  EXPECT_EQ(j["lease"].value("execution_id", ""), "B") << granted.body;
+
+  auto state = t.store->get(kKey);
+  ASSERT_TRUE(state);
+  ASSERT_EQ(state->holders.size(), 1u);
+  EXPECT_EQ(state->holders[0].execution.id, "B");
+  EXPECT_TRUE(state->queue.empty());
+  auto all = t.store->list({.key = std::string(kKey)});
+  ASSERT_TRUE(all);
+  EXPECT_TRUE(std::ranges::none_of(*all, [](const Execution& e) { return e.id == "A"; }))
+      << "the dropped waiter A ran";
+}
+
+}  // namespace
+}  // namespace aec::testing
