@@ -55,5 +55,6 @@ demo() {
 }
 
 install_packages
+scripts/install-test-deps.sh  # npm packages of the browser test (tests/dashboard)
 build_and_install
 demo

@@ -10,6 +10,7 @@
 #include "core/duration.h"
 #include "core/status_macros.h"
 #include "server/api_internal.h"
+#include "server/dashboard.h"
 
 namespace aec::server {
 namespace detail {
@@ -227,6 +228,24 @@ Status purge(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   return Status::ok();
 }
 
+// The dashboard page is static and holds no data: it needs no token, and its own fetches carry
+// one. The CSP lets it run only its inline script and style and talk only to this origin.
+void serve_dashboard(const std::shared_ptr<Exchange>& ex) {
+  Response res(http::status::ok, ex->request().version());
+  res.set(http::field::content_type, "text/html; charset=utf-8");
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Content-Security-Policy",
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+          "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+          "frame-ancestors 'none'");
+  res.keep_alive(ex->request().keep_alive());
+  res.body() = std::string(dashboard_html());
+  res.prepare_payload();
+  ex->respond(std::move(res));
+}
+
 // What the route needs of the caller: nothing (health), any valid token (metrics), or an access
 // to the key named in the path.
 Status authorize_route(const Principal& who, const RouteMatch& m) {
@@ -234,6 +253,7 @@ Status authorize_route(const Principal& who, const RouteMatch& m) {
     case Route::Healthz:
     case Route::Readyz:
     case Route::Metrics:
+    case Route::Dashboard:
     case Route::Acquire:  // the key is in the body: checked by the handler
       return Status::ok();
     case Route::ListKeys:
@@ -307,6 +327,9 @@ Status route_request(ApiContext& api, const std::shared_ptr<Exchange>& ex, const
       ex->respond(std::move(res));
       return Status::ok();
     }
+    case Route::Dashboard:
+      serve_dashboard(ex);
+      return Status::ok();
   }
   return internal_error("unknown route");
 }
@@ -315,7 +338,7 @@ Status route_request(ApiContext& api, const std::shared_ptr<Exchange>& ex, const
 
 void handle_request(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   Route route = ex->route().route;
-  bool open = route == Route::Healthz || route == Route::Readyz;
+  bool open = route == Route::Healthz || route == Route::Readyz || route == Route::Dashboard;
   Principal who;
   if (!open) {
     auto header = ex->request()[http::field::authorization];
@@ -365,6 +388,8 @@ std::string_view route_pattern(Route route) {
       return "GET /readyz";
     case Route::Metrics:
       return "GET /metrics";
+    case Route::Dashboard:
+      return "GET /";
   }
   return "unknown";
 }

@@ -84,6 +84,7 @@ const std::vector<Shape>& shapes() {
       {Route::Healthz, "GET", {"healthz"}},
       {Route::Readyz, "GET", {"readyz"}},
       {Route::Metrics, "GET", {"metrics"}},
+      {Route::Dashboard, "GET", {""}},  // "/" splits into one empty segment
   };
   return kShapes;
 }
@@ -167,6 +168,8 @@ std::string_view route_name(Route route) {
       return "readyz";
     case Route::Metrics:
       return "metrics";
+    case Route::Dashboard:
+      return "dashboard";
   }
   return "unknown";
 }

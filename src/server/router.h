@@ -29,6 +29,7 @@ enum class Route {
   Healthz,        // GET /healthz
   Readyz,         // GET /readyz
   Metrics,        // GET /metrics
+  Dashboard,      // GET / (the HTML dashboard, docs/dashboard.md)
 };
 
 // A stable name for logs and metrics labels ("acquire", "get_key", ...).
