@@ -116,7 +116,8 @@ const Setting kSettings[] = {
      "Allow anonymous access (no --tokens) on a non-loopback address",
      [](std::string_view v, ServerConfig& c) { return set_switch(v, c.options.insecure_listen); },
      [](const ServerConfig& c) { return std::string(c.options.insecure_listen ? "on" : "off"); }},
-    {"tls-cert", "AEC_TLS_CERT", "FILE", "PEM certificate chain; with --tls-key, serve HTTPS",
+    {"tls-cert", "AEC_TLS_CERT", "FILE",
+     "PEM certificate chain for HTTPS (not built in yet: aecd refuses it; use a TLS proxy)",
      [](std::string_view v, ServerConfig& c) {
        c.options.tls_cert = std::string(v);
        return Status::ok();

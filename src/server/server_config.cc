@@ -126,7 +126,7 @@ Status check_combination(ServerConfig& config) {
         o.listen));
   } else if (!address->is_loopback && o.tls_cert.empty()) {
     config.warnings.push_back(
-        "bearer tokens travel in clear text: give --tls-cert and --tls-key, or put aecd behind "
+        "bearer tokens travel in clear text: put aecd behind "
         "a TLS proxy");
   }
   return Status::ok();
