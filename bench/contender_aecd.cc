@@ -26,14 +26,14 @@ using namespace std::chrono_literals;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  auto store = open_store("sqlite://" + dir + "/aec.db");
+  auto store = open_store("sqlite://" + dir + "/aec.db", {.durable = true});  // as aecd opens it
   if (!store) {
     std::fprintf(stderr, "aecd-sqlite: %s\n", store.error().to_string().c_str());
     _exit(1);
   }
   auto server = server::Server::start({.store = std::shared_ptr<Store>(std::move(*store)),
                                        .listen = "127.0.0.1:0",
-                                       .store_threads = 2,
+                                       .store_threads = 16,
                                        .log_requests = false});
   if (!server) {
     std::fprintf(stderr, "aecd-sqlite: %s\n", server.error().to_string().c_str());

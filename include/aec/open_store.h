@@ -22,12 +22,20 @@ struct StoreOptions {
   // Create the store (a database file, its directory) when it does not exist yet. When false, a
   // missing store is NotFound and nothing is created.
   bool create = true;
+  // Make every write durable against a power loss before answering it (an fsync per commit,
+  // shared by the writes committed together). A server whose clients run on other hosts needs
+  // this: a grant forgotten after a power cut would let a second holder in while the first still
+  // runs elsewhere. Off, a store may trade that for speed where its callers share its host (they
+  // die with it); the sqlite store does. `sqlite://…?sync=full|normal` overrides it.
+  bool durable = false;
 };
 
 // Opens the store a URL names:
 //   memory:                an in-process store (tests, simulation); every open is a new store
 //   sqlite:///ABS/PATH     an SQLite file shared by the processes of one host (created if missing)
 //   sqlite://REL/PATH      a path relative to the working directory
+//                          (?sync=full: fsync every commit; ?sync=normal: survive process crashes
+//                          only; the default follows StoreOptions::durable)
 //   http://HOST:PORT       an aecd (docs/api.md); sends $AEC_TOKEN as a bearer token
 //   https://HOST:PORT      the same over TLS (?cacert=PATH for a private CA)
 // Errors: InvalidArgument for an unknown scheme or a malformed URL (naming the schemes built in),

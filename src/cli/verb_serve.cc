@@ -44,7 +44,8 @@ int serve_main(std::string_view program, int argc, char** argv) {
   for (const std::string& warning : config->warnings) {
     fmt::print(stderr, "{}: warning: {}\n", program, warning);
   }
-  auto store = open_store(config->store_url);
+  // Its clients run on other hosts: a grant must survive a power cut before it is answered.
+  auto store = open_store(config->store_url, {.durable = true});
   if (!store) {
     return fail(program, store.error());
   }

@@ -28,16 +28,31 @@ std::string home_dir() {
 }
 
 Result<std::unique_ptr<Store>> open_sqlite_url(std::string_view url, std::string_view rest,
-                                               const StoreOptions& options) {
-  if (rest.find_first_of("?#") != std::string_view::npos) {
-    return invalid_argument(
-        fmt::format("store URL '{}': sqlite takes no parameters; use sqlite:///PATH", url));
+                                               StoreOptions options) {
+  if (rest.find('#') != std::string_view::npos) {
+    return invalid_argument(fmt::format(
+        "store URL '{}': a sqlite URL has no fragment; use sqlite:///PATH[?sync=full|normal]",
+        url));
   }
-  if (rest.empty() || rest == "/") {
+  std::string_view path = rest.substr(0, rest.find('?'));
+  if (path.size() < rest.size()) {
+    std::string_view query = rest.substr(path.size() + 1);
+    if (query == "sync=full") {
+      options.durable = true;
+    } else if (query == "sync=normal") {
+      options.durable = false;
+    } else {
+      return invalid_argument(
+          fmt::format("store URL '{}': unknown sqlite parameter '{}'; the only one is "
+                      "sync=full (fsync every commit) or sync=normal",
+                      url, query));
+    }
+  }
+  if (path.empty() || path == "/") {
     return invalid_argument(
         fmt::format("store URL '{}' names no file: use sqlite:///ABSOLUTE/PATH/aec.db", url));
   }
-  return open_sqlite_store(std::string(rest), options);
+  return open_sqlite_store(std::string(path), options);
 }
 
 }  // namespace

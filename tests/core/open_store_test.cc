@@ -10,13 +10,17 @@ namespace aec {
 namespace {
 
 TEST(OpenStoreTest, RejectsUnknownAndMalformedUrlsNamingTheSchemes) {
-  for (const char* url : {"redis://x", "nothing", "", ":x", "sqlite:/tmp/x", "sqlite://",
-                          "sqlite:///tmp/x.db?mode=ro"}) {
+  for (const char* url :
+       {"redis://x", "nothing", "", ":x", "sqlite:/tmp/x", "sqlite://",
+        "sqlite:///tmp/x.db?mode=ro", "sqlite:///tmp/x.db?sync=FULL",
+        "sqlite:///tmp/x.db?sync=full&mode=ro", "sqlite://?sync=full", "sqlite:///tmp/x.db#frag"}) {
     auto r = open_store(url);
     ASSERT_FALSE(r.has_value()) << url;
     EXPECT_EQ(r.error().code(), Code::InvalidArgument) << url;
   }
   EXPECT_NE(open_store("redis://x").error().message().find("memory, sqlite"), std::string::npos);
+  EXPECT_NE(open_store("sqlite:///tmp/x.db?mode=ro").error().message().find("sync=full"),
+            std::string::npos);
 }
 
 TEST(OpenStoreTest, DefaultIsUnderTheStateDirectory) {
