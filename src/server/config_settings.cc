@@ -117,13 +117,13 @@ const Setting kSettings[] = {
      [](std::string_view v, ServerConfig& c) { return set_switch(v, c.options.insecure_listen); },
      [](const ServerConfig& c) { return std::string(c.options.insecure_listen ? "on" : "off"); }},
     {"tls-cert", "AEC_TLS_CERT", "FILE",
-     "PEM certificate chain for HTTPS (not built in yet: aecd refuses it; use a TLS proxy)",
+     "PEM certificate chain: serve HTTPS (TLS 1.2+) instead of HTTP; needs --tls-key",
      [](std::string_view v, ServerConfig& c) {
        c.options.tls_cert = std::string(v);
        return Status::ok();
      },
      [](const ServerConfig& c) { return or_none(c.options.tls_cert); }},
-    {"tls-key", "AEC_TLS_KEY", "FILE", "PEM private key of --tls-cert",
+    {"tls-key", "AEC_TLS_KEY", "FILE", "PEM private key of --tls-cert (unencrypted)",
      [](std::string_view v, ServerConfig& c) {
        c.options.tls_key = std::string(v);
        return Status::ok();

@@ -19,6 +19,7 @@
 #include "server/parking.h"
 #include "server/server_config.h"
 #include "server/session.h"
+#include "server/tls_context.h"
 
 namespace aec::server {
 namespace {
@@ -64,9 +65,11 @@ void log_line(const ServerOptions& options, const Exchange& ex, unsigned status,
 
 class ServerImpl final : public Server {
  public:
-  ServerImpl(ServerOptions options, Authorizer auth)
+  // `tls` null: plain HTTP.
+  ServerImpl(ServerOptions options, Authorizer auth, std::unique_ptr<asio::ssl::context> tls)
       : options_(std::move(options)),
         auth_(std::move(auth)),
+        tls_(std::move(tls)),
         acceptor_(io_),
         pool_(static_cast<std::size_t>(std::max(1, options_.store_threads))),
         parking_(io_, pool_, *options_.store, options_.recheck_interval),
@@ -119,7 +122,7 @@ class ServerImpl final : public Server {
     if (ep.address().is_v6()) {
       host = "[" + host + "]";
     }
-    return fmt::format("http://{}:{}", host, port_);
+    return fmt::format("{}://{}:{}", tls_ ? "https" : "http", host, port_);
   }
 
   void stop() override {
@@ -155,8 +158,9 @@ class ServerImpl final : public Server {
     }
     SessionLimits limits{.header_timeout = options_.header_timeout,
                          .idle_timeout = options_.idle_timeout};
-    auto session = std::make_shared<Session>(
-        std::move(socket), limits, [this](std::shared_ptr<Exchange> ex) { dispatch(ex); },
+    auto session = make_session(
+        std::move(socket), tls_.get(), limits,
+        [this](std::shared_ptr<Exchange> ex) { dispatch(ex); },
         [this](const Exchange& ex, unsigned status, std::chrono::steady_clock::duration took) {
           metrics_.http_requests
               .with({ex.route().matched ? route_pattern(ex.route().route) : "unmatched",
@@ -205,6 +209,7 @@ class ServerImpl final : public Server {
 
   ServerOptions options_;
   Authorizer auth_;
+  std::unique_ptr<asio::ssl::context> tls_;  // null: plain HTTP; outlives io_ and its sessions
   ServerMetrics metrics_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
@@ -229,10 +234,9 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
     return invalid_argument("aecd needs a store");
   }
   AEC_ASSIGN_OR_RETURN(ListenAddress where, parse_listen_address(options.listen));
+  std::unique_ptr<asio::ssl::context> tls;
   if (!options.tls_cert.empty() || !options.tls_key.empty()) {
-    return invalid_argument(
-        "--tls-cert/--tls-key: TLS is not built into this aecd yet; "
-        "put it behind a TLS-terminating proxy");
+    AEC_ASSIGN_OR_RETURN(tls, make_tls_context(options.tls_cert, options.tls_key));
   }
   Authorizer auth = Authorizer::anonymous();
   if (!options.tokens_file.empty()) {
@@ -243,7 +247,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
         "or --insecure-listen to serve anyone who can connect",
         options.listen));
   }
-  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(auth));
+  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(auth), std::move(tls));
   asio::io_context resolver_io;
   AEC_ASSIGN_OR_RETURN(tcp::endpoint at, resolve(resolver_io, where));
   AEC_RETURN_IF_ERROR(server->listen(at));

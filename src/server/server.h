@@ -1,4 +1,4 @@
-// aec::server::Server: aecd's HTTP/1.1 service (docs/api.md) over one Store.
+// aec::server::Server: aecd's HTTP/1.1 (or HTTPS) service (docs/api.md) over one Store.
 //
 //   auto server = aec::server::Server::start({.store = store, .listen = "127.0.0.1:0"});
 //   int port = (*server)->port();
@@ -34,7 +34,9 @@ struct ServerOptions {
   milliseconds recheck_interval{1'000};
   std::string tokens_file;       // bearer tokens (see auth.h); empty: anonymous access
   bool insecure_listen = false;  // allow anonymous access on a non-loopback address
-  std::string tls_cert;          // PEM files; both set: serve HTTPS
+  // PEM certificate chain and unencrypted private key; both set: serve HTTPS (TLS 1.2 or later)
+  // instead of HTTP, the handshake within header_timeout. Read once, by start().
+  std::string tls_cert;
   std::string tls_key;
   bool log_json = false;          // one request log line as JSON instead of text
   bool log_requests = true;       // write one line per request to stderr
@@ -44,7 +46,8 @@ struct ServerOptions {
 class Server {
  public:
   // Binds, listens and starts serving. Errors: InvalidArgument (a bad listen address or
-  // option), Unavailable (the address is in use), PermissionDenied.
+  // option; a token file, TLS certificate or key that cannot be read or used, naming the file),
+  // Unavailable (the address is in use), PermissionDenied.
   static Result<std::unique_ptr<Server>> start(ServerOptions options);
 
   virtual ~Server() = default;
@@ -54,8 +57,9 @@ class Server {
   // "http://127.0.0.1:PORT" (or https), a URL clients can use.
   virtual std::string url() const = 0;
   // Stops accepting, answers every request in flight (parked ones with their current state:
-  // a parked acquire answers busy, a blocking query the unchanged state), closes connections,
-  // and returns when every thread has ended. Releases no lease. Idempotent.
+  // a parked acquire answers busy, a blocking query the unchanged state), closes connections
+  // (over TLS, waiting at most a second for each client to answer the close), and returns when
+  // every thread has ended. Releases no lease. Idempotent.
   virtual void stop() = 0;
   // Blocks until stop() has run (from another thread or a signal handler thread).
   virtual void wait() = 0;

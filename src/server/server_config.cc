@@ -126,8 +126,8 @@ Status check_combination(ServerConfig& config) {
         o.listen));
   } else if (!address->is_loopback && o.tls_cert.empty()) {
     config.warnings.push_back(
-        "bearer tokens travel in clear text: put aecd behind "
-        "a TLS proxy");
+        "bearer tokens travel in clear text: serve HTTPS with --tls-cert and --tls-key "
+        "(docs/aecd.md, TLS), or put aecd behind a TLS proxy");
   }
   return Status::ok();
 }

@@ -1,14 +1,30 @@
 #include "server/session.h"
 
+#include <algorithm>
+#include <optional>
+#include <type_traits>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 namespace aec::server {
 
 namespace beast = boost::beast;
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 
 namespace {
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Closing TLS, aecd sends its close_notify and then waits this long (at most header_timeout) for
+// the client's. The wait is a courtesy (RFC 8446 6.1 does not require it) and most clients never
+// answer on an idle connection, so it is short: it bounds how long a graceful stop can take.
+constexpr std::chrono::milliseconds kTlsCloseTimeout{1'000};
 
 std::string peer_of(const asio::ip::tcp::socket& socket) {
   beast::error_code ec;
@@ -28,41 +44,108 @@ Response framing_error(unsigned status, std::string_view code, std::string_view 
   return res;
 }
 
-}  // namespace
+// One connection over Stream: PlainStream, or TlsStream (whose lowest layer is a PlainStream,
+// so timeouts, cancellation and closing work the same on both). Every member function runs on
+// the strand of the stream's executor, except start() and shut_down(), which post to it.
+template <class Stream>
+class StreamSession final : public Session,
+                            public std::enable_shared_from_this<StreamSession<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-Session::Session(asio::ip::tcp::socket socket, const SessionLimits& limits, Dispatch dispatch,
-                 RequestLog log)
-    : stream_(std::move(socket)),
-      limits_(limits),
-      dispatch_(std::move(dispatch)),
-      log_(std::move(log)),
-      peer_(peer_of(stream_.socket())) {}
+  // `stream_args` construct the stream: the socket, and for TLS the context.
+  template <class... StreamArgs>
+  StreamSession(const SessionLimits& limits, Dispatch dispatch, RequestLog log,
+                StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
+        limits_(limits),
+        dispatch_(std::move(dispatch)),
+        log_(std::move(log)),
+        peer_(peer_of(tcp().socket())) {}
 
-Session::~Session() {
-  if (exchange_) {
-    exchange_->abandon();
-  }
-}
-
-void Session::start() {
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
-}
-
-void Session::shut_down() {
-  asio::post(stream_.get_executor(), [self = shared_from_this()] {
-    self->closing_ = true;
-    if (self->idle_) {
-      self->close();
+  ~StreamSession() override {
+    if (exchange_) {
+      exchange_->abandon();
     }
-  });
+  }
+
+  void start() override {
+    asio::dispatch(stream_.get_executor(), [self = self()] {
+      if constexpr (kTls) {
+        self->handshake();
+      } else {
+        self->wait_for_request();
+      }
+    });
+  }
+
+  void shut_down() override {
+    asio::post(stream_.get_executor(), [self = self()] {
+      self->closing_ = true;
+      if (self->idle_) {
+        // The pending read (or handshake) ends with operation_aborted; its handler closes.
+        beast::error_code ignored;
+        self->tcp().socket().cancel(ignored);
+      }
+    });
+  }
+
+ private:
+  std::shared_ptr<StreamSession> self() { return this->shared_from_this(); }
+  PlainStream& tcp() { return beast::get_lowest_layer(stream_); }
+
+  void handshake();
+  void wait_for_request();
+  void read_request();
+  void on_read_error(beast::error_code ec);
+  void dispatch_request();
+  void watch_peer();
+  void on_watch_done(beast::error_code ec, std::size_t n);
+  void on_answer(Response res);
+  void write(Response res, bool close_after);
+  void finish();
+  void close();
+
+  Stream stream_;
+  SessionLimits limits_;
+  Dispatch dispatch_;
+  RequestLog log_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<Exchange> exchange_;  // the request being answered
+  std::chrono::steady_clock::time_point started_;
+  std::optional<Response> answer_;  // an answer that arrived while the peer watch was pending
+  bool watching_ = false;
+  bool idle_ = false;  // waiting for the next request, or in the TLS handshake
+  bool closing_ = false;
+};
+
+// The handshake must end within header_timeout: a client that connects and says nothing (or
+// speaks plain HTTP, which fails at once) holds no connection for longer.
+template <class Stream>
+void StreamSession<Stream>::handshake() {
+  if constexpr (kTls) {
+    idle_ = true;  // no request in flight: shut_down() may cut it short
+    tcp().expires_after(limits_.header_timeout);
+    stream_.async_handshake(ssl::stream_base::server, [self = self()](beast::error_code ec) {
+      self->idle_ = false;
+      if (ec) {
+        self->close();  // no TLS session, so nothing to say goodbye with
+        return;
+      }
+      self->wait_for_request();
+    });
+  }
 }
 
 // Between requests the connection may idle for idle_timeout; once the first byte of a request
 // is here, the whole request must arrive within header_timeout (a slow client cannot hold a
 // connection by trickling bytes).
-void Session::wait_for_request() {
+template <class Stream>
+void StreamSession<Stream>::wait_for_request() {
   if (closing_) {
-    close();
+    finish();
     return;
   }
   if (buffer_.size() > 0) {
@@ -70,12 +153,18 @@ void Session::wait_for_request() {
     return;
   }
   idle_ = true;
-  stream_.expires_after(limits_.idle_timeout);
+  tcp().expires_after(limits_.idle_timeout);
   stream_.async_read_some(buffer_.prepare(4096),
-                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                          [self = self()](beast::error_code ec, std::size_t n) {
                             self->idle_ = false;
                             if (ec) {
-                              self->close();
+                              // shut_down() cancelled the read: a polite close. Else the client
+                              // left, or the idle timeout closed the socket already.
+                              if (self->closing_) {
+                                self->finish();
+                              } else {
+                                self->close();
+                              }
                               return;
                             }
                             self->buffer_.commit(n);
@@ -83,25 +172,23 @@ void Session::wait_for_request() {
                           });
 }
 
-void Session::read_request() {
+template <class Stream>
+void StreamSession<Stream>::read_request() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(limits_.header_limit));
   parser_->body_limit(limits_.body_limit);
-  stream_.expires_after(limits_.header_timeout);
-  http::async_read(
-      stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  tcp().expires_after(limits_.header_timeout);
+  http::async_read(stream_, buffer_, *parser_, [self = self()](beast::error_code ec, std::size_t) {
+    if (ec) {
+      self->on_read_error(ec);
+      return;
+    }
+    self->dispatch_request();
+  });
 }
 
-void Session::on_read(beast::error_code ec) {
-  if (ec) {
-    on_read_error(ec);
-    return;
-  }
-  dispatch_request();
-}
-
-void Session::on_read_error(beast::error_code ec) {
+template <class Stream>
+void StreamSession<Stream>::on_read_error(beast::error_code ec) {
   started_ = std::chrono::steady_clock::now();
   if (ec == http::error::body_limit) {
     write(framing_error(413, "payload_too_large",
@@ -119,7 +206,8 @@ void Session::on_read_error(beast::error_code ec) {
   }
 }
 
-void Session::dispatch_request() {
+template <class Stream>
+void StreamSession<Stream>::dispatch_request() {
   started_ = std::chrono::steady_clock::now();
   Request req = parser_->release();
   parser_.reset();
@@ -128,7 +216,7 @@ void Session::dispatch_request() {
                   std::string_view(req.target().data(), req.target().size()));
   // The sink keeps the session alive until the answer is written; Exchange drops it once used
   // or abandoned, which ends the reference cycle.
-  auto sink = [self = shared_from_this()](Response res) {
+  auto sink = [self = self()](Response res) {
     asio::post(self->stream_.get_executor(),
                [self, res = std::move(res)]() mutable { self->on_answer(std::move(res)); });
   };
@@ -152,43 +240,53 @@ void Session::dispatch_request() {
 }
 
 // While the answer is pending, a read on the socket tells when the client hangs up. Bytes that
-// arrive meanwhile (a pipelined request) stay in the buffer for the next request.
-void Session::watch_peer() {
+// arrive meanwhile (a pipelined request) stay in the buffer for the next request. Over TLS the
+// read also consumes the client's close_notify, which ends it the same way.
+template <class Stream>
+void StreamSession<Stream>::watch_peer() {
   if (watching_ || buffer_.size() > limits_.header_limit + limits_.body_limit) {
     return;
   }
   watching_ = true;
-  stream_.expires_never();
-  stream_.async_read_some(buffer_.prepare(4096),
-                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                            self->watching_ = false;
-                            self->buffer_.commit(n);
-                            if (self->answer_) {
-                              Response res = std::move(*self->answer_);
-                              self->answer_.reset();
-                              self->write(std::move(res), false);
-                            } else if (ec) {
-                              if (self->exchange_) {
-                                self->exchange_->abandon();
-                              }
-                              self->close();
-                            } else {
-                              self->watch_peer();
-                            }
-                          });
+  tcp().expires_never();
+  stream_.async_read_some(
+      buffer_.prepare(4096),
+      [self = self()](beast::error_code ec, std::size_t n) { self->on_watch_done(ec, n); });
 }
 
-void Session::on_answer(Response res) {
+template <class Stream>
+void StreamSession<Stream>::on_watch_done(beast::error_code ec, std::size_t n) {
+  watching_ = false;
+  buffer_.commit(n);
+  if (answer_) {
+    Response res = std::move(*answer_);
+    answer_.reset();
+    write(std::move(res), false);
+  } else if (ec) {
+    if (exchange_) {
+      exchange_->abandon();
+    }
+    close();
+  } else {
+    watch_peer();
+  }
+}
+
+template <class Stream>
+void StreamSession<Stream>::on_answer(Response res) {
   if (watching_) {
     answer_ = std::move(res);
+    // The watch's handler writes the answer. Cancelling a TLS read leaves the TLS session
+    // usable: the record bytes already read stay in the stream for the next read.
     beast::error_code ignored;
-    stream_.socket().cancel(ignored);  // the watch's handler writes the answer
+    tcp().socket().cancel(ignored);
     return;
   }
   write(std::move(res), false);
 }
 
-void Session::write(Response res, bool close_after) {
+template <class Stream>
+void StreamSession<Stream>::write(Response res, bool close_after) {
   if (closing_) {
     res.keep_alive(false);
   }
@@ -198,21 +296,48 @@ void Session::write(Response res, bool close_after) {
   }
   exchange_.reset();
   auto msg = std::make_shared<Response>(std::move(res));
-  stream_.expires_after(limits_.header_timeout);
-  http::async_write(stream_, *msg,
-                    [self = shared_from_this(), msg, keep](beast::error_code ec, std::size_t) {
-                      if (ec || !keep) {
-                        self->close();
-                        return;
-                      }
-                      self->wait_for_request();
-                    });
+  tcp().expires_after(limits_.header_timeout);
+  http::async_write(stream_, *msg, [self = self(), msg, keep](beast::error_code ec, std::size_t) {
+    if (ec) {
+      self->close();
+    } else if (!keep) {
+      self->finish();
+    } else {
+      self->wait_for_request();
+    }
+  });
 }
 
-void Session::close() {
+// Ends a healthy connection. Over TLS, close_notify first, so the client can tell the end from
+// a cut connection; the client's own close_notify, a truncated stream or the timeout all end it.
+template <class Stream>
+void StreamSession<Stream>::finish() {
+  if constexpr (kTls) {
+    tcp().expires_after(std::min(limits_.header_timeout, kTlsCloseTimeout));
+    stream_.async_shutdown([self = self()](beast::error_code) { self->close(); });
+  } else {
+    close();
+  }
+}
+
+template <class Stream>
+void StreamSession<Stream>::close() {
   beast::error_code ignored;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  stream_.close();
+  tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  tcp().close();
+}
+
+}  // namespace
+
+std::shared_ptr<Session> make_session(asio::ip::tcp::socket socket, ssl::context* tls,
+                                      const SessionLimits& limits, Dispatch dispatch,
+                                      RequestLog log) {
+  if (tls != nullptr) {
+    return std::make_shared<StreamSession<TlsStream>>(limits, std::move(dispatch), std::move(log),
+                                                      std::move(socket), *tls);
+  }
+  return std::make_shared<StreamSession<PlainStream>>(limits, std::move(dispatch), std::move(log),
+                                                      std::move(socket));
 }
 
 }  // namespace aec::server

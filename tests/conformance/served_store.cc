@@ -6,6 +6,7 @@
 #include <aec/open_store.h>
 
 #include "server/server.h"
+#include "tests/support/test_cert.h"
 
 namespace aec::testing {
 namespace {
@@ -64,16 +65,26 @@ class ServedStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> open_served_store(const std::string& backing_url, const StoreEnv& env) {
+std::unique_ptr<Store> open_served_store(const std::string& backing_url, const StoreEnv& env,
+                                         ServeOver over) {
   StoreOptions options{.clock = env.clock, .host = env.host};
   std::shared_ptr<Store> backing = or_die(open_store(backing_url, options), "open " + backing_url);
-  auto server =
-      or_die(server::Server::start({.store = std::move(backing),
-                                    .clock = env.clock,
-                                    .listen = "127.0.0.1:0",
-                                    .log_requests = std::getenv("AEC_TEST_LOG") != nullptr}),
-             "start aecd");
-  auto client = or_die(open_store(server->url(), options), "open " + server->url());
+  server::ServerOptions served{.store = std::move(backing),
+                               .clock = env.clock,
+                               .listen = "127.0.0.1:0",
+                               .log_requests = std::getenv("AEC_TEST_LOG") != nullptr};
+  TestCertFiles cert;
+  if (over == ServeOver::Https) {
+    cert = write_test_cert(env.dir, "aecd");
+    served.tls_cert = cert.cert;
+    served.tls_key = cert.key;
+  }
+  auto server = or_die(server::Server::start(std::move(served)), "start aecd");
+  std::string url = server->url();
+  if (over == ServeOver::Https) {
+    url += "/?cacert=" + cert.cert;
+  }
+  auto client = or_die(open_store(url, options), "open " + url);
   return std::make_unique<ServedStore>(std::move(server), std::move(client));
 }
 

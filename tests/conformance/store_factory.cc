@@ -29,6 +29,9 @@ std::vector<StoreKind> all_stores() {
        true, true},
       {"http_memory", [](const StoreEnv& env) { return open_served_store("memory:", env); }, false,
        false},
+      {"https_memory",
+       [](const StoreEnv& env) { return open_served_store("memory:", env, ServeOver::Https); },
+       false, false},
       {"http_sqlite",
        [](const StoreEnv& env) {
          return open_served_store("sqlite://" + env.dir + "/aec.db", env);

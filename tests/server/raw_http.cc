@@ -2,13 +2,16 @@
 
 #include <cctype>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -81,7 +84,7 @@ std::string HttpReply::error_code() const {
   return j["error"].value("code", "");
 }
 
-RawConnection::RawConnection(int port) {
+RawConnection::RawConnection(int port, Wire wire) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -89,6 +92,10 @@ RawConnection::RawConnection(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ADD_FAILURE() << "connect to 127.0.0.1:" << port << ": " << std::strerror(errno);
+    close();
+    return;
+  }
+  if (wire == Wire::Tls && !start_tls()) {
     close();
   }
 }
@@ -98,13 +105,100 @@ RawConnection::~RawConnection() {
 }
 
 void RawConnection::close() {
+  SSL_free(tls_);  // no close_notify: tests close like a client that just goes away
+  tls_ = nullptr;
+  SSL_CTX_free(tls_ctx_);
+  tls_ctx_ = nullptr;
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
   }
 }
 
+bool RawConnection::wait_ready(short events, Clock::time_point deadline) const {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return false;
+    }
+    pollfd p{fd_, events, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) {
+      continue;
+    }
+    return ready > 0;
+  }
+}
+
+// Non-blocking from here on, so that every read and write can honour a deadline: a TLS record
+// that is not application data (a session ticket) must not block a read.
+bool RawConnection::start_tls() {
+  // OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a server that closes while the test
+  // still writes (a 413) must fail the write, not kill the test binary.
+  static const bool sigpipe_ignored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+  (void)sigpipe_ignored;
+  tls_ctx_ = SSL_CTX_new(TLS_client_method());
+  tls_ = tls_ctx_ == nullptr ? nullptr : SSL_new(tls_ctx_);
+  if (tls_ == nullptr || SSL_set_fd(tls_, fd_) != 1 ||
+      ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
+    ADD_FAILURE() << "cannot set up a TLS client";
+    return false;
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    int r = SSL_connect(tls_);
+    if (r == 1) {
+      return true;
+    }
+    int err = SSL_get_error(tls_, r);
+    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (events == 0 || !wait_ready(events, deadline)) {
+      ADD_FAILURE() << "TLS handshake with 127.0.0.1 failed (SSL error " << err << ")";
+      return false;
+    }
+  }
+}
+
+bool RawConnection::send_tls(std::string_view bytes) {
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (!bytes.empty()) {
+    int n = SSL_write(tls_, bytes.data(), static_cast<int>(bytes.size()));
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    int err = SSL_get_error(tls_, n);
+    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (events == 0 || !wait_ready(events, deadline)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int RawConnection::fill_tls(Clock::time_point deadline) {
+  for (;;) {
+    char chunk[16384];
+    int n = SSL_read(tls_, chunk, sizeof chunk);
+    if (n > 0) {
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+      return 1;
+    }
+    int err = SSL_get_error(tls_, n);
+    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (events == 0) {
+      return 0;  // close_notify, EOF, reset or a TLS error: the connection is over
+    }
+    if (!wait_ready(events, deadline)) {
+      return -1;
+    }
+  }
+}
+
 bool RawConnection::send(std::string_view bytes) {
+  if (tls_ != nullptr) {
+    return send_tls(bytes);
+  }
   while (!bytes.empty() && fd_ >= 0) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) {
@@ -121,6 +215,9 @@ bool RawConnection::send(std::string_view bytes) {
 int RawConnection::fill(Clock::time_point deadline) {
   if (fd_ < 0) {
     return 0;
+  }
+  if (tls_ != nullptr) {
+    return fill_tls(deadline);
   }
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -212,7 +309,7 @@ TestServer TestServer::start(std::shared_ptr<Store> store, server::ServerOptions
   options.store = store;
   options.listen = "127.0.0.1:0";
   options.log_requests = std::getenv("AEC_TEST_LOG") != nullptr;
-  TestServer t{std::move(store), nullptr};
+  TestServer t{std::move(store), nullptr, options.tls_cert.empty() ? Wire::Plain : Wire::Tls};
   auto started = server::Server::start(std::move(options));
   if (!started) {
     ADD_FAILURE() << "start aecd: " << started.error().to_string();
@@ -224,7 +321,7 @@ TestServer TestServer::start(std::shared_ptr<Store> store, server::ServerOptions
 
 HttpReply TestServer::call(std::string_view method, std::string_view target, std::string_view token,
                            std::string_view body) const {
-  RawConnection conn(port());
+  RawConnection conn(port(), wire);
   return conn.exchange(http_request(method, target, token, body));
 }
 

@@ -14,6 +14,9 @@
 
 #include "server/server.h"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace aec::testing {
 
 // One answer read off a connection.
@@ -33,10 +36,16 @@ struct HttpReply {
   std::string error_code() const;
 };
 
+// How a RawConnection talks: plain HTTP, or HTTP over TLS (1.2 or later; the client accepts any
+// certificate: tests of verification go through the https:// store).
+enum class Wire { Plain, Tls };
+
 // A client connection to 127.0.0.1:port. Not thread-safe; closes on destruction.
 class RawConnection {
  public:
-  explicit RawConnection(int port);  // connects; a failed connect fails the test (ADD_FAILURE)
+  // Connects, and for Wire::Tls completes the handshake within 5 s; a failure fails the test
+  // (ADD_FAILURE) and leaves the connection closed.
+  explicit RawConnection(int port, Wire wire = Wire::Plain);
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
@@ -57,8 +66,16 @@ class RawConnection {
  private:
   // Reads more bytes into buffer_ until `deadline`: >0 bytes read, 0 closed, -1 timed out.
   int fill(std::chrono::steady_clock::time_point deadline);
+  int fill_tls(std::chrono::steady_clock::time_point deadline);
+  bool send_tls(std::string_view bytes);
+  // Runs the TLS handshake on fd_; false (and an ADD_FAILURE) when it fails.
+  bool start_tls();
+  // Waits until fd_ is ready for `events` (POLLIN/POLLOUT), at most until `deadline`.
+  bool wait_ready(short events, std::chrono::steady_clock::time_point deadline) const;
 
   int fd_ = -1;
+  ssl_ctx_st* tls_ctx_ = nullptr;  // OpenSSL's SSL_CTX and SSL, for Wire::Tls
+  ssl_st* tls_ = nullptr;
   std::string buffer_;  // bytes read and not yet consumed
 };
 
@@ -71,12 +88,13 @@ std::string http_request(std::string_view method, std::string_view target,
 struct TestServer {
   std::shared_ptr<Store> store;
   std::unique_ptr<server::Server> server;
+  Wire wire = Wire::Plain;  // Tls when options.tls_cert was given
 
   // Starts a server with `options` (store and listen are filled in); fails the test (and
   // leaves server null) when it cannot start.
   static TestServer start(std::shared_ptr<Store> store, server::ServerOptions options = {});
   int port() const { return server->port(); }
-  // One request over a fresh connection.
+  // One request over a fresh connection (over TLS when the server serves HTTPS).
   HttpReply call(std::string_view method, std::string_view target, std::string_view token = "",
                  std::string_view body = "") const;
 };

@@ -207,10 +207,15 @@ TEST(ServerConfigTest, RefusesAnonymousAccessOffLoopback) {
   auto tokens = load({"--listen", "0.0.0.0:7070", "--tokens", "/t"});
   ASSERT_TRUE(tokens.has_value());
   EXPECT_NE(tokens->warnings.at(0).find("clear text"), std::string::npos);
+  EXPECT_NE(tokens->warnings.at(0).find("--tls-cert"), std::string::npos);
   auto tls =
       load({"--listen", "0.0.0.0:7070", "--tokens", "/t", "--tls-cert", "c", "--tls-key", "k"});
   ASSERT_TRUE(tls.has_value());
   EXPECT_TRUE(tls->warnings.empty());
+  // TLS encrypts but does not authenticate: anonymous access still needs --insecure-listen.
+  std::string anonymous_tls =
+      error_of(load({"--listen", "0.0.0.0:7070", "--tls-cert", "c", "--tls-key", "k"}));
+  EXPECT_NE(anonymous_tls.find("--insecure-listen"), std::string::npos) << anonymous_tls;
 }
 
 TEST(ServerConfigTest, HelpListsEverySettingWithVariableAndDefault) {

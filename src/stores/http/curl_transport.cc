@@ -252,6 +252,17 @@ Status CurlTransport::failure(const HttpCall& call, const Attempt& a, int attemp
                     "running there?",
                     options_.base_url, what, attempts, format_duration(spent)));
   }
+  if (a.code == CURLE_PEER_FAILED_VERIFICATION) {
+    return unavailable(
+        fmt::format("{}: aecd's TLS certificate is not trusted ({}): add ?cacert=FILE to the "
+                    "store URL, FILE the PEM certificate of the CA that signed it (or the "
+                    "self-signed certificate itself)",
+                    where, what));
+  }
+  if (a.code == CURLE_SSL_CACERT_BADFILE) {
+    return unavailable(fmt::format(
+        "{}: cannot use the certificates to trust ({}): check the file of ?cacert=", where, what));
+  }
   if (a.code == CURLE_OPERATION_TIMEDOUT) {
     return unavailable(
         fmt::format("{}: no answer within {}: {}", where, format_duration(call.timeout), what));
