@@ -1,5 +1,6 @@
 #include "client.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -22,7 +23,7 @@ void note_error(ClientReport& report, const Status& status) {
 
 // The fixed-size part of a report, written as raw bytes: parent and child are the same binary.
 struct ReportHeader {
-  std::int64_t successes, busy, errors, abandoned, elapsed_ns, longest_abandoned_ns;
+  std::int64_t successes, busy, errors, abandoned, elapsed_ns, longest_abandoned_ns, holds;
   char first_error[256];
 };
 
@@ -57,6 +58,10 @@ ClientReport run_client(Session& session, const ClientPlan& plan) {
       continue;
     }
     report.acquire_ns.record(ns_between(first_attempt, now));
+    if (plan.wait) {
+      report.holds.push_back({now.time_since_epoch().count(), 0});
+      report.holds.back().released_ns = BenchClock::now().time_since_epoch().count();
+    }
     if (Status s = session.release(); !s.is_ok()) {
       note_error(report, s);
     } else {
@@ -75,11 +80,14 @@ Status write_report(const std::string& path, const ClientReport& report) {
                       report.abandoned,
                       report.elapsed_ns,
                       report.longest_abandoned_ns,
+                      static_cast<std::int64_t>(report.holds.size()),
                       {}};
   std::snprintf(header.first_error, sizeof header.first_error, "%s", report.first_error.c_str());
   File file(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!file || std::fwrite(&header, sizeof header, 1, file.get()) != 1 ||
       std::fwrite(&report.acquire_ns, sizeof report.acquire_ns, 1, file.get()) != 1 ||
+      std::fwrite(report.holds.data(), sizeof(Hold), report.holds.size(), file.get()) !=
+          report.holds.size() ||
       std::fflush(file.get()) != 0) {
     return unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   }
@@ -93,6 +101,11 @@ Result<ClientReport> read_report(const std::string& path) {
   if (!file || std::fread(&header, sizeof header, 1, file.get()) != 1 ||
       std::fread(&report.acquire_ns, sizeof report.acquire_ns, 1, file.get()) != 1) {
     return unavailable(fmt::format("cannot read the client report {}", path));
+  }
+  report.holds.resize(static_cast<std::size_t>(std::max<std::int64_t>(header.holds, 0)));
+  if (std::fread(report.holds.data(), sizeof(Hold), report.holds.size(), file.get()) !=
+      report.holds.size()) {
+    return unavailable(fmt::format("the client report {} is cut short", path));
   }
   header.first_error[sizeof header.first_error - 1] = '\0';
   report.successes = header.successes;

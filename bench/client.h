@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <aec/status.h>
 
@@ -20,6 +21,13 @@ struct ClientPlan {
   BenchClock::duration grace{};
 };
 
+// One hold of the key, on the host's monotonic clock (shared by all client processes): from the
+// moment the grant reached the client to the moment it began to release.
+struct Hold {
+  std::int64_t granted_ns = 0;
+  std::int64_t released_ns = 0;
+};
+
 struct ClientReport {
   std::int64_t successes = 0;             // acquire+release pairs completed
   std::int64_t busy = 0;                  // acquires answered Busy (distinct keys: should stay 0)
@@ -29,6 +37,7 @@ struct ClientReport {
   std::int64_t longest_abandoned_ns = 0;  // the longest wait that never got the key
   Histogram acquire_ns;                   // time from the first attempt to the grant, per success
   std::string first_error;                // the first error seen, for the report
+  std::vector<Hold> holds;                // waiting clients only: every hold, in order
 };
 
 // Runs the loop until plan.duration has passed. Never fails: errors are counted.

@@ -17,6 +17,34 @@ double jain_index(const std::vector<std::int64_t>& x) {
   return sum * sum / (static_cast<double>(x.size()) * sum_sq);
 }
 
+namespace {
+
+// The holds of all clients in the order they were granted; each gap between one's release and
+// the next one's grant is a handover.
+void summarize_handovers(const std::vector<ClientReport>& clients, RunStats& stats) {
+  std::vector<Hold> holds;
+  for (const ClientReport& c : clients) {
+    holds.insert(holds.end(), c.holds.begin(), c.holds.end());
+  }
+  std::sort(holds.begin(), holds.end(),
+            [](const Hold& a, const Hold& b) { return a.granted_ns < b.granted_ns; });
+  Histogram gaps;
+  for (std::size_t i = 1; i < holds.size(); ++i) {
+    std::int64_t gap = holds[i].granted_ns - holds[i - 1].released_ns;
+    if (gap < 0) {
+      ++stats.overlaps;  // granted before the previous holder let go
+      continue;
+    }
+    gaps.record(gap);
+  }
+  stats.handovers = gaps.count();
+  stats.handover_p50_ns = gaps.quantile(0.5);
+  stats.handover_p99_ns = gaps.quantile(0.99);
+  stats.handover_max_ns = gaps.max();
+}
+
+}  // namespace
+
 RunStats summarize(const std::vector<ClientReport>& clients) {
   RunStats stats;
   stats.clients = static_cast<int>(clients.size());
@@ -46,6 +74,7 @@ RunStats summarize(const std::vector<ClientReport>& clients) {
   stats.jain = jain_index(successes);
   stats.max_over_median =
       stats.p50_ns > 0 ? static_cast<double>(longest) / static_cast<double>(stats.p50_ns) : 0;
+  summarize_handovers(clients, stats);
   return stats;
 }
 

@@ -26,6 +26,12 @@ struct RunStats {
   double jain = 1;                                               // of the successes per client
   // Longest wait over median wait; the longest counts waits abandoned at the end too.
   double max_over_median = 0;
+  // Waiting clients: from one holder beginning to release to the next holder having its grant,
+  // across processes (the handover), and holds that began before the previous one ended (a
+  // second holder: must stay 0).
+  std::int64_t handovers = 0;
+  std::int64_t handover_p50_ns = 0, handover_p99_ns = 0, handover_max_ns = 0;
+  std::int64_t overlaps = 0;
   std::int64_t busy = 0, errors = 0, abandoned = 0;
   std::string first_error;
   std::string failure;  // the run itself failed (a client could not start or crashed)

@@ -109,6 +109,12 @@ struct ForceReleaseResult {
   std::int64_t version = 0;
 };
 
+// What release_and_acquire() did: the release's answer, and the next caller's.
+struct Handoff {
+  LeaseOutcome released = LeaseOutcome::Lost;
+  Result<AcquireResult> next{Status(Code::Internal, "not attempted")};
+};
+
 // The backend interface. Implementations are thread-safe: one Store may be shared by many
 // threads, and many processes may share one underlying database.
 //
@@ -135,6 +141,14 @@ class Store {
   // still Running (never touching any other lease).
   virtual Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
                                        const Outcome& outcome) = 0;
+
+  // release(key, token, outcome), then acquire(next) for the first caller in line (next.key ==
+  // key), as one write where the store can: the slot passes to `next` with no moment in which
+  // another caller could take it, and with one commit for both. The default makes the two calls
+  // one after the other. Errors: those of release(); then nothing was released. An error of the
+  // acquire alone is reported in Handoff::next.
+  virtual Result<Handoff> release_and_acquire(std::string_view key, std::int64_t token,
+                                              const Outcome& outcome, const AcquireRequest& next);
 
   // The key's state. A key never seen gives an empty state with version 0.
   virtual Result<KeyState> get(std::string_view key) = 0;

@@ -48,6 +48,15 @@ Status check_release_args(std::string_view key, std::int64_t token, const Outcom
   return Status::ok();
 }
 
+Status check_handoff(std::string_view key, const AcquireRequest& next) {
+  if (next.key != key) {
+    return invalid_argument(
+        fmt::format("a handoff passes key '{}' to the next in line of the same key, not of '{}'",
+                    key, next.key));
+  }
+  return Status::ok();
+}
+
 std::string skip_reason(const AcquireResult& result) {
   if (result.outcome == AcquireOutcome::Done && result.done_by) {
     return fmt::format("done: execution {} succeeded", result.done_by->id);

@@ -15,6 +15,8 @@ Status check_acquire_request(const AcquireRequest& req);
 Status check_lease_args(std::string_view key, std::int64_t token, milliseconds ttl);
 // InvalidArgument for a bad key, token < 1, or an outcome status of Running or Skipped.
 Status check_release_args(std::string_view key, std::int64_t token, const Outcome& outcome);
+// InvalidArgument when a handoff's next acquire is for another key than the release.
+Status check_handoff(std::string_view key, const AcquireRequest& next);
 
 // The reason recorded on a Skipped execution: "busy: held by ID (token N)" or "done: ...".
 std::string skip_reason(const AcquireResult& result);

@@ -173,6 +173,19 @@ Status release(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   AEC_ASSIGN_OR_RETURN(Outcome outcome, wire::decode_outcome(body));
   on_pool(api, ex, [&api, ex, outcome]() -> Status {
     const RouteMatch& m = ex->route();
+    // With a waiter parked here, the slot passes to it in the same store write.
+    if (std::optional<Parking::Claim> claim = api.parking.claim_first(m.key)) {
+      Result<Handoff> h = timed(api, "release", [&] {
+        return api.store.release_and_acquire(m.key, m.token, outcome, claim->req);
+      });
+      if (!h) {
+        api.parking.unclaim(m.key);
+        return h.error();
+      }
+      api.parking.settle(m.key, *claim, std::move(h->next));
+      ex->respond_json(http::status::ok, wire::encode(h->released));
+      return Status::ok();
+    }
     AEC_ASSIGN_OR_RETURN(LeaseOutcome r, timed(api, "release", [&] {
                            return api.store.release(m.key, m.token, outcome);
                          }));

@@ -160,6 +160,35 @@ void Parking::try_first(const std::string& key) {
   asio::post(pool_, [this, key, first = line.waiters.front()] { attempt(key, first); });
 }
 
+std::optional<Parking::Claim> Parking::claim_first(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = lines_.find(key);
+  if (it == lines_.end() || it->second->waiters.empty() || it->second->attempting) {
+    return std::nullopt;
+  }
+  Line& line = *it->second;
+  line.attempting = true;
+  line.again = false;
+  line.retry.cancel();
+  return Claim{line.waiters.front()->req, line.waiters.front()};
+}
+
+void Parking::settle(const std::string& key, const Claim& claim, Result<AcquireResult> r) {
+  on_attempt(key, claim.waiter, std::move(r));
+  std::lock_guard lock(mu_);
+  if (lines_.contains(key)) {
+    refresh_queries(key);  // the blocking queries on the key see the release and the grant
+  }
+}
+
+void Parking::unclaim(const std::string& key) {
+  std::lock_guard lock(mu_);
+  Line& line = *lines_.at(key);  // a line with an attempt in flight is never dropped
+  line.attempting = false;
+  try_first(key);  // the first one tries on its own, as after any change
+  drop_if_empty(key);
+}
+
 void Parking::attempt(std::string key, std::shared_ptr<Waiter> first) {
   Result<AcquireResult> r = store_.acquire(first->req);
   on_attempt(key, first, std::move(r));

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ namespace aec::server {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 class Parking {
+  struct Waiter;
+
  public:
   using AcquireDone = std::function<void(Result<AcquireResult>)>;
   using QueryDone = std::function<void(Result<KeyState>)>;
@@ -52,6 +55,19 @@ class Parking {
   // The client went away: drop the request without answering. A waiter granted meanwhile has
   // its lease released (recorded Cancelled).
   void abandon(const std::string& key, std::uint64_t id);
+  // A release hands the key over to the first in line in the same store write
+  // (Store::release_and_acquire). claim_first() gives the first waiter's request when no attempt
+  // of it is in flight, and holds back its own attempts until settle() (with the acquire's answer
+  // from the handoff) or unclaim() (the handoff failed: nothing changed). Otherwise nullopt, and
+  // the caller releases plainly and calls changed().
+  struct Claim {
+    AcquireRequest req;
+    std::shared_ptr<Waiter> waiter;
+  };
+  std::optional<Claim> claim_first(const std::string& key);
+  void settle(const std::string& key, const Claim& claim, Result<AcquireResult> r);
+  void unclaim(const std::string& key);
+
   // A write through this server changed `key` (or every key, for an empty key).
   void changed(const std::string& key);
   // Answers every parked request now, with its latest state; later parks answer at once.
@@ -61,7 +77,6 @@ class Parking {
   std::vector<ParkedWaiter> waiters_of(const std::string& key) const;
 
  private:
-  struct Waiter;
   struct Query;
   struct Line;
 

@@ -33,6 +33,39 @@ TEST_P(Queue, AFreedSlotGoesToTheFirstInLine) {
   EXPECT_GT(leases_["c"].token, leases_["b"].token);
 }
 
+TEST_P(Queue, AReleaseHandsTheSlotToTheNextInOneCall) {
+  Lease a = grant("k", "a");
+  EXPECT_EQ(queued("k", "b"), AcquireOutcome::Busy);
+  EXPECT_EQ(queued("k", "c"), AcquireOutcome::Busy);
+  AcquireRequest next = request("k", "b");
+  next.queue = true;
+  next.queue_ttl = 3s;
+  auto h = store_->release_and_acquire("k", a.token, {.status = ExecutionStatus::Succeeded}, next);
+  ASSERT_TRUE(h.has_value()) << h.error().to_string();
+  EXPECT_EQ(h->released, LeaseOutcome::Ok);
+  ASSERT_TRUE(h->next.has_value()) << h->next.error().to_string();
+  ASSERT_EQ(h->next->outcome, AcquireOutcome::Granted);
+  EXPECT_GT(h->next->lease.token, a.token);
+  KeyState state = *store_->get("k");
+  ASSERT_EQ(state.holders.size(), 1u);
+  EXPECT_EQ(state.holders[0].execution.id, "b");
+  EXPECT_EQ(state.version, h->next->version);
+  EXPECT_EQ(history("k").back().status, ExecutionStatus::Succeeded);  // a's outcome is recorded
+
+  // A stale token frees nothing, and the next in line (c, behind b's live lease) waits on.
+  next.execution_id = "c";
+  h = store_->release_and_acquire("k", a.token, {.status = ExecutionStatus::Succeeded}, next);
+  ASSERT_TRUE(h.has_value()) << h.error().to_string();
+  EXPECT_EQ(h->released, LeaseOutcome::Lost);
+  EXPECT_EQ(h->next->outcome, AcquireOutcome::Busy);
+
+  next.key = "other";
+  h = store_->release_and_acquire("k", h->next->holders.at(0).execution.token, {}, next);
+  ASSERT_FALSE(h.has_value());
+  EXPECT_EQ(h.error().code(), Code::InvalidArgument);
+  EXPECT_EQ(store_->get("k")->holders.size(), 1u) << "a refused handoff released the holder";
+}
+
 TEST_P(Queue, BusyAnswerSaysHowManyWaitAhead) {
   Lease a = grant("k", "a");
   queued("k", "b");

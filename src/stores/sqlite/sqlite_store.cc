@@ -45,6 +45,8 @@ class SqliteStore final : public Store {
   Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override;
   Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
                                const Outcome& outcome) override;
+  Result<Handoff> release_and_acquire(std::string_view key, std::int64_t token,
+                                      const Outcome& outcome, const AcquireRequest& next) override;
   Result<KeyState> get(std::string_view key) override;
   Result<std::vector<Execution>> list(const ListFilter& filter) override;
   Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
@@ -121,6 +123,8 @@ class SqliteStore final : public Store {
   }
 
   Result<AcquireResult> acquire_in_txn(const AcquireRequest& req);
+  Result<LeaseOutcome> release_in_txn(std::string_view key, std::int64_t token,
+                                      const Outcome& outcome);
   // Sets result to Busy when the slots are taken or the queue holds the caller back, keeping the
   // caller's queue place when it asked to queue, or removing it when the caller is granted.
   Status check_busy(const AcquireRequest& req, const Now& t, sqlite::Leases& live,
@@ -308,6 +312,25 @@ Result<LeaseOutcome> SqliteStore::renew(std::string_view key, std::int64_t token
 Result<LeaseOutcome> SqliteStore::release(std::string_view key, std::int64_t token,
                                           const Outcome& outcome) {
   AEC_RETURN_IF_ERROR(check_release_args(key, token, outcome));
+  return write([&] { return release_in_txn(key, token, outcome); });
+}
+
+Result<Handoff> SqliteStore::release_and_acquire(std::string_view key, std::int64_t token,
+                                                 const Outcome& outcome,
+                                                 const AcquireRequest& next) {
+  AEC_RETURN_IF_ERROR(check_release_args(key, token, outcome));
+  AEC_RETURN_IF_ERROR(check_handoff(key, next));
+  AEC_RETURN_IF_ERROR(check_acquire_request(next));
+  return write([&]() -> Result<Handoff> {
+    AEC_ASSIGN_OR_RETURN(LeaseOutcome released, release_in_txn(key, token, outcome));
+    // An error undoes both: the caller sees the release fail, and nothing changed.
+    AEC_ASSIGN_OR_RETURN(AcquireResult granted, acquire_in_txn(next));
+    return Handoff{.released = released, .next = std::move(granted)};
+  });
+}
+
+Result<LeaseOutcome> SqliteStore::release_in_txn(std::string_view key, std::int64_t token,
+                                                 const Outcome& outcome) {
   // One conditional DELETE frees the lease only while it is live under this boot, and returns
   // its execution so the outcome is recorded in the same transaction.
   static constexpr const char* kFree =
@@ -315,37 +338,35 @@ Result<LeaseOutcome> SqliteStore::release(std::string_view key, std::int64_t tok
       "RETURNING exec_seq";
   static constexpr const char* kStale =
       "SELECT seq FROM aec_executions WHERE key = ? AND token = ? AND status = 'running'";
-  return write([&]() -> Result<LeaseOutcome> {
-    Now t = now();
-    AEC_ASSIGN_OR_RETURN(Stmt * free, db_->prepare(kFree));
-    free->bind(1, key).bind(2, token).bind(3, boot_id_).bind(4, t.boot_ns);
-    AEC_ASSIGN_OR_RETURN(bool live, db_->step(*free));
-    std::int64_t seq = live ? free->int64(0) : 0;
-    if (live) {
-      AEC_RETURN_IF_ERROR(db_->run(*free).status());  // finish the statement
-      AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, outcome.status, outcome.exit_code,
-                                                outcome.reason, t.wall_ms)
-                              .status());
-      AEC_RETURN_IF_ERROR(sqlite::bump_version(*db_, key));
-      return LeaseOutcome::Ok;
-    }
-    // Stale token: record its own execution Lost (if nobody has yet), reaping its expired lease
-    // row with it; no other lease is touched.
-    AEC_RETURN_IF_ERROR(sqlite::reap_key(*db_, key, t).status());
-    AEC_ASSIGN_OR_RETURN(Stmt * stale, db_->prepare(kStale));
-    stale->bind(1, key).bind(2, token);
-    AEC_ASSIGN_OR_RETURN(bool running, db_->step(*stale));
-    seq = running ? stale->int64(0) : 0;
-    if (running) {
-      sqlite3_reset(stale->raw());
-      AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, ExecutionStatus::Lost, outcome.exit_code,
-                                                "lease expired", t.wall_ms)
-                              .status());
-    }
-    // bump_version is a no-op for a key never seen (no row): nothing changed then.
+  Now t = now();
+  AEC_ASSIGN_OR_RETURN(Stmt * free, db_->prepare(kFree));
+  free->bind(1, key).bind(2, token).bind(3, boot_id_).bind(4, t.boot_ns);
+  AEC_ASSIGN_OR_RETURN(bool live, db_->step(*free));
+  std::int64_t seq = live ? free->int64(0) : 0;
+  if (live) {
+    AEC_RETURN_IF_ERROR(db_->run(*free).status());  // finish the statement
+    AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, outcome.status, outcome.exit_code,
+                                              outcome.reason, t.wall_ms)
+                            .status());
     AEC_RETURN_IF_ERROR(sqlite::bump_version(*db_, key));
-    return LeaseOutcome::Lost;
-  });
+    return LeaseOutcome::Ok;
+  }
+  // Stale token: record its own execution Lost (if nobody has yet), reaping its expired lease
+  // row with it; no other lease is touched.
+  AEC_RETURN_IF_ERROR(sqlite::reap_key(*db_, key, t).status());
+  AEC_ASSIGN_OR_RETURN(Stmt * stale, db_->prepare(kStale));
+  stale->bind(1, key).bind(2, token);
+  AEC_ASSIGN_OR_RETURN(bool running, db_->step(*stale));
+  seq = running ? stale->int64(0) : 0;
+  if (running) {
+    sqlite3_reset(stale->raw());
+    AEC_RETURN_IF_ERROR(sqlite::end_execution(*db_, seq, ExecutionStatus::Lost, outcome.exit_code,
+                                              "lease expired", t.wall_ms)
+                            .status());
+  }
+  // bump_version is a no-op for a key never seen (no row): nothing changed then.
+  AEC_RETURN_IF_ERROR(sqlite::bump_version(*db_, key));
+  return LeaseOutcome::Lost;
 }
 
 Result<KeyState> SqliteStore::get(std::string_view key) {
