@@ -83,11 +83,58 @@ void count_acquire(ApiContext& api, const AcquireResult& r) {
                              : r.outcome == AcquireOutcome::Done  ? "done"
                                                                   : "busy";
   api.metrics.acquires.with({outcome}).inc();
+  if (r.outcome == AcquireOutcome::Granted) {
+    api.metrics.leases.granted(r.lease.key, r.lease.token, r.lease.ttl,
+                               std::chrono::steady_clock::now());
+  }
 }
 
-// The store's answer to an acquire that may park: parks it when busy and asked to wait.
+// Parks `call` in its key's line: after the store's first answer `busy`, or, with none, behind
+// the callers already waiting here (false when there are none: nothing parked).
+bool park(ApiContext& api, const std::shared_ptr<Exchange>& ex, wire::AcquireCall& call,
+          const AcquireResult* busy) {
+  std::string key = call.request.key;
+  auto parked_at = std::chrono::steady_clock::now();
+  Parking::AcquireDone done = [&api, ex, key, parked_at](Result<AcquireResult> r) {
+    api.metrics.waiters.sub(1);
+    api.metrics.wait_seconds.observe(std::chrono::steady_clock::now() - parked_at);
+    if (!r) {
+      ex->respond_error(r.error());
+      return;
+    }
+    count_acquire(api, *r);
+    if (r->outcome != AcquireOutcome::Busy) {
+      api.parking.changed(key);
+    }
+    ex->respond_json(http::status::ok, wire::encode(*r));
+  };
+  api.metrics.waiters.add(1);
+  std::uint64_t id = 0;
+  if (busy != nullptr) {
+    id = api.parking.park_acquire(std::move(call.request), *busy, parked_at + call.wait,
+                                  std::move(done));
+  } else if (std::optional<std::uint64_t> joined =
+                 api.parking.join_line(call.request, parked_at + call.wait, done)) {
+    id = *joined;
+  } else {
+    api.metrics.waiters.sub(1);
+    return false;
+  }
+  ex->on_abandon([&api, key, id] {
+    api.metrics.waiters.sub(1);
+    api.parking.abandon(key, id);
+  });
+  return true;
+}
+
+// The store's answer to an acquire that may park: parks it when busy and asked to wait. A caller
+// that will wait, for a key with callers already waiting here, joins the end of their line
+// without asking the store: it could not go ahead of them, and so joining costs no store write.
 void acquire_then_park(ApiContext& api, const std::shared_ptr<Exchange>& ex,
                        wire::AcquireCall call) {
+  if (call.wait > milliseconds(0) && park(api, ex, call, nullptr)) {
+    return;
+  }
   on_pool(api, ex, [&api, ex, call = std::move(call)]() mutable -> Status {
     AcquireResult r;
     {
@@ -105,28 +152,7 @@ void acquire_then_park(ApiContext& api, const std::shared_ptr<Exchange>& ex,
       ex->respond_json(http::status::ok, wire::encode(r));
       return Status::ok();
     }
-    std::string key = call.request.key;
-    auto parked_at = std::chrono::steady_clock::now();
-    api.metrics.waiters.add(1);
-    std::uint64_t id = api.parking.park_acquire(
-        std::move(call.request), r, parked_at + call.wait,
-        [&api, ex, key, parked_at](Result<AcquireResult> done) {
-          api.metrics.waiters.sub(1);
-          api.metrics.wait_seconds.observe(std::chrono::steady_clock::now() - parked_at);
-          if (!done) {
-            ex->respond_error(done.error());
-            return;
-          }
-          count_acquire(api, *done);
-          if (done->outcome != AcquireOutcome::Busy) {
-            api.parking.changed(key);
-          }
-          ex->respond_json(http::status::ok, wire::encode(*done));
-        });
-    ex->on_abandon([&api, key, id] {
-      api.metrics.waiters.sub(1);
-      api.parking.abandon(key, id);
-    });
+    park(api, ex, call, &r);
     return Status::ok();
   });
 }
@@ -159,9 +185,8 @@ Status renew(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
     const RouteMatch& m = ex->route();
     AEC_ASSIGN_OR_RETURN(LeaseOutcome r,
                          timed(api, "renew", [&] { return api.store.renew(m.key, m.token, ttl); }));
-    if (r == LeaseOutcome::Lost) {
-      api.metrics.leases_lost.inc();
-    }
+    api.metrics.leases.renewed(m.key, m.token, ttl, r == LeaseOutcome::Ok,
+                               std::chrono::steady_clock::now());
     ex->respond_json(http::status::ok, wire::encode(r));
     return Status::ok();
   });
@@ -182,6 +207,8 @@ Status release(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
         api.parking.unclaim(m.key);
         return h.error();
       }
+      api.metrics.leases.released(m.key, m.token, h->released == LeaseOutcome::Ok,
+                                  std::chrono::steady_clock::now());
       api.parking.settle(m.key, *claim, std::move(h->next));
       ex->respond_json(http::status::ok, wire::encode(h->released));
       return Status::ok();
@@ -189,6 +216,8 @@ Status release(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
     AEC_ASSIGN_OR_RETURN(LeaseOutcome r, timed(api, "release", [&] {
                            return api.store.release(m.key, m.token, outcome);
                          }));
+    api.metrics.leases.released(m.key, m.token, r == LeaseOutcome::Ok,
+                                std::chrono::steady_clock::now());
     api.parking.changed(m.key);  // the first in line may take the slot now
     ex->respond_json(http::status::ok, wire::encode(r));
     return Status::ok();
@@ -222,6 +251,7 @@ Status force_release(ApiContext& api, const std::shared_ptr<Exchange>& ex, const
     AEC_ASSIGN_OR_RETURN(ForceReleaseResult r, timed(api, "force_release", [&] {
                            return api.store.force_release(key, call.reason, call.by);
                          }));
+    api.metrics.leases.force_released(key, std::chrono::steady_clock::now());
     api.parking.changed(key);
     ex->respond_json(http::status::ok, wire::encode(r));
     return Status::ok();
@@ -335,6 +365,7 @@ Status route_request(ApiContext& api, const std::shared_ptr<Exchange>& ex, const
       Response res(http::status::ok, ex->request().version());
       res.set(http::field::content_type, "text/plain; version=0.0.4");
       res.keep_alive(ex->request().keep_alive());
+      api.metrics.leases.sweep(std::chrono::steady_clock::now());
       res.body() = api.metrics.registry.render();
       res.prepare_payload();
       ex->respond(std::move(res));

@@ -255,10 +255,11 @@ ServerMetrics::ServerMetrics()
           registry.gauge("aec_live_leases", "Leases granted through this server and not yet ended")
               .get()),
       waiters(registry.gauge("aec_waiters", "Acquire requests parked in a key's line").get()),
-      leases_lost(registry
-                      .counter("aec_leases_lost_total",
-                               "Leases that lapsed before release, or renewals answered lost")
-                      .get()),
+      leases_lost(
+          registry
+              .counter("aec_leases_lost_total",
+                       "Leases granted through this server that lapsed before their release")
+              .get()),
       wait_seconds(registry
                        .histogram("aec_wait_seconds", "Time parked acquires waited",
                                   {std::begin(kWaitBuckets), std::end(kWaitBuckets)})
@@ -269,10 +270,71 @@ ServerMetrics::ServerMetrics()
                        .get()),
       store_latency(
           registry.histogram("aec_store_latency_seconds", "Time of Store calls, by operation",
-                             {std::begin(kStoreBuckets), std::end(kStoreBuckets)}, {"op"})) {
+                             {std::begin(kStoreBuckets), std::end(kStoreBuckets)}, {"op"})),
+      connections(registry.gauge("aec_connections", "Open client connections").get()),
+      leases(live_leases, hold_seconds, leases_lost) {
   for (std::string_view outcome : {"granted", "busy", "done"}) {
     acquires.with({outcome});
   }
+}
+
+void LeaseBook::granted(const std::string& key, std::int64_t token, std::chrono::milliseconds ttl,
+                        Time now) {
+  std::lock_guard lock(mu_);
+  leases_[{key, token}] = {now, now + ttl};
+  live_.set(static_cast<std::int64_t>(leases_.size()));
+}
+
+void LeaseBook::renewed(const std::string& key, std::int64_t token, std::chrono::milliseconds ttl,
+                        bool ok, Time now) {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find({key, token});
+  if (ok && it != leases_.end()) {
+    it->second.lapses = now + ttl;
+  } else if (!ok && end(it, now, /*held=*/false)) {
+    lost_.inc();
+  }
+}
+
+void LeaseBook::released(const std::string& key, std::int64_t token, bool ok, Time now) {
+  std::lock_guard lock(mu_);
+  if (end(leases_.find({key, token}), now, /*held=*/ok) && !ok) {
+    lost_.inc();  // it lapsed before its release
+  }
+}
+
+void LeaseBook::force_released(const std::string& key, Time now) {
+  std::lock_guard lock(mu_);
+  auto it = leases_.lower_bound({key, 0});
+  while (it != leases_.end() && it->first.first == key) {
+    auto next = std::next(it);
+    end(it, now, /*held=*/true);
+    it = next;
+  }
+}
+
+void LeaseBook::sweep(Time now) {
+  std::lock_guard lock(mu_);
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    auto next = std::next(it);
+    if (it->second.lapses < now && end(it, now, /*held=*/false)) {
+      lost_.inc();
+    }
+    it = next;
+  }
+}
+
+bool LeaseBook::end(std::map<std::pair<std::string, std::int64_t>, Entry>::iterator it, Time now,
+                    bool held) {
+  if (it == leases_.end()) {
+    return false;
+  }
+  if (held) {
+    hold_.observe(now - it->second.granted);
+  }
+  leases_.erase(it);
+  live_.set(static_cast<std::int64_t>(leases_.size()));
+  return true;
 }
 
 }  // namespace aec::server

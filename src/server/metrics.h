@@ -162,6 +162,39 @@ inline constexpr double kStoreBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0
                                            0.1,    0.25,  0.5,    1,     2.5,  5};
 
 // aecd's metrics, declared in one place (docs/aecd.md lists them). Not copyable or movable.
+// The leases granted through this server and not yet ended, for the live-lease gauge, the hold
+// time histogram and the lost-lease counter: each lease is counted once, when it ends (released,
+// force-released, answered lost, or seen to have lapsed by sweep()). About 100 bytes a lease.
+class LeaseBook {
+ public:
+  using Time = std::chrono::steady_clock::time_point;
+  LeaseBook(Gauge& live, Histogram& hold, Counter& lost) : live_(live), hold_(hold), lost_(lost) {}
+
+  void granted(const std::string& key, std::int64_t token, std::chrono::milliseconds ttl, Time now);
+  // ok: extended to now + ttl. Not ok: the lease was lost.
+  void renewed(const std::string& key, std::int64_t token, std::chrono::milliseconds ttl, bool ok,
+               Time now);
+  // ok: released in time; not ok: it had lapsed (counted lost).
+  void released(const std::string& key, std::int64_t token, bool ok, Time now);
+  void force_released(const std::string& key, Time now);
+  // Ends the leases whose ttl has passed unrenewed (counted lost).
+  void sweep(Time now);
+
+ private:
+  struct Entry {
+    Time granted;
+    Time lapses;
+  };
+  // Removes the entry (observing its hold time when `held`); true when it was there.
+  bool end(std::map<std::pair<std::string, std::int64_t>, Entry>::iterator it, Time now, bool held);
+
+  Gauge& live_;
+  Histogram& hold_;
+  Counter& lost_;
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::int64_t>, Entry> leases_;  // guarded by mu_
+};
+
 struct ServerMetrics {
   ServerMetrics();
   ServerMetrics(const ServerMetrics&) = delete;
@@ -175,11 +208,13 @@ struct ServerMetrics {
   Family<Counter>& acquires;
   Gauge& live_leases;       // leases granted through this server and not yet released or lost
   Gauge& waiters;           // requests parked in a key's line (wait_ms > 0)
-  Counter& leases_lost;     // leases that lapsed before release, or renewals answered "lost"
+  Counter& leases_lost;     // leases granted through this server that lapsed before release
   Histogram& wait_seconds;  // how long parked acquires waited, whatever the outcome
   Histogram& hold_seconds;  // from grant to release of leases granted through this server
   // {op}: the Store method ("acquire", "renew", "release", "state", "list", ...).
   Family<Histogram>& store_latency;
+  Gauge& connections;  // open client connections
+  LeaseBook leases;    // feeds live_leases, hold_seconds and leases_lost
 };
 
 }  // namespace aec::server

@@ -68,15 +68,7 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, Stea
     done(std::move(busy));
     return 0;
   }
-  auto w = std::make_shared<Waiter>();
-  w->id = next_id_++;
-  w->since = std::chrono::system_clock::now();
-  w->done = std::move(done);
-  w->timer = std::make_unique<asio::steady_timer>(io_, deadline);
   std::string key = req.key;
-  w->req = std::move(req);
-  w->req.park = milliseconds(0);  // the store itself answers at once
-  w->req.stop = {};
   auto& line = lines_[key];
   if (!line) {
     line = std::make_unique<Line>(io_);
@@ -84,12 +76,8 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, Stea
   if (line->waiters.empty()) {
     line->last_busy = busy;
   }
-  line->waiters.push_back(w);
-  w->timer->async_wait([this, key, id = w->id](boost::system::error_code ec) {
-    if (!ec) {
-      expire_waiter(key, id);
-    }
-  });
+  std::uint64_t id = add_waiter(*line, key, std::move(req), deadline, std::move(done));
+  const std::shared_ptr<Waiter>& w = line->waiters.back();
   if (line->waiters.size() == 1) {
     // The first in line holds a store place already (the caller's first answer was Busy with
     // queue=true); wait for a change, or until a holder could lapse.
@@ -104,6 +92,36 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, Stea
       changed(key);
     });
   }
+  return id;
+}
+
+std::optional<std::uint64_t> Parking::join_line(const AcquireRequest& req, SteadyTime deadline,
+                                                AcquireDone& done) {
+  std::lock_guard lock(mu_);
+  auto it = lines_.find(req.key);
+  if (shut_down_ || it == lines_.end() || it->second->waiters.empty()) {
+    return std::nullopt;
+  }
+  return add_waiter(*it->second, req.key, req, deadline, std::move(done));
+}
+
+std::uint64_t Parking::add_waiter(Line& line, const std::string& key, AcquireRequest req,
+                                  SteadyTime deadline, AcquireDone done) {
+  auto w = std::make_shared<Waiter>();
+  w->id = next_id_++;
+  w->since = std::chrono::system_clock::now();
+  w->done = std::move(done);
+  w->timer = std::make_unique<asio::steady_timer>(io_, deadline);
+  w->req = std::move(req);
+  w->req.park = milliseconds(0);  // the store itself answers at once
+  w->req.stop = {};
+  w->req.queue = true;  // when its turn comes, it keeps a place in the store's line
+  line.waiters.push_back(w);
+  w->timer->async_wait([this, key, id = w->id](boost::system::error_code ec) {
+    if (!ec) {
+      expire_waiter(key, id);
+    }
+  });
   return w->id;
 }
 

@@ -48,6 +48,10 @@ class Parking {
   // exactly once, on a pool or I/O thread. Returns a handle for abandon().
   std::uint64_t park_acquire(AcquireRequest req, AcquireResult busy, SteadyTime deadline,
                              AcquireDone done);
+  // Parks an acquire at the end of the line of its key when that line has waiters, without a
+  // store call; nullopt when it has none (then nothing is parked and `done` is left untouched).
+  std::optional<std::uint64_t> join_line(const AcquireRequest& req, SteadyTime deadline,
+                                         AcquireDone& done);
   // Parks a blocking query until the key's version differs from `index`, or `deadline` (then it
   // answers the state it last read).
   std::uint64_t park_query(std::string key, std::int64_t index, KeyState current,
@@ -80,6 +84,9 @@ class Parking {
   struct Query;
   struct Line;
 
+  // Adds a waiter at the end of `line` (mu_ held).
+  std::uint64_t add_waiter(Line& line, const std::string& key, AcquireRequest req,
+                           SteadyTime deadline, AcquireDone done);
   void try_first(const std::string& key);  // requires mu_ held; posts the attempt
   void attempt(std::string key, std::shared_ptr<Waiter> first);
   void on_attempt(const std::string& key, const std::shared_ptr<Waiter>& first,

@@ -160,7 +160,7 @@ class ServerImpl final : public Server {
                          .idle_timeout = options_.idle_timeout};
     auto session = make_session(
         std::move(socket), tls_.get(), limits,
-        [this](std::shared_ptr<Exchange> ex) { dispatch(ex); },
+        [this, counted = count_connection()](std::shared_ptr<Exchange> ex) { dispatch(ex); },
         [this](const Exchange& ex, unsigned status, std::chrono::steady_clock::duration took) {
           metrics_.http_requests
               .with({ex.route().matched ? route_pattern(ex.route().route) : "unmatched",
@@ -175,6 +175,12 @@ class ServerImpl final : public Server {
   }
 
   void dispatch(const std::shared_ptr<Exchange>& ex) { handle_request(api_, ex); }
+
+  // Counts one open connection until the returned handle (kept by the session) is dropped.
+  std::shared_ptr<void> count_connection() {
+    metrics_.connections.add(1);
+    return std::shared_ptr<void>(nullptr, [this](void*) { metrics_.connections.sub(1); });
+  }
 
   // Graceful: no new connections; parked requests answered now; requests in flight finish and
   // their connections close after the answer; then the threads end. Nothing is released.

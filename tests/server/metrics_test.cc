@@ -221,9 +221,43 @@ TEST(ServerMetricsTest, DeclaresAecdsMetrics) {
   EXPECT_EQ(p.type["aec_store_latency_seconds"], "histogram");
   for (const char* name : {"aec_http_requests_total", "aec_acquires_total", "aec_live_leases",
                            "aec_waiters", "aec_leases_lost_total", "aec_wait_seconds",
-                           "aec_hold_seconds", "aec_store_latency_seconds"}) {
+                           "aec_hold_seconds", "aec_store_latency_seconds", "aec_connections"}) {
     EXPECT_FALSE(p.help[name].empty()) << name;
   }
+}
+
+TEST(LeaseBookTest, EachLeaseEndsOnceAndFeedsTheGaugeHoldTimesAndLosses) {
+  ServerMetrics m;
+  auto t0 = std::chrono::steady_clock::time_point() + 1h;
+  m.leases.granted("a", 1, 10s, t0);
+  m.leases.granted("a", 2, 10s, t0);
+  m.leases.granted("b", 7, 10s, t0);
+  m.leases.granted("c", 9, 10s, t0);
+  EXPECT_EQ(m.live_leases.value(), 4);
+
+  m.leases.released("a", 1, /*ok=*/true, t0 + 3s);   // held 3 s
+  m.leases.released("a", 1, /*ok=*/false, t0 + 4s);  // a retried release: already ended
+  EXPECT_EQ(m.live_leases.value(), 3);
+  EXPECT_EQ(m.hold_seconds.snapshot().count, 1u);
+  EXPECT_DOUBLE_EQ(m.hold_seconds.snapshot().sum, 3.0);
+  EXPECT_EQ(m.leases_lost.value(), 0u);
+
+  m.leases.renewed("a", 2, 10s, /*ok=*/false, t0 + 5s);  // lost at its renewal
+  m.leases.released("a", 2, /*ok=*/false, t0 + 5s);      // and then its release: counted once
+  EXPECT_EQ(m.leases_lost.value(), 1u);
+
+  m.leases.renewed("b", 7, 60s, /*ok=*/true, t0 + 9s);  // b now lapses at t0 + 69 s
+  m.leases.sweep(t0 + 30s);                             // c lapsed unrenewed at t0 + 10 s
+  EXPECT_EQ(m.leases_lost.value(), 2u);
+  EXPECT_EQ(m.live_leases.value(), 1);
+
+  m.leases.granted("b", 8, 10s, t0 + 31s);
+  m.leases.force_released("b", t0 + 40s);
+  EXPECT_EQ(m.live_leases.value(), 0);
+  EXPECT_EQ(m.hold_seconds.snapshot().count, 3u);  // a/1, and both of b's force-released
+  EXPECT_EQ(m.leases_lost.value(), 2u);
+  m.leases.sweep(t0 + 1h);
+  EXPECT_EQ(m.leases_lost.value(), 2u);
 }
 
 }  // namespace

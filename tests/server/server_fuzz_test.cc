@@ -148,9 +148,13 @@ class Mutator {
         token[i] = flip(token[i]);
         break;
       }
-      case Kind::TokenInsert:
-        token.insert(pick(token.size() + 1), 1, any());
+      case Kind::TokenInsert: {
+        // Not a space or tab: around the token they are optional whitespace, and the token
+        // unchanged (seed 3980147526 found "Bearer  TOKEN" answered 200, rightly).
+        char c = any();
+        token.insert(pick(token.size() + 1), 1, c == ' ' || c == '\t' ? '!' : c);
         break;
+      }
       case Kind::TokenDelete:
         token.erase(pick(token.size()), 1);
         break;
