@@ -86,8 +86,9 @@ Status write_report(const std::string& path, const ClientReport& report) {
   File file(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!file || std::fwrite(&header, sizeof header, 1, file.get()) != 1 ||
       std::fwrite(&report.acquire_ns, sizeof report.acquire_ns, 1, file.get()) != 1 ||
-      std::fwrite(report.holds.data(), sizeof(Hold), report.holds.size(), file.get()) !=
-          report.holds.size() ||
+      (!report.holds.empty() &&  // fwrite of a null pointer, even for 0 items, is undefined
+       std::fwrite(report.holds.data(), sizeof(Hold), report.holds.size(), file.get()) !=
+           report.holds.size()) ||
       std::fflush(file.get()) != 0) {
     return unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   }
@@ -103,8 +104,8 @@ Result<ClientReport> read_report(const std::string& path) {
     return unavailable(fmt::format("cannot read the client report {}", path));
   }
   report.holds.resize(static_cast<std::size_t>(std::max<std::int64_t>(header.holds, 0)));
-  if (std::fread(report.holds.data(), sizeof(Hold), report.holds.size(), file.get()) !=
-      report.holds.size()) {
+  if (!report.holds.empty() && std::fread(report.holds.data(), sizeof(Hold), report.holds.size(),
+                                          file.get()) != report.holds.size()) {
     return unavailable(fmt::format("the client report {} is cut short", path));
   }
   header.first_error[sizeof header.first_error - 1] = '\0';
