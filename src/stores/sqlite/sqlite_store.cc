@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <deque>
 #include <filesystem>
-#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -18,6 +16,7 @@
 #include "stores/sqlite/sqlite_db.h"
 #include "stores/sqlite/sqlite_rows.h"
 #include "stores/sqlite/sqlite_schema.h"
+#include "stores/sqlite/sqlite_write_queue.h"
 
 namespace aec {
 namespace {
@@ -65,36 +64,11 @@ class SqliteStore final : public Store {
   }
 
   // Runs `body` inside a write transaction and commits it (waking this process's waiters) when
-  // it succeeds. Writes from several threads are committed together: see write_group().
+  // it succeeds, together with the writes of other threads queued at the same time.
   template <typename F>
   auto write(F body) -> decltype(body()) {
-    std::optional<decltype(body())> result;
-    Writer w;
-    w.body = [&]() -> Status {
-      result.emplace(body());
-      return result->has_value() ? Status::ok() : result->error();
-    };
-    if (Status s = write_group(w); !s.is_ok()) {
-      return s;  // the body's own error, or the group's begin or commit failed
-    }
-    return std::move(*result);
+    return writes_.write(body);
   }
-
-  // One write waiting for a group commit.
-  struct Writer {
-    std::function<Status()> body;  // runs inside the group's transaction
-    Status status;                 // its verdict, set by the group's leader
-    bool done = false;             // guarded by queue_mu_
-    std::condition_variable cv;
-  };
-  // Group commit, as leveldb's writers queue: the writer at the head of the queue leads. It
-  // takes every writer queued behind it (up to kMaxGroup), runs their bodies in one transaction,
-  // each in its own savepoint so that a body's error undoes only its own writes, and commits
-  // once: with sync=full, one fsync answers many requests. The others wait for its verdict. While
-  // it runs, newcomers queue up for the next group.
-  Status write_group(Writer& w);
-  void run_group(const std::vector<Writer*>& group);
-  static constexpr std::size_t kMaxGroup = 256;
 
   // As write(), but first in a deferred transaction that takes the writer lock only if `body`
   // writes: a waiter asking again for a key that is still busy changes nothing and should not
@@ -134,14 +108,13 @@ class SqliteStore final : public Store {
   // Deletes up to req.batch_size executions chosen by `select`; returns how many.
   Result<int> purge_batch(const std::string& select, std::int64_t cutoff, const PurgeRequest& req);
 
-  std::mutex queue_mu_;          // guards writers_ and Writer::done
-  std::deque<Writer*> writers_;  // waiting to be committed; the front one leads
-  std::mutex mu_;                // guards db_
+  std::mutex mu_;  // guards db_
   std::unique_ptr<Db> db_;
   std::shared_ptr<Clock> clock_;
   std::string boot_id_;
   std::int64_t epoch_;
   std::condition_variable_any committed_;  // notified after each local commit
+  sqlite::WriteQueue writes_{*db_, mu_, committed_};
 };
 
 Result<AcquireResult> SqliteStore::acquire(const AcquireRequest& req) {
@@ -152,71 +125,6 @@ Result<AcquireResult> SqliteStore::acquire(const AcquireRequest& req) {
     return write_optimistic([&] { return acquire_in_txn(req); });
   }
   return write([&] { return acquire_in_txn(req); });
-}
-
-Status SqliteStore::write_group(Writer& w) {
-  std::unique_lock queue(queue_mu_);
-  writers_.push_back(&w);
-  w.cv.wait(queue, [&] { return w.done || writers_.front() == &w; });
-  if (w.done) {
-    return w.status;  // a leader committed this write with its group
-  }
-  std::size_t n = std::min(writers_.size(), kMaxGroup);
-  std::vector<Writer*> group(writers_.begin(), writers_.begin() + static_cast<std::ptrdiff_t>(n));
-  queue.unlock();
-  run_group(group);
-  queue.lock();
-  for (Writer* g : group) {
-    writers_.pop_front();
-    g->done = true;
-    if (g != &w) {
-      g->cv.notify_one();
-    }
-  }
-  if (!writers_.empty()) {
-    writers_.front()->cv.notify_one();  // the next group's leader
-  }
-  return w.status;
-}
-
-void SqliteStore::run_group(const std::vector<Writer*>& group) {
-  std::lock_guard lock(mu_);
-  WriteTxn txn(*db_);
-  auto fail_all = [&](const Status& s) {
-    for (Writer* g : group) {
-      if (g->status.is_ok()) {
-        g->status = s;
-      }
-    }
-  };
-  if (Status s = txn.begin(/*immediate=*/true); !s.is_ok()) {
-    return fail_all(s);
-  }
-  // A lone writer needs no savepoint: on error, the whole transaction is rolled back.
-  bool savepoints = group.size() > 1;
-  bool any_ok = false;
-  for (Writer* g : group) {
-    if (savepoints) {
-      if (Status s = db_->exec("SAVEPOINT w"); !s.is_ok()) {
-        return fail_all(s);
-      }
-    }
-    g->status = g->body();
-    any_ok = any_ok || g->status.is_ok();
-    if (savepoints) {
-      Status s = g->status.is_ok() ? db_->exec("RELEASE w") : db_->exec("ROLLBACK TO w; RELEASE w");
-      if (!s.is_ok()) {
-        return fail_all(s);  // the transaction is in an unknown state: commit none of it
-      }
-    }
-  }
-  if (!any_ok) {
-    return;  // nothing to commit; the transaction rolls back
-  }
-  if (Status s = txn.commit(); !s.is_ok()) {
-    return fail_all(s);
-  }
-  committed_.notify_all();
 }
 
 Status SqliteStore::check_busy(const AcquireRequest& req, const Now& t, sqlite::Leases& live,
