@@ -2,17 +2,19 @@
 include(CMakePackageConfigHelpers)
 
 # Exported as aec::aec (the library users link), aec::base, aec::store_memory, aec::store_sqlite,
-# aec::store_http and aec::api (static libraries aec_core links privately, so their consumers
+# aec::store_http, aec::store_postgres and aec::api (static libraries aec_core links privately, so their consumers
 # link them too).
 set_target_properties(aec_core PROPERTIES EXPORT_NAME aec)
 set_target_properties(aec_base PROPERTIES EXPORT_NAME base)
 set_target_properties(aec_store_memory PROPERTIES EXPORT_NAME store_memory)
 set_target_properties(aec_store_sqlite PROPERTIES EXPORT_NAME store_sqlite)
 set_target_properties(aec_store_http PROPERTIES EXPORT_NAME store_http)
+set_target_properties(aec_store_postgres PROPERTIES EXPORT_NAME store_postgres)
 set_target_properties(aec_api PROPERTIES EXPORT_NAME api)
 
 install(DIRECTORY include/aec DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_store_http aec_api
+install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_store_http
+                aec_store_postgres aec_api
         EXPORT aecTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

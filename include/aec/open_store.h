@@ -38,6 +38,8 @@ struct StoreOptions {
 //                          only; the default follows StoreOptions::durable)
 //   http://HOST:PORT       an aecd (docs/api.md); sends $AEC_TOKEN as a bearer token
 //   https://HOST:PORT      the same over TLS (?cacert=PATH for a private CA)
+//   postgres://USER@HOST:PORT/DB   a PostgreSQL database (also postgresql://); parameters
+//                          schema=, pool=, pooler=transaction, listen= and libpq's own
 // Errors: InvalidArgument for an unknown scheme or a malformed URL (naming the schemes built in),
 // Unavailable or PermissionDenied when the file cannot be opened, DataLoss when it is not an aec
 // database or is corrupt.

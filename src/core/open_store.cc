@@ -8,6 +8,7 @@
 
 #include "stores/http/http_store.h"
 #include "stores/memory/memory_store.h"
+#include "stores/postgres/pg_store.h"
 #include "stores/sqlite/sqlite_store.h"
 
 namespace aec {
@@ -58,7 +59,7 @@ Result<std::unique_ptr<Store>> open_sqlite_url(std::string_view url, std::string
 }  // namespace
 
 std::vector<std::string> built_in_stores() {
-  return {"memory", "sqlite", "http", "https"};
+  return {"memory", "sqlite", "http", "https", "postgres", "postgresql"};
 }
 
 Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptions& options) {
@@ -82,6 +83,9 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
   }
   if (scheme == "http" || scheme == "https") {
     return open_http_store(url, options);
+  }
+  if (scheme == "postgres" || scheme == "postgresql") {
+    return open_postgres_store(url, options);
   }
   return invalid_argument(fmt::format("store URL '{}': unknown scheme '{}' (built in: {})", url,
                                       scheme, schemes_list()));

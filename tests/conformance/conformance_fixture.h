@@ -17,6 +17,9 @@ using namespace std::chrono_literals;
 class Conformance : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
+    if (!GetParam().skip.empty()) {
+      GTEST_SKIP() << GetParam().name << ": " << GetParam().skip;
+    }
     env_ = {std::make_shared<ManualClock>(), std::make_shared<FakeHost>(), dir_.path().string()};
     store_ = GetParam().open(env_);
   }

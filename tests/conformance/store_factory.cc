@@ -1,13 +1,29 @@
 #include "tests/conformance/store_factory.h"
 
+#include <cctype>
 #include <cstdlib>
+
+#include <fmt/format.h>
 
 #include <aec/open_store.h>
 
 #include "tests/conformance/served_store.h"
+#include "tests/support/servers.h"
 
 namespace aec::testing {
 namespace {
+
+std::string percent_encode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
 
 std::unique_ptr<Store> open_or_die(const std::string& url, const StoreEnv& env) {
   StoreOptions options{.clock = env.clock, .host = env.host};
@@ -19,9 +35,29 @@ std::unique_ptr<Store> open_or_die(const std::string& url, const StoreEnv& env) 
   return std::move(*store);
 }
 
+// A schema of its own for each test (named after its temporary directory, so a reopen finds
+// it again): tests share one database but never each other's keys.
+std::string schema_for(const StoreEnv& env) {
+  return fmt::format("t{:016x}", std::hash<std::string>{}(env.dir));
+}
+
+// A store on one of the real servers, or a kind that skips when the server is not configured.
+StoreKind server_store(std::string name, std::string_view setting,
+                       std::function<std::string(const std::string& base, const StoreEnv&)> url) {
+  std::optional<std::string> base = server_setting(setting);
+  StoreKind kind{std::move(name), nullptr, true, false};
+  if (!base) {
+    kind.skip = missing_server(setting);
+    return kind;
+  }
+  kind.open = [base = *base, url](const StoreEnv& env) { return open_or_die(url(base, env), env); };
+  return kind;
+}
+
 }  // namespace
 
 std::vector<StoreKind> all_stores() {
+  std::optional<std::string> session = server_setting("AEC_TEST_PGBOUNCER_SESSION_URL");
   return {
       {"memory", [](const StoreEnv& env) { return open_or_die("memory:", env); }, false, false},
       {"sqlite",
@@ -37,6 +73,16 @@ std::vector<StoreKind> all_stores() {
          return open_served_store("sqlite://" + env.dir + "/aec.db", env);
        },
        true, true},
+      server_store("postgres", "AEC_TEST_POSTGRES_URL",
+                   [](const std::string& base, const StoreEnv& env) {
+                     return base + "?schema=" + schema_for(env);
+                   }),
+      // Through pgbouncer in transaction mode; LISTEN through its session-mode alias.
+      server_store("pgbouncer", "AEC_TEST_PGBOUNCER_URL",
+                   [session](const std::string& base, const StoreEnv& env) {
+                     return base + "?pooler=transaction&schema=" + schema_for(env) +
+                            "&listen=" + percent_encode(session.value_or(""));
+                   }),
   };
 }
 

@@ -26,6 +26,7 @@ struct StoreKind {
   std::function<std::unique_ptr<Store>(const StoreEnv& env)> open;
   bool durable = false;     // state survives reopening
   bool boot_aware = false;  // leases end with the host's boot id
+  std::string skip;         // when set, the store cannot be opened here: why (tests skip)
 };
 
 std::vector<StoreKind> all_stores();

@@ -1,0 +1,121 @@
+#include "stores/postgres/pg_listener.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "stores/postgres/pg_conn.h"
+
+namespace aec::pg {
+
+Listener::Listener(std::string conninfo, std::string shown, std::string channel)
+    : conninfo_(std::move(conninfo)),
+      shown_(std::move(shown)),
+      channel_(std::move(channel)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      thread_([this](std::stop_token stop) { run(stop); }) {}
+
+Listener::~Listener() {
+  thread_.request_stop();
+  std::uint64_t one = 1;
+  if (wake_fd_ >= 0 && ::write(wake_fd_, &one, sizeof one) < 0) {
+    // The poll below also ends within its timeout.
+  }
+  thread_.join();
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+  }
+}
+
+Listener::Seen Listener::subscribe(const std::string& key) {
+  std::lock_guard lock(mu_);
+  Interest& i = keys_[key];
+  ++i.waiters;
+  return {i.changes, epoch_};
+}
+
+void Listener::unsubscribe(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = keys_.find(key);
+  if (it != keys_.end() && --it->second.waiters == 0) {
+    keys_.erase(it);
+  }
+}
+
+Listener::Seen Listener::await(const std::string& key, Seen seen, std::chrono::nanoseconds nap,
+                               std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  auto now_seen = [&] { return Seen{keys_[key].changes, epoch_}; };
+  cv_.wait_for(lock, stop, nap, [&] { return now_seen() != seen; });
+  return now_seen();
+}
+
+bool Listener::listening() {
+  std::lock_guard lock(mu_);
+  return listening_;
+}
+
+void Listener::set_listening(bool on) {
+  std::lock_guard lock(mu_);
+  listening_ = on;
+  ++epoch_;  // either way every waiter reads the version again
+  cv_.notify_all();
+}
+
+void Listener::run(std::stop_token stop) {
+  auto backoff = std::chrono::milliseconds(50);
+  while (!stop.stop_requested()) {
+    listen_once(stop);
+    if (stop.stop_requested()) {
+      return;
+    }
+    // The server is away: try again, backing off to a second.
+    pollfd p{.fd = wake_fd_, .events = POLLIN, .revents = 0};
+    ::poll(&p, 1, static_cast<int>(backoff.count()));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+void Listener::listen_once(std::stop_token stop) {
+  Result<std::unique_ptr<Conn>> conn = Conn::open(conninfo_, shown_, milliseconds(5000));
+  if (!conn) {
+    return;
+  }
+  if (!(*conn)->exec_text("LISTEN " + channel_, milliseconds(5000))) {
+    return;
+  }
+  set_listening(true);
+  PGconn* raw = (*conn)->raw();
+  while (!stop.stop_requested()) {
+    pollfd fds[2] = {{.fd = (*conn)->socket(), .events = POLLIN, .revents = 0},
+                     {.fd = wake_fd_, .events = POLLIN, .revents = 0}};
+    // A bounded poll: a server that vanished without closing the socket is noticed by the
+    // TCP keepalives libpq sets (Conn::open).
+    if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
+      break;
+    }
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+      continue;
+    }
+    if (PQconsumeInput(raw) == 0 || PQstatus(raw) != CONNECTION_OK) {
+      break;
+    }
+    std::lock_guard lock(mu_);
+    bool woke = false;
+    while (PGnotify* n = PQnotifies(raw)) {
+      auto it = keys_.find(n->extra);
+      if (it != keys_.end()) {
+        ++it->second.changes;
+        woke = true;
+      }
+      PQfreemem(n);
+    }
+    if (woke) {
+      cv_.notify_all();
+    }
+  }
+  set_listening(false);
+}
+
+}  // namespace aec::pg

@@ -1,0 +1,65 @@
+// The postgres store's LISTEN connection: one per store, opened at the first wait(). Every write
+// that changes a key NOTIFYs the store's channel with the key; the listener wakes the threads
+// waiting on that key, so waits are pushed, not polled.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <aec/clock.h>
+
+namespace aec::pg {
+
+class Listener {
+ public:
+  Listener(std::string conninfo, std::string shown, std::string channel);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // What a waiter has seen of a key: a change count for the key and the connection's epoch
+  // (which moves at every reconnect, when notifications may have been missed).
+  struct Seen {
+    std::uint64_t changes = 0;
+    std::uint64_t epoch = 0;
+    bool operator==(const Seen&) const = default;
+  };
+
+  // Registers interest in `key` (notifications for other keys are dropped) and returns what has
+  // been seen so far. Pair with unsubscribe().
+  Seen subscribe(const std::string& key);
+  void unsubscribe(const std::string& key);
+  // Blocks up to `nap` (real time) until the key changes or the listener reconnects after `seen`,
+  // or `stop`. Returns what is seen then.
+  Seen await(const std::string& key, Seen seen, std::chrono::nanoseconds nap, std::stop_token stop);
+  // True while LISTEN is in effect; while false, waiters must poll.
+  bool listening();
+
+ private:
+  void run(std::stop_token stop);
+  // One connection's life: LISTEN, then dispatch notifications until it fails or stop.
+  void listen_once(std::stop_token stop);
+  void set_listening(bool on);
+
+  const std::string conninfo_;
+  const std::string shown_;
+  const std::string channel_;
+  int wake_fd_ = -1;  // eventfd: ends the poll at shutdown
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  struct Interest {
+    int waiters = 0;
+    std::uint64_t changes = 0;
+  };
+  std::unordered_map<std::string, Interest> keys_;
+  std::uint64_t epoch_ = 0;
+  bool listening_ = false;
+  std::jthread thread_;  // last: started after everything above
+};
+
+}  // namespace aec::pg

@@ -1,0 +1,444 @@
+-- The postgres store's schema, version 1. @schema@ is replaced by the schema name (default aec).
+-- Applied as one transaction by pg_schema.cc, under a transaction-level advisory lock: every
+-- statement is idempotent, so a second aec process that waited on the lock changes nothing.
+--
+-- Every store operation is one of the functions below, called as one statement: one round trip,
+-- one transaction, and expiry by the server's clock (clock_timestamp(), when p_at_ms is 0; tests
+-- that move time by hand pass their own time instead). Wall-clock times (p_wall_ms) are the
+-- caller's, for history only.
+--
+-- Lock order, in every function that writes: the key's row in keys first, then its leases,
+-- queue places and executions. Functions that change a key's holders or history move its version
+-- and NOTIFY channel @schema@ with the key as payload (delivered at commit), which wakes waiters.
+
+SELECT pg_advisory_xact_lock(hashtext('aec schema @schema@'));
+
+CREATE SCHEMA IF NOT EXISTS @schema@;
+
+CREATE TABLE IF NOT EXISTS @schema@.meta(
+  name text PRIMARY KEY,
+  value text NOT NULL);
+
+DO $$
+BEGIN
+  IF (SELECT value::int FROM @schema@.meta WHERE name = 'schema_version') > 1 THEN
+    RAISE EXCEPTION 'aec schema @schema@ is newer than this aec (version 1): upgrade aec'
+      USING ERRCODE = '55000';
+  END IF;
+END $$;
+
+-- One row per key ever acquired. Never deleted: last_token is the fencing-token counter.
+CREATE TABLE IF NOT EXISTS @schema@.keys(
+  key text PRIMARY KEY,
+  last_token bigint NOT NULL,
+  version bigint NOT NULL);
+
+-- Live leases, and expired ones not yet reaped. expires_at is by the server's clock.
+CREATE TABLE IF NOT EXISTS @schema@.leases(
+  key text NOT NULL,
+  token bigint NOT NULL,
+  exec_seq bigint NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY(key, token));
+
+CREATE TABLE IF NOT EXISTS @schema@.executions(
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id text NOT NULL,
+  key text NOT NULL,
+  token bigint NOT NULL,
+  status text NOT NULL,
+  host text NOT NULL,
+  pid bigint NOT NULL,
+  "user" text NOT NULL,
+  started_ms bigint NOT NULL,
+  ended_ms bigint,
+  exit_code int,
+  labels text NOT NULL,
+  reason text NOT NULL);
+-- A key's history, and its successes (what `once` asks). Purge scans; it runs rarely.
+CREATE INDEX IF NOT EXISTS executions_key ON @schema@.executions(key, seq);
+CREATE INDEX IF NOT EXISTS executions_succeeded ON @schema@.executions(key, seq)
+  WHERE status = 'succeeded';
+
+-- Callers waiting in line for a key, first in line first (seq). A place lapses at expires_at
+-- unless its waiter asks again.
+CREATE TABLE IF NOT EXISTS @schema@.queue(
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  key text NOT NULL,
+  execution_id text NOT NULL,
+  expires_at timestamptz NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_key ON @schema@.queue(key, seq);
+
+-- The store's clock.
+CREATE OR REPLACE FUNCTION @schema@.clock(p_at_ms bigint) RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+  SELECT CASE WHEN p_at_ms = 0 THEN clock_timestamp()
+              ELSE to_timestamp(0) + p_at_ms * interval '1 millisecond' END
+$$;
+
+-- An execution as the JSON array the client reads: id, key, token, status, host, pid, user,
+-- started_ms, ended_ms, exit_code, labels, reason.
+CREATE OR REPLACE FUNCTION @schema@.exec_json(e @schema@.executions) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT json_build_array(e.id, e.key, e.token, e.status, e.host, e.pid, e."user", e.started_ms,
+                          e.ended_ms, e.exit_code, e.labels, e.reason)
+$$;
+
+-- Milliseconds from t until `at`, rounded up.
+CREATE OR REPLACE FUNCTION @schema@.ms_until(at timestamptz, t timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT ceil(extract(epoch FROM at - t) * 1000)::bigint
+$$;
+
+-- The live leases of a key at t, oldest token first: [[execution, expires_in_ms], ...].
+CREATE OR REPLACE FUNCTION @schema@.holders(p_key text, t timestamptz) RETURNS json
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(json_agg(json_build_array(@schema@.exec_json(e),
+                                            @schema@.ms_until(l.expires_at, t)) ORDER BY l.token),
+                  '[]'::json)
+  FROM @schema@.leases l JOIN @schema@.executions e ON e.seq = l.exec_seq
+  WHERE l.key = p_key AND l.expires_at > t
+$$;
+
+-- Deletes the key's leases expired at t and records their executions Lost. The caller holds the
+-- key's row lock. Returns how many.
+CREATE OR REPLACE FUNCTION @schema@.reap_key(p_key text, t timestamptz, p_wall_ms bigint)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  v_seqs bigint[];
+BEGIN
+  WITH gone AS (DELETE FROM @schema@.leases l WHERE l.key = p_key AND l.expires_at <= t
+                RETURNING l.exec_seq)
+  SELECT array_agg(gone.exec_seq) INTO v_seqs FROM gone;
+  IF v_seqs IS NULL THEN
+    RETURN 0;
+  END IF;
+  UPDATE @schema@.executions e
+     SET status = 'lost', reason = 'lease expired', ended_ms = p_wall_ms
+   WHERE e.seq = ANY(v_seqs) AND e.status = 'running';
+  RETURN cardinality(v_seqs);
+END $$;
+
+-- Takes a free slot on a key, or answers busy (with the holders) or done (once). See
+-- Store::acquire. A refused caller with nothing to record (no skipped execution, a fresh queue
+-- place or none wanted) is answered from a plain read: no row lock, no WAL, no commit to flush.
+CREATE OR REPLACE FUNCTION @schema@.acquire(
+  p_key text, p_id text, p_ttl_ms bigint, p_limit int, p_once boolean, p_skipped boolean,
+  p_queue boolean, p_queue_ttl_ms bigint, p_host text, p_pid bigint, p_user text,
+  p_labels text, p_wall_ms bigint, p_at_ms bigint,
+  OUT o_outcome text, OUT o_token bigint, OUT o_version bigint, OUT o_ahead int,
+  OUT o_retry_ms bigint, OUT o_holders json, OUT o_done_by json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t timestamptz;
+  v_last bigint;
+  v_live int;
+  v_earliest timestamptz;
+  v_mine bigint;
+  v_mine_expires timestamptz;
+  v_ahead_earliest timestamptz;
+  v_free int;
+  v_seq bigint;
+  v_write boolean := false;
+  v_changed boolean := false;
+  v_half interval := p_queue_ttl_ms * interval '0.5 millisecond';
+  v_first json;
+BEGIN
+  LOOP
+    IF v_write THEN
+      -- A grant must outlive a server crash (its token must never be issued again), whatever
+      -- synchronous_commit the server or role defaults to.
+      PERFORM set_config('synchronous_commit', 'on', true);
+      INSERT INTO @schema@.keys AS k VALUES (p_key, 0, 0) ON CONFLICT (key) DO NOTHING;
+      PERFORM 1 FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
+      t := @schema@.clock(p_at_ms);
+      v_changed := @schema@.reap_key(p_key, t, p_wall_ms) > 0;
+      DELETE FROM @schema@.queue q WHERE q.key = p_key AND q.expires_at <= t;
+    ELSE
+      t := @schema@.clock(p_at_ms);
+    END IF;
+    SELECT k.last_token, k.version INTO v_last, o_version FROM @schema@.keys k WHERE k.key = p_key;
+    v_last := coalesce(v_last, 0);
+    o_version := coalesce(o_version, 0);
+    SELECT count(*), min(l.expires_at) INTO v_live, v_earliest
+      FROM @schema@.leases l WHERE l.key = p_key AND l.expires_at > t;
+    o_done_by := NULL;
+    IF p_once THEN
+      SELECT @schema@.exec_json(e) INTO o_done_by FROM @schema@.executions e
+       WHERE e.key = p_key AND e.status = 'succeeded' ORDER BY e.seq DESC LIMIT 1;
+    END IF;
+    v_mine := NULL;
+    v_mine_expires := NULL;
+    SELECT q.seq, q.expires_at INTO v_mine, v_mine_expires FROM @schema@.queue q
+     WHERE q.key = p_key AND q.execution_id = p_id AND q.expires_at > t ORDER BY q.seq LIMIT 1;
+    SELECT count(*), min(q.expires_at) INTO o_ahead, v_ahead_earliest FROM @schema@.queue q
+     WHERE q.key = p_key AND q.expires_at > t AND (v_mine IS NULL OR q.seq < v_mine);
+    v_free := p_limit - v_live;
+    IF o_done_by IS NOT NULL THEN
+      o_outcome := 'done';
+    ELSIF v_free > 0 AND o_ahead < v_free THEN
+      o_outcome := 'granted';
+    ELSE
+      o_outcome := 'busy';
+    END IF;
+    EXIT WHEN v_write;
+    EXIT WHEN o_outcome <> 'granted' AND NOT p_skipped
+          AND (o_outcome = 'done' OR NOT p_queue
+               OR (v_mine IS NOT NULL AND v_mine_expires - t > v_half));
+    v_write := true;
+  END LOOP;
+
+  o_token := 0;
+  o_retry_ms := 0;
+  o_holders := '[]'::json;
+  IF o_outcome = 'granted' THEN
+    IF v_mine IS NOT NULL THEN
+      DELETE FROM @schema@.queue q WHERE q.key = p_key AND q.execution_id = p_id;
+    END IF;
+    o_ahead := 0;
+    o_token := v_last + 1;
+    INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
+                                    labels, reason)
+    VALUES (p_id, p_key, o_token, 'running', p_host, p_pid, p_user, p_wall_ms, p_labels, '')
+    RETURNING seq INTO v_seq;
+    INSERT INTO @schema@.leases(key, token, exec_seq, expires_at)
+    VALUES (p_key, o_token, v_seq, t + p_ttl_ms * interval '1 millisecond');
+    UPDATE @schema@.keys k SET last_token = o_token WHERE k.key = p_key;
+    v_changed := true;
+  ELSE
+    IF o_outcome = 'busy' THEN
+      o_holders := @schema@.holders(p_key, t);
+      o_retry_ms := @schema@.ms_until(CASE WHEN v_free <= 0 THEN v_earliest
+                                           ELSE v_ahead_earliest END, t);
+      IF v_write AND p_queue THEN
+        IF v_mine IS NULL THEN
+          INSERT INTO @schema@.queue(key, execution_id, expires_at)
+          VALUES (p_key, p_id, t + p_queue_ttl_ms * interval '1 millisecond');
+        ELSIF v_mine_expires - t <= v_half THEN
+          UPDATE @schema@.queue q SET expires_at = t + p_queue_ttl_ms * interval '1 millisecond'
+           WHERE q.seq = v_mine;
+        END IF;
+      END IF;
+    END IF;
+    IF p_skipped THEN
+      -- The reason reads as skip_reason() in src/core/store_checks.cc writes it.
+      v_first := o_holders -> 0 -> 0;
+      INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
+                                      ended_ms, labels, reason)
+      VALUES (p_id, p_key, 0, 'skipped', p_host, p_pid, p_user, p_wall_ms, p_wall_ms, p_labels,
+              CASE WHEN o_outcome = 'done'
+                     THEN format('done: execution %s succeeded', o_done_by ->> 0)
+                   WHEN v_first IS NULL
+                     THEN format('busy: %s caller(s) waiting in line', o_ahead)
+                   ELSE format('busy: held by execution %s (token %s) on %s pid %s',
+                               v_first ->> 0, v_first ->> 2, v_first ->> 4, v_first ->> 5)
+              END);
+      v_changed := true;
+    END IF;
+  END IF;
+  IF v_changed THEN
+    UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key
+    RETURNING k.version INTO o_version;
+    PERFORM pg_notify('@schema@', p_key);
+  END IF;
+END $$;
+
+-- Extends a live lease to p_ttl_ms from now. False when the token holds no live lease: an
+-- expired lease is never revived, even before it is reaped.
+CREATE OR REPLACE FUNCTION @schema@.renew(p_key text, p_token bigint, p_ttl_ms bigint,
+                                          p_at_ms bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  t timestamptz := @schema@.clock(p_at_ms);
+BEGIN
+  -- A renewal the holder was told of must not be lost in a crash (another could take the key
+  -- while the holder still runs).
+  PERFORM set_config('synchronous_commit', 'on', true);
+  UPDATE @schema@.leases l SET expires_at = t + p_ttl_ms * interval '1 millisecond'
+   WHERE l.key = p_key AND l.token = p_token AND l.expires_at > t;
+  RETURN FOUND;
+END $$;
+
+-- Frees a live lease and records the outcome; for a token without a live lease, records its
+-- execution Lost (if still running) and frees nothing else. True when the lease was live.
+CREATE OR REPLACE FUNCTION @schema@.release(p_key text, p_token bigint, p_status text,
+                                            p_exit int, p_reason text, p_wall_ms bigint,
+                                            p_at_ms bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  t timestamptz;
+  v_seq bigint;
+BEGIN
+  UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key;
+  IF NOT FOUND THEN
+    RETURN false;  -- a key never seen
+  END IF;
+  t := @schema@.clock(p_at_ms);
+  DELETE FROM @schema@.leases l
+   WHERE l.key = p_key AND l.token = p_token AND l.expires_at > t
+  RETURNING l.exec_seq INTO v_seq;
+  IF v_seq IS NOT NULL THEN
+    UPDATE @schema@.executions e
+       SET status = p_status, exit_code = p_exit, reason = p_reason, ended_ms = p_wall_ms
+     WHERE e.seq = v_seq AND e.status = 'running';
+  ELSE
+    PERFORM @schema@.reap_key(p_key, t, p_wall_ms);
+    UPDATE @schema@.executions e
+       SET status = 'lost', exit_code = p_exit, reason = 'lease expired', ended_ms = p_wall_ms
+     WHERE e.key = p_key AND e.token = p_token AND e.status = 'running';
+  END IF;
+  PERFORM pg_notify('@schema@', p_key);
+  RETURN v_seq IS NOT NULL;
+END $$;
+
+-- release() then acquire() for the next caller in line, in one transaction.
+CREATE OR REPLACE FUNCTION @schema@.release_and_acquire(
+  p_key text, p_token bigint, p_status text, p_exit int, p_reason text,
+  p_id text, p_ttl_ms bigint, p_limit int, p_once boolean, p_skipped boolean,
+  p_queue boolean, p_queue_ttl_ms bigint, p_host text, p_pid bigint, p_user text,
+  p_labels text, p_wall_ms bigint, p_at_ms bigint,
+  OUT o_released boolean, OUT o_outcome text, OUT o_token bigint, OUT o_version bigint,
+  OUT o_ahead int, OUT o_retry_ms bigint, OUT o_holders json, OUT o_done_by json)
+LANGUAGE plpgsql AS $$
+BEGIN
+  o_released := @schema@.release(p_key, p_token, p_status, p_exit, p_reason, p_wall_ms,
+                                 p_at_ms);
+  SELECT a.o_outcome, a.o_token, a.o_version, a.o_ahead, a.o_retry_ms, a.o_holders, a.o_done_by
+    INTO o_outcome, o_token, o_version, o_ahead, o_retry_ms, o_holders, o_done_by
+    FROM @schema@.acquire(p_key, p_id, p_ttl_ms, p_limit, p_once, p_skipped, p_queue,
+                          p_queue_ttl_ms, p_host, p_pid, p_user, p_labels, p_wall_ms,
+                          p_at_ms) a;
+END $$;
+
+-- A key's state, from one snapshot (STABLE). Expired leases are left out, not reaped.
+CREATE OR REPLACE FUNCTION @schema@.get_key(
+  p_key text, p_at_ms bigint,
+  OUT o_last_token bigint, OUT o_version bigint, OUT o_holders json, OUT o_queue json,
+  OUT o_last_ended json)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  t timestamptz := @schema@.clock(p_at_ms);
+BEGIN
+  SELECT k.last_token, k.version INTO o_last_token, o_version
+    FROM @schema@.keys k WHERE k.key = p_key;
+  IF NOT FOUND THEN
+    o_last_token := 0;
+    o_version := 0;
+    o_holders := '[]'::json;
+    o_queue := '[]'::json;
+    RETURN;
+  END IF;
+  o_holders := @schema@.holders(p_key, t);
+  SELECT coalesce(json_agg(q.execution_id ORDER BY q.seq), '[]'::json) INTO o_queue
+    FROM @schema@.queue q WHERE q.key = p_key AND q.expires_at > t;
+  SELECT @schema@.exec_json(e) INTO o_last_ended FROM @schema@.executions e
+   WHERE e.key = p_key AND e.status <> 'running' ORDER BY e.seq DESC LIMIT 1;
+END $$;
+
+-- Frees every live lease of a key, recording their executions Cancelled with p_reason.
+CREATE OR REPLACE FUNCTION @schema@.force_release(
+  p_key text, p_reason text, p_wall_ms bigint, p_at_ms bigint,
+  OUT o_version bigint, OUT o_released json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t timestamptz;
+  v_reaped int;
+  v_seqs bigint[];
+BEGIN
+  o_released := '[]'::json;
+  SELECT k.version INTO o_version FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
+  IF NOT FOUND THEN
+    o_version := 0;
+    RETURN;
+  END IF;
+  t := @schema@.clock(p_at_ms);
+  v_reaped := @schema@.reap_key(p_key, t, p_wall_ms);
+  WITH gone AS (DELETE FROM @schema@.leases l WHERE l.key = p_key RETURNING l.exec_seq)
+  SELECT array_agg(gone.exec_seq) INTO v_seqs FROM gone;
+  IF v_seqs IS NOT NULL THEN
+    UPDATE @schema@.executions e
+       SET status = 'cancelled', reason = p_reason, ended_ms = p_wall_ms
+     WHERE e.seq = ANY(v_seqs) AND e.status = 'running';
+    SELECT json_agg(@schema@.exec_json(e) ORDER BY e.token) INTO o_released
+      FROM @schema@.executions e WHERE e.seq = ANY(v_seqs);
+  END IF;
+  IF v_reaped > 0 OR v_seqs IS NOT NULL THEN
+    UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key
+    RETURNING k.version INTO o_version;
+    PERFORM pg_notify('@schema@', p_key);
+  END IF;
+END $$;
+
+-- Gives up a caller's queue place. True when it had one.
+CREATE OR REPLACE FUNCTION @schema@.leave_queue(p_key text, p_id text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  DELETE FROM @schema@.queue q WHERE q.key = p_key AND q.execution_id = p_id;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  -- The next in line may be free to go now: wake the waiters.
+  UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key;
+  PERFORM pg_notify('@schema@', p_key);
+  RETURN true;
+END $$;
+
+-- Reaps expired leases and lapsed queue places of up to p_limit keys (in key order, so two
+-- purges never deadlock). Returns the leases reaped; 0 when nothing was left.
+CREATE OR REPLACE FUNCTION @schema@.reap_some(p_limit int, p_wall_ms bigint, p_at_ms bigint,
+                                              OUT o_keys int, OUT o_reaped int)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_key text;
+  t timestamptz := @schema@.clock(p_at_ms);
+  n int;
+BEGIN
+  o_keys := 0;
+  o_reaped := 0;
+  FOR v_key IN
+    SELECT s.key FROM (SELECT l.key FROM @schema@.leases l WHERE l.expires_at <= t
+                       UNION SELECT q.key FROM @schema@.queue q WHERE q.expires_at <= t) s
+     ORDER BY s.key LIMIT p_limit
+  LOOP
+    PERFORM 1 FROM @schema@.keys k WHERE k.key = v_key FOR UPDATE;
+    n := @schema@.reap_key(v_key, t, p_wall_ms);
+    DELETE FROM @schema@.queue q WHERE q.key = v_key AND q.expires_at <= t;
+    IF n > 0 THEN
+      UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = v_key;
+      PERFORM pg_notify('@schema@', v_key);
+    END IF;
+    o_keys := o_keys + 1;
+    o_reaped := o_reaped + n;
+  END LOOP;
+END $$;
+
+-- Deletes up to p_batch ended executions older than p_cutoff_ms (wall clock) with one of the
+-- statuses, and moves the versions of their keys. Returns how many were deleted.
+CREATE OR REPLACE FUNCTION @schema@.purge_batch(p_cutoff_ms bigint, p_statuses text[],
+                                                p_batch int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_keys text[];
+  v_key text;
+  n int;
+BEGIN
+  WITH doomed AS (SELECT e.seq FROM @schema@.executions e
+                   WHERE e.ended_ms IS NOT NULL AND e.ended_ms < p_cutoff_ms
+                     AND e.status <> 'running' AND e.status = ANY(p_statuses)
+                   ORDER BY e.seq LIMIT p_batch),
+       gone AS (DELETE FROM @schema@.executions e USING doomed WHERE e.seq = doomed.seq
+                RETURNING e.key)
+  SELECT array_agg(DISTINCT gone.key), count(*) INTO v_keys, n FROM gone;
+  FOR v_key IN SELECT unnest(v_keys) ORDER BY 1 LOOP
+    UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = v_key;
+    PERFORM pg_notify('@schema@', v_key);
+  END LOOP;
+  RETURN n;
+END $$;
+
+INSERT INTO @schema@.meta(name, value) VALUES ('schema_version', '1')
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
