@@ -10,7 +10,9 @@ namespace aec::cli {
 
 void add_store_option(CLI::App& app, Context& ctx) {
   app.add_option("--store", ctx.store_url,
-                 "Store URL: sqlite:///PATH or memory: (default: " + default_store_url() + ")")
+                 "Store URL: sqlite:///PATH, postgres://USER@HOST/DB, http://HOST:PORT (an aecd) "
+                 "or memory: (default: " +
+                     default_store_url() + ")")
       ->envname("AEC_STORE");
 }
 

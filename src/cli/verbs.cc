@@ -63,6 +63,8 @@ const std::vector<Verb>& verbs() {
       {"wait", "Wait until a key is free", setup_wait},
       {"release", "Force-release a key's leases (an operator action, recorded)", setup_release},
       {"cleanup", "Delete old history and reap expired leases", setup_cleanup},
+      {"admin", "Store administration: 'aec admin migrate' creates or upgrades the schema",
+       setup_admin},
       // Parsed by aecd's own configuration (run_main hands it over before CLI11 sees it).
       {"serve", "Run aecd, the control service, in this process (aec serve --help)", nullptr},
   };

@@ -34,6 +34,7 @@ VerbMain setup_history(CLI::App& app, const Invocation& invocation);
 VerbMain setup_wait(CLI::App& app, const Invocation& invocation);
 VerbMain setup_release(CLI::App& app, const Invocation& invocation);
 VerbMain setup_cleanup(CLI::App& app, const Invocation& invocation);
+VerbMain setup_admin(CLI::App& app, const Invocation& invocation);
 
 // `aec serve ARGS` and the aecd binary: argv[0] is the program or verb name.
 int serve_main(std::string_view program, int argc, char** argv);

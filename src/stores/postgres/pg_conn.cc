@@ -9,11 +9,15 @@
 namespace aec::pg {
 namespace {
 
+// libpq's multi-line messages on one line: newlines and tabs become single spaces.
 std::string one_line(const char* text) {
-  std::string s = text != nullptr ? text : "";
-  for (char& c : s) {
-    if (c == '\n') {
-      c = ' ';
+  std::string s;
+  for (const char* p = text != nullptr ? text : ""; *p != '\0'; ++p) {
+    bool space = *p == '\n' || *p == '\t' || *p == ' ';
+    if (!space) {
+      s += *p;
+    } else if (!s.empty() && s.back() != ' ') {
+      s += ' ';
     }
   }
   while (!s.empty() && s.back() == ' ') {

@@ -1,0 +1,182 @@
+// What only the postgres store promises, against a real server (scripts/dev-servers.sh): a
+// refused acquire writes nothing, waits are woken by changes made through other connections
+// (NOTIFY) or by polling behind a transaction pooler, and its schema is versioned.
+#include <future>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <aec/open_store.h>
+
+#include "tests/support/servers.h"
+
+namespace aec::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A plain libpq connection, to look at the store's tables from outside.
+class Sql {
+ public:
+  explicit Sql(const std::string& url) : conn_(PQconnectdb(url.c_str())) {}
+  ~Sql() { PQfinish(conn_); }
+  bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // The first column of the first row, or "ERROR: ..." when the statement fails.
+  std::string one(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    std::string out;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+      out = PQgetvalue(r, 0, 0);
+    } else if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      out = std::string("ERROR: ") + PQresultErrorMessage(r);
+    }
+    PQclear(r);
+    return out;
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::optional<std::string> url = server_setting("AEC_TEST_POSTGRES_URL");
+    if (!url) {
+      GTEST_SKIP() << missing_server("AEC_TEST_POSTGRES_URL");
+    }
+    base_ = *url;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    schema_ = "pgtest_" + std::string(info->name()).substr(0, 30);
+    for (char& c : schema_) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    Sql sql(base_);
+    ASSERT_TRUE(sql.ok());
+    sql.one("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+  }
+
+  std::string url(const std::string& extra = "") const {
+    return base_ + "?schema=" + schema_ + extra;
+  }
+
+  std::unique_ptr<Store> open(const std::string& u, StoreOptions options = {}) {
+    auto store = open_store(u, options);
+    EXPECT_TRUE(store.has_value()) << store.error().to_string();
+    return store ? std::move(*store) : nullptr;
+  }
+
+  AcquireRequest request(const std::string& id) {
+    return {.key = "k", .execution_id = id, .ttl = 30s, .owner = {.host = "h", .pid = 1}};
+  }
+
+  std::string base_;
+  std::string schema_;
+};
+
+// The key's row as (xmin, xmax): any write or row lock on it changes one of them.
+std::string row_version(Sql& sql, const std::string& schema) {
+  return sql.one("SELECT xmin::text || '/' || xmax::text FROM " + schema + ".keys WHERE key = 'k'");
+}
+
+TEST_F(PostgresStoreTest, ARefusedAcquireTakesNoLockAndWritesNothing) {
+  auto store = open(url());
+  ASSERT_EQ(store->acquire(request("holder"))->outcome, AcquireOutcome::Granted);
+  Sql sql(base_);
+  std::string before = row_version(sql, schema_);
+  std::string executions = sql.one("SELECT count(*) FROM " + schema_ + ".executions");
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(store->acquire(request("caller" + std::to_string(i)))->outcome, AcquireOutcome::Busy);
+  }
+  EXPECT_EQ(row_version(sql, schema_), before) << "a refused acquire locked or wrote the key row";
+  EXPECT_EQ(sql.one("SELECT count(*) FROM " + schema_ + ".executions"), executions);
+  // The check bites: asking to queue does write (a place in line), and that shows.
+  AcquireRequest queued = request("queued");
+  queued.queue = true;
+  ASSERT_EQ(store->acquire(queued)->outcome, AcquireOutcome::Busy);
+  EXPECT_NE(row_version(sql, schema_), before);
+}
+
+TEST_F(PostgresStoreTest, AWaitIsWokenByAReleaseThroughAnotherConnection) {
+  auto waiter_store = open(url());
+  auto writer_store = open(url());
+  auto granted = writer_store->acquire(request("e1"));
+  ASSERT_EQ(granted->outcome, AcquireOutcome::Granted);
+  std::int64_t version = waiter_store->get("k")->version;
+  auto waiter = std::async(std::launch::async, [&] {
+    return waiter_store->wait("k", version, BootClock::now() + 60s, {});
+  });
+  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout);
+  ASSERT_EQ(*writer_store->release("k", granted->lease.token, {}), LeaseOutcome::Ok);
+  auto seen = waiter.get();
+  ASSERT_TRUE(seen.has_value()) << seen.error().to_string();
+  EXPECT_GT(*seen, version);
+}
+
+TEST_F(PostgresStoreTest, BehindATransactionPoolerWithoutListenWaitsPoll) {
+  std::optional<std::string> bouncer = server_setting("AEC_TEST_PGBOUNCER_URL");
+  if (!bouncer) {
+    GTEST_SKIP() << missing_server("AEC_TEST_PGBOUNCER_URL");
+  }
+  std::string pooled = *bouncer + "?pooler=transaction&schema=" + schema_;
+  auto waiter_store = open(pooled);
+  auto writer_store = open(pooled);
+  auto granted = writer_store->acquire(request("e1"));
+  ASSERT_EQ(granted->outcome, AcquireOutcome::Granted);
+  std::int64_t version = waiter_store->get("k")->version;
+  auto waiter = std::async(std::launch::async, [&] {
+    return waiter_store->wait("k", version, BootClock::now() + 60s, {});
+  });
+  ASSERT_EQ(*writer_store->release("k", granted->lease.token, {}), LeaseOutcome::Ok);
+  auto seen = waiter.get();
+  ASSERT_TRUE(seen.has_value()) << seen.error().to_string();
+  EXPECT_GT(*seen, version);
+}
+
+TEST_F(PostgresStoreTest, OpeningWithoutCreateFindsNoSchema) {
+  StoreOptions options;
+  options.create = false;
+  auto store = open_store(url(), options);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), Code::NotFound);
+  EXPECT_NE(store.error().message().find("aec admin migrate"), std::string::npos);
+  Sql sql(base_);
+  EXPECT_EQ(sql.one("SELECT count(*) FROM pg_namespace WHERE nspname = '" + schema_ + "'"), "0");
+}
+
+TEST_F(PostgresStoreTest, ANewerSchemaIsRefusedAndLeftAlone) {
+  open(url());
+  Sql sql(base_);
+  sql.one("UPDATE " + schema_ + ".meta SET value = '99' WHERE name = 'schema_version'");
+  auto store = open_store(url());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), Code::FailedPrecondition);
+  EXPECT_NE(store.error().message().find("upgrade aec"), std::string::npos);
+  EXPECT_EQ(sql.one("SELECT value FROM " + schema_ + ".meta WHERE name = 'schema_version'"), "99");
+}
+
+TEST_F(PostgresStoreTest, ConcurrentFirstOpensCreateTheSchemaOnce) {
+  std::vector<std::future<bool>> opens;
+  for (int i = 0; i < 6; ++i) {
+    opens.push_back(std::async(std::launch::async, [&] { return open_store(url()).has_value(); }));
+  }
+  for (auto& f : opens) {
+    EXPECT_TRUE(f.get());
+  }
+  auto store = open(url());
+  EXPECT_EQ(store->acquire(request("e1"))->lease.token, 1);
+}
+
+TEST_F(PostgresStoreTest, AServerThatIsDownIsUnavailableInOneLine) {
+  auto store = open_store("postgres://aec@127.0.0.1:1/aec?connect_timeout=2");
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), Code::Unavailable);
+  EXPECT_NE(store.error().message().find("cannot connect"), std::string::npos);
+  EXPECT_EQ(store.error().message().find('\n'), std::string::npos);
+  EXPECT_EQ(store.error().message().find('\t'), std::string::npos);
+}
+
+}  // namespace
+}  // namespace aec::testing
