@@ -3,7 +3,7 @@
 namespace aec::bench {
 
 std::vector<std::string> contender_names() {
-  return {"raw-sqlite", "flock", "aec-sqlite", "aecd-sqlite"};
+  return {"raw-sqlite", "flock", "aec-sqlite", "aecd-sqlite", "raw-postgres", "aec-postgres"};
 }
 
 std::unique_ptr<Contender> make_contender(std::string_view name) {
@@ -18,6 +18,12 @@ std::unique_ptr<Contender> make_contender(std::string_view name) {
   }
   if (name == "flock") {
     return make_flock_contender();
+  }
+  if (name == "raw-postgres") {
+    return make_raw_postgres_contender();
+  }
+  if (name == "aec-postgres") {
+    return make_aec_postgres_contender();
   }
   return nullptr;
 }

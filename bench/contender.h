@@ -67,5 +67,8 @@ std::unique_ptr<Contender> make_aecd_sqlite_contender();
 std::unique_ptr<Session> make_control_session(std::shared_ptr<Store> store);
 std::unique_ptr<Contender> make_raw_sqlite_contender();
 std::unique_ptr<Contender> make_flock_contender();
+// The PostgreSQL lease-row recipe, and aec's postgres:// store (contender_postgres.cc).
+std::unique_ptr<Contender> make_raw_postgres_contender();
+std::unique_ptr<Contender> make_aec_postgres_contender();
 
 }  // namespace aec::bench

@@ -77,9 +77,10 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 
 -- An execution as the JSON array the client reads: id, key, token, status, host, pid, user,
--- started_ms, ended_ms, exit_code, labels, reason.
+-- started_ms, ended_ms, exit_code, labels, reason. STABLE, as json_build_array is: an IMMUTABLE
+-- wrapper would not be inlined, and a SQL function that is not inlined is planned at every call.
 CREATE OR REPLACE FUNCTION @schema@.exec_json(e @schema@.executions) RETURNS json
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
   SELECT json_build_array(e.id, e.key, e.token, e.status, e.host, e.pid, e."user", e.started_ms,
                           e.ended_ms, e.exit_code, e.labels, e.reason)
 $$;
@@ -91,14 +92,19 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- The live leases of a key at t, oldest token first: [[execution, expires_in_ms], ...].
+-- PL/pgSQL (not SQL) so its plan is cached per session.
 CREATE OR REPLACE FUNCTION @schema@.holders(p_key text, t timestamptz) RETURNS json
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v json;
+BEGIN
   SELECT coalesce(json_agg(json_build_array(@schema@.exec_json(e),
                                             @schema@.ms_until(l.expires_at, t)) ORDER BY l.token),
-                  '[]'::json)
-  FROM @schema@.leases l JOIN @schema@.executions e ON e.seq = l.exec_seq
-  WHERE l.key = p_key AND l.expires_at > t
-$$;
+                  '[]'::json) INTO v
+    FROM @schema@.leases l JOIN @schema@.executions e ON e.seq = l.exec_seq
+   WHERE l.key = p_key AND l.expires_at > t;
+  RETURN v;
+END $$;
 
 -- Deletes the key's leases expired at t and records their executions Lost. The caller holds the
 -- key's row lock. Returns how many.
@@ -122,6 +128,8 @@ END $$;
 -- Takes a free slot on a key, or answers busy (with the holders) or done (once). See
 -- Store::acquire. A refused caller with nothing to record (no skipped execution, a fresh queue
 -- place or none wanted) is answered from a plain read: no row lock, no WAL, no commit to flush.
+-- Anyone else (a grant, a skip to record, a place to take) decides again under the key's row
+-- lock, after reaping the key's expired leases: a lease renewed meanwhile is then seen live.
 CREATE OR REPLACE FUNCTION @schema@.acquire(
   p_key text, p_id text, p_ttl_ms bigint, p_limit int, p_once boolean, p_skipped boolean,
   p_queue boolean, p_queue_ttl_ms bigint, p_host text, p_pid bigint, p_user text,
@@ -133,13 +141,15 @@ DECLARE
   t timestamptz;
   v_last bigint;
   v_live int;
+  v_expired int;
   v_earliest timestamptz;
+  v_places int;
+  v_lapsed int;
   v_mine bigint;
   v_mine_expires timestamptz;
   v_ahead_earliest timestamptz;
   v_free int;
-  v_seq bigint;
-  v_write boolean := false;
+  v_write boolean := p_skipped;  -- recording a skip writes anyway: no read-only first look
   v_changed boolean := false;
   v_half interval := p_queue_ttl_ms * interval '0.5 millisecond';
   v_first json;
@@ -149,30 +159,51 @@ BEGIN
       -- A grant must outlive a server crash (its token must never be issued again), whatever
       -- synchronous_commit the server or role defaults to.
       PERFORM set_config('synchronous_commit', 'on', true);
-      INSERT INTO @schema@.keys AS k VALUES (p_key, 0, 0) ON CONFLICT (key) DO NOTHING;
-      PERFORM 1 FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
-      t := @schema@.clock(p_at_ms);
-      v_changed := @schema@.reap_key(p_key, t, p_wall_ms) > 0;
-      DELETE FROM @schema@.queue q WHERE q.key = p_key AND q.expires_at <= t;
+      SELECT k.last_token, k.version INTO v_last, o_version
+        FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
+      IF NOT FOUND THEN
+        INSERT INTO @schema@.keys AS k VALUES (p_key, 0, 0) ON CONFLICT (key) DO NOTHING;
+        SELECT k.last_token, k.version INTO v_last, o_version
+          FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
+      END IF;
     ELSE
-      t := @schema@.clock(p_at_ms);
+      SELECT k.last_token, k.version INTO v_last, o_version
+        FROM @schema@.keys k WHERE k.key = p_key;
     END IF;
-    SELECT k.last_token, k.version INTO v_last, o_version FROM @schema@.keys k WHERE k.key = p_key;
+    t := @schema@.clock(p_at_ms);
     v_last := coalesce(v_last, 0);
     o_version := coalesce(o_version, 0);
-    SELECT count(*), min(l.expires_at) INTO v_live, v_earliest
-      FROM @schema@.leases l WHERE l.key = p_key AND l.expires_at > t;
+    SELECT count(*) FILTER (WHERE l.expires_at > t), min(l.expires_at) FILTER (WHERE l.expires_at > t),
+           count(*) FILTER (WHERE l.expires_at <= t)
+      INTO v_live, v_earliest, v_expired
+      FROM @schema@.leases l WHERE l.key = p_key;
+    IF v_write AND v_expired > 0 THEN
+      v_changed := @schema@.reap_key(p_key, t, p_wall_ms) > 0;
+      SELECT count(*), min(l.expires_at) INTO v_live, v_earliest
+        FROM @schema@.leases l WHERE l.key = p_key AND l.expires_at > t;
+    END IF;
+    SELECT count(*), count(*) FILTER (WHERE q.expires_at <= t),
+           min(q.seq) FILTER (WHERE q.execution_id = p_id AND q.expires_at > t)
+      INTO v_places, v_lapsed, v_mine
+      FROM @schema@.queue q WHERE q.key = p_key;
+    o_ahead := 0;
+    v_ahead_earliest := NULL;
+    v_mine_expires := NULL;
+    IF v_places > 0 THEN
+      IF v_write AND v_lapsed > 0 THEN
+        DELETE FROM @schema@.queue q WHERE q.key = p_key AND q.expires_at <= t;
+      END IF;
+      IF v_mine IS NOT NULL THEN
+        SELECT q.expires_at INTO v_mine_expires FROM @schema@.queue q WHERE q.seq = v_mine;
+      END IF;
+      SELECT count(*), min(q.expires_at) INTO o_ahead, v_ahead_earliest FROM @schema@.queue q
+       WHERE q.key = p_key AND q.expires_at > t AND (v_mine IS NULL OR q.seq < v_mine);
+    END IF;
     o_done_by := NULL;
     IF p_once THEN
       SELECT @schema@.exec_json(e) INTO o_done_by FROM @schema@.executions e
        WHERE e.key = p_key AND e.status = 'succeeded' ORDER BY e.seq DESC LIMIT 1;
     END IF;
-    v_mine := NULL;
-    v_mine_expires := NULL;
-    SELECT q.seq, q.expires_at INTO v_mine, v_mine_expires FROM @schema@.queue q
-     WHERE q.key = p_key AND q.execution_id = p_id AND q.expires_at > t ORDER BY q.seq LIMIT 1;
-    SELECT count(*), min(q.expires_at) INTO o_ahead, v_ahead_earliest FROM @schema@.queue q
-     WHERE q.key = p_key AND q.expires_at > t AND (v_mine IS NULL OR q.seq < v_mine);
     v_free := p_limit - v_live;
     IF o_done_by IS NOT NULL THEN
       o_outcome := 'done';
@@ -182,7 +213,7 @@ BEGIN
       o_outcome := 'busy';
     END IF;
     EXIT WHEN v_write;
-    EXIT WHEN o_outcome <> 'granted' AND NOT p_skipped
+    EXIT WHEN o_outcome <> 'granted'
           AND (o_outcome = 'done' OR NOT p_queue
                OR (v_mine IS NOT NULL AND v_mine_expires - t > v_half));
     v_write := true;
@@ -197,44 +228,46 @@ BEGIN
     END IF;
     o_ahead := 0;
     o_token := v_last + 1;
-    INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
-                                    labels, reason)
-    VALUES (p_id, p_key, o_token, 'running', p_host, p_pid, p_user, p_wall_ms, p_labels, '')
-    RETURNING seq INTO v_seq;
+    WITH e AS (
+      INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
+                                      labels, reason)
+      VALUES (p_id, p_key, o_token, 'running', p_host, p_pid, p_user, p_wall_ms, p_labels, '')
+      RETURNING seq)
     INSERT INTO @schema@.leases(key, token, exec_seq, expires_at)
-    VALUES (p_key, o_token, v_seq, t + p_ttl_ms * interval '1 millisecond');
-    UPDATE @schema@.keys k SET last_token = o_token WHERE k.key = p_key;
-    v_changed := true;
-  ELSE
-    IF o_outcome = 'busy' THEN
-      o_holders := @schema@.holders(p_key, t);
-      o_retry_ms := @schema@.ms_until(CASE WHEN v_free <= 0 THEN v_earliest
-                                           ELSE v_ahead_earliest END, t);
-      IF v_write AND p_queue THEN
-        IF v_mine IS NULL THEN
-          INSERT INTO @schema@.queue(key, execution_id, expires_at)
-          VALUES (p_key, p_id, t + p_queue_ttl_ms * interval '1 millisecond');
-        ELSIF v_mine_expires - t <= v_half THEN
-          UPDATE @schema@.queue q SET expires_at = t + p_queue_ttl_ms * interval '1 millisecond'
-           WHERE q.seq = v_mine;
-        END IF;
+    SELECT p_key, o_token, e.seq, t + p_ttl_ms * interval '1 millisecond' FROM e;
+    UPDATE @schema@.keys k SET last_token = o_token, version = k.version + 1 WHERE k.key = p_key
+    RETURNING k.version INTO o_version;
+    PERFORM pg_notify('@schema@', p_key);
+    RETURN;
+  END IF;
+  IF o_outcome = 'busy' THEN
+    o_holders := @schema@.holders(p_key, t);
+    o_retry_ms := @schema@.ms_until(CASE WHEN v_free <= 0 THEN v_earliest
+                                         ELSE v_ahead_earliest END, t);
+    IF v_write AND p_queue THEN
+      IF v_mine IS NULL THEN
+        INSERT INTO @schema@.queue(key, execution_id, expires_at)
+        VALUES (p_key, p_id, t + p_queue_ttl_ms * interval '1 millisecond');
+      ELSIF v_mine_expires - t <= v_half THEN
+        UPDATE @schema@.queue q SET expires_at = t + p_queue_ttl_ms * interval '1 millisecond'
+         WHERE q.seq = v_mine;
       END IF;
     END IF;
-    IF p_skipped THEN
-      -- The reason reads as skip_reason() in src/core/store_checks.cc writes it.
-      v_first := o_holders -> 0 -> 0;
-      INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
-                                      ended_ms, labels, reason)
-      VALUES (p_id, p_key, 0, 'skipped', p_host, p_pid, p_user, p_wall_ms, p_wall_ms, p_labels,
-              CASE WHEN o_outcome = 'done'
-                     THEN format('done: execution %s succeeded', o_done_by ->> 0)
-                   WHEN v_first IS NULL
-                     THEN format('busy: %s caller(s) waiting in line', o_ahead)
-                   ELSE format('busy: held by execution %s (token %s) on %s pid %s',
-                               v_first ->> 0, v_first ->> 2, v_first ->> 4, v_first ->> 5)
-              END);
-      v_changed := true;
-    END IF;
+  END IF;
+  IF p_skipped THEN
+    -- The reason reads as skip_reason() in src/core/store_checks.cc writes it.
+    v_first := o_holders -> 0 -> 0;
+    INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
+                                    ended_ms, labels, reason)
+    VALUES (p_id, p_key, 0, 'skipped', p_host, p_pid, p_user, p_wall_ms, p_wall_ms, p_labels,
+            CASE WHEN o_outcome = 'done'
+                   THEN format('done: execution %s succeeded', o_done_by ->> 0)
+                 WHEN v_first IS NULL
+                   THEN format('busy: %s caller(s) waiting in line', o_ahead)
+                 ELSE format('busy: held by execution %s (token %s) on %s pid %s',
+                             v_first ->> 0, v_first ->> 2, v_first ->> 4, v_first ->> 5)
+            END);
+    v_changed := true;
   END IF;
   IF v_changed THEN
     UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key
@@ -274,14 +307,15 @@ BEGIN
     RETURN false;  -- a key never seen
   END IF;
   t := @schema@.clock(p_at_ms);
-  DELETE FROM @schema@.leases l
-   WHERE l.key = p_key AND l.token = p_token AND l.expires_at > t
-  RETURNING l.exec_seq INTO v_seq;
-  IF v_seq IS NOT NULL THEN
-    UPDATE @schema@.executions e
-       SET status = p_status, exit_code = p_exit, reason = p_reason, ended_ms = p_wall_ms
-     WHERE e.seq = v_seq AND e.status = 'running';
-  ELSE
+  WITH gone AS (DELETE FROM @schema@.leases l
+                 WHERE l.key = p_key AND l.token = p_token AND l.expires_at > t
+                RETURNING l.exec_seq),
+       ended AS (UPDATE @schema@.executions e
+                    SET status = p_status, exit_code = p_exit, reason = p_reason,
+                        ended_ms = p_wall_ms
+                   FROM gone WHERE e.seq = gone.exec_seq AND e.status = 'running')
+  SELECT gone.exec_seq INTO v_seq FROM gone;
+  IF v_seq IS NULL THEN
     PERFORM @schema@.reap_key(p_key, t, p_wall_ms);
     UPDATE @schema@.executions e
        SET status = 'lost', exit_code = p_exit, reason = 'lease expired', ended_ms = p_wall_ms

@@ -1,0 +1,238 @@
+// PostgreSQL contenders, on the server named by AEC_BENCH_POSTGRES_URL (or the test servers'
+// AEC_TEST_POSTGRES_URL in the file $AEC_TEST_SERVERS_ENV, as scripts/dev-servers.sh writes it):
+//   raw-postgres  the bare lease-row recipe: one `INSERT ... ON CONFLICT DO UPDATE ... WHERE
+//                 expired` to acquire, a token-checked DELETE to release, retried with a short
+//                 sleep when the key is held (prepared statements, synchronous_commit on);
+//   aec-postgres  aec's postgres:// store through aec::Control (history, fencing counter, FIFO
+//                 line, NOTIFY-driven waits).
+// Both start from an empty schema of their own, dropped and created by prepare().
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <aec/open_store.h>
+
+#include "contender.h"
+
+namespace aec::bench {
+namespace {
+
+Result<std::string> server_url() {
+  if (const char* url = std::getenv("AEC_BENCH_POSTGRES_URL"); url != nullptr && *url != '\0') {
+    return std::string(url);
+  }
+  if (const char* file = std::getenv("AEC_TEST_SERVERS_ENV"); file != nullptr) {
+    std::ifstream in(file);
+    std::string line;
+    const std::string key = "AEC_TEST_POSTGRES_URL=";
+    while (std::getline(in, line)) {
+      if (line.starts_with(key)) {
+        return line.substr(key.size());
+      }
+    }
+  }
+  return Status(Code::FailedPrecondition,
+                "no PostgreSQL for the postgres contenders: set AEC_BENCH_POSTGRES_URL, or start "
+                "one with scripts/dev-servers.sh up and set AEC_TEST_SERVERS_ENV");
+}
+
+Result<PGconn*> connect(const std::string& url) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    Status s = unavailable(fmt::format("postgres {}: {}", url, PQerrorMessage(conn)));
+    PQfinish(conn);
+    return s;
+  }
+  return conn;
+}
+
+Status exec(PGconn* conn, const std::string& sql) {
+  PGresult* r = PQexec(conn, sql.c_str());
+  ExecStatusType st = PQresultStatus(r);
+  Status s = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK
+                 ? Status::ok()
+                 : unavailable(fmt::format("postgres: {}", PQresultErrorMessage(r)));
+  PQclear(r);
+  return s;
+}
+
+// Drops and creates `schema` (the contenders' own, so runs never see each other's rows).
+Status fresh_schema(const std::string& schema, const std::string& then = "") {
+  Result<std::string> url = server_url();
+  if (!url) {
+    return url.error();
+  }
+  Result<PGconn*> conn = connect(*url);
+  if (!conn) {
+    return conn.error();
+  }
+  Status s = exec(*conn, fmt::format("SET client_min_messages = warning; DROP SCHEMA IF EXISTS "
+                                     "{0} CASCADE; CREATE SCHEMA {0}; {1}",
+                                     schema, then));
+  PQfinish(*conn);
+  return s;
+}
+
+constexpr const char* kRawSchema = "raw_bench";
+constexpr const char* kRawTable =
+    "CREATE TABLE raw_bench.leases(key text PRIMARY KEY, token bigint NOT NULL, "
+    "expires_at timestamptz NOT NULL)";
+// Granted when the key has no row, or its lease expired: one row affected.
+constexpr const char* kAcquire =
+    "INSERT INTO raw_bench.leases(key, token, expires_at) VALUES($1, $2, now() + interval '30 s') "
+    "ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at "
+    "WHERE raw_bench.leases.expires_at < now()";
+constexpr const char* kRelease = "DELETE FROM raw_bench.leases WHERE key = $1 AND token = $2";
+
+class RawPostgresSession final : public Session {
+ public:
+  RawPostgresSession(PGconn* conn, int client)
+      : conn_(conn), next_token_(static_cast<std::int64_t>(client) << 40), rng_(client) {}
+  ~RawPostgresSession() override { PQfinish(conn_); }
+
+  Status init() {
+    for (auto [name, sql] : {std::pair{"acquire", kAcquire}, std::pair{"release", kRelease}}) {
+      PGresult* r = PQprepare(conn_, name, sql, 2, nullptr);
+      bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (!ok) {
+        return unavailable(fmt::format("prepare {}: {}", name, PQerrorMessage(conn_)));
+      }
+    }
+    return Status::ok();
+  }
+
+  Result<Acquired> acquire(const std::string& key, bool wait,
+                           BenchClock::time_point give_up) override {
+    // The bare retry loop of raw-sqlite: 100 µs doubling to 6.4 ms, with jitter.
+    std::chrono::microseconds backoff{100};
+    for (;;) {
+      Result<int> changed = run("acquire", key, ++next_token_);
+      if (!changed) {
+        return changed.error();
+      }
+      if (*changed == 1) {
+        held_key_ = key;
+        held_token_ = next_token_;
+        return Acquired::Granted;
+      }
+      if (!wait || BenchClock::now() >= give_up) {
+        return Acquired::Busy;
+      }
+      std::uniform_int_distribution<std::int64_t> jitter(backoff.count() / 2, backoff.count());
+      std::this_thread::sleep_for(std::chrono::microseconds(jitter(rng_)));
+      backoff = std::min(backoff * 2, std::chrono::microseconds(6400));
+    }
+  }
+
+  Status release() override {
+    Result<int> changed = run("release", held_key_, held_token_);
+    if (!changed) {
+      return changed.error();
+    }
+    return *changed == 1 ? Status::ok() : internal_error("release: lease not held");
+  }
+
+ private:
+  Result<int> run(const char* stmt, const std::string& key, std::int64_t token) {
+    std::string token_text = std::to_string(token);
+    const char* values[] = {key.c_str(), token_text.c_str()};
+    PGresult* r = PQexecPrepared(conn_, stmt, 2, values, nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      Status s = unavailable(fmt::format("{}: {}", stmt, PQresultErrorMessage(r)));
+      PQclear(r);
+      return s;
+    }
+    int changed = std::atoi(PQcmdTuples(r));
+    PQclear(r);
+    return changed;
+  }
+
+  PGconn* conn_;
+  std::int64_t next_token_;
+  std::minstd_rand rng_;
+  std::string held_key_;
+  std::int64_t held_token_ = 0;
+};
+
+class RawPostgresContender final : public Contender {
+ public:
+  std::string_view name() const override { return "raw-postgres"; }
+
+  Status prepare(const std::string& /*dir*/) override {
+    return fresh_schema(kRawSchema, kRawTable);
+  }
+
+  Result<std::unique_ptr<Session>> open(const std::string& /*dir*/, int client) override {
+    Result<std::string> url = server_url();
+    if (!url) {
+      return url.error();
+    }
+    Result<PGconn*> conn = connect(*url);
+    if (!conn) {
+      return conn.error();
+    }
+    auto session = std::make_unique<RawPostgresSession>(*conn, client);
+    if (Status s = session->init(); !s.is_ok()) {
+      return s;
+    }
+    return std::unique_ptr<Session>(std::move(session));
+  }
+};
+
+constexpr const char* kAecSchema = "aec_bench";
+
+Result<std::string> aec_url() {
+  Result<std::string> url = server_url();
+  if (!url) {
+    return url.error();
+  }
+  return *url + (url->find('?') == std::string::npos ? "?" : "&") + "schema=" + kAecSchema;
+}
+
+class AecPostgresContender final : public Contender {
+ public:
+  std::string_view name() const override { return "aec-postgres"; }
+
+  // An empty schema, then aec's tables and functions in it (opening the store creates them).
+  Status prepare(const std::string& /*dir*/) override {
+    if (Status s = fresh_schema(kAecSchema); !s.is_ok()) {
+      return s;
+    }
+    Result<std::string> url = aec_url();
+    if (!url) {
+      return url.error();
+    }
+    Result<std::unique_ptr<Store>> store = open_store(*url);
+    return store ? Status::ok() : store.error();
+  }
+
+  Result<std::unique_ptr<Session>> open(const std::string& /*dir*/, int /*client*/) override {
+    Result<std::string> url = aec_url();
+    if (!url) {
+      return url.error();
+    }
+    Result<std::unique_ptr<Store>> store = open_store(*url);
+    if (!store) {
+      return store.error();
+    }
+    return make_control_session(std::shared_ptr<Store>(std::move(*store)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Contender> make_raw_postgres_contender() {
+  return std::make_unique<RawPostgresContender>();
+}
+
+std::unique_ptr<Contender> make_aec_postgres_contender() {
+  return std::make_unique<AecPostgresContender>();
+}
+
+}  // namespace aec::bench
