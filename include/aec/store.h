@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -115,6 +117,12 @@ struct Handoff {
   Result<AcquireResult> next{Status(Code::Internal, "not attempted")};
 };
 
+// A subscription to a store's changes (Store::watch_changes); it ends when destroyed.
+class ChangeFeed {
+ public:
+  virtual ~ChangeFeed() = default;
+};
+
 // The backend interface. Implementations are thread-safe: one Store may be shared by many
 // threads, and many processes may share one underlying database.
 //
@@ -177,6 +185,15 @@ class Store {
 
   // The URL this store was opened with, credentials removed.
   virtual std::string url() const = 0;
+
+  // Calls `on_change(key)` after every committed change of a key's version, whoever made it
+  // (another process, another aecd over the same database), and `on_change("")` when changes
+  // may have been missed (the feed reconnected): anything may have changed. For a server that
+  // shares its store with others and must wake its waiters (replicated aecd). Runs on a thread
+  // of the store's and must not block; no call is made once the feed is destroyed. nullptr when
+  // the store has no such feed (the default; memory, sqlite, http): callers poll instead.
+  virtual std::unique_ptr<ChangeFeed> watch_changes(
+      std::function<void(const std::string& key)> on_change);
 };
 
 }  // namespace aec

@@ -16,4 +16,8 @@ Result<Handoff> Store::release_and_acquire(std::string_view key, std::int64_t to
   return Handoff{.released = *released, .next = acquire(next)};
 }
 
+std::unique_ptr<ChangeFeed> Store::watch_changes(std::function<void(const std::string&)>) {
+  return nullptr;
+}
+
 }  // namespace aec

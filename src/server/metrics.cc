@@ -272,6 +272,10 @@ ServerMetrics::ServerMetrics()
           registry.histogram("aec_store_latency_seconds", "Time of Store calls, by operation",
                              {std::begin(kStoreBuckets), std::end(kStoreBuckets)}, {"op"})),
       connections(registry.gauge("aec_connections", "Open client connections").get()),
+      store_changes(registry
+                        .counter("aec_store_changes_total",
+                                 "Key changes pushed by the store's change feed (any writer)")
+                        .get()),
       leases(live_leases, hold_seconds, leases_lost) {
   for (std::string_view outcome : {"granted", "busy", "done"}) {
     acquires.with({outcome});

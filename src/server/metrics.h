@@ -214,7 +214,9 @@ struct ServerMetrics {
   // {op}: the Store method ("acquire", "renew", "release", "state", "list", ...).
   Family<Histogram>& store_latency;
   Gauge& connections;  // open client connections
-  LeaseBook leases;    // feeds live_leases, hold_seconds and leases_lost
+  // Changes to keys pushed by the store's change feed (made through any server or client).
+  Counter& store_changes;
+  LeaseBook leases;  // feeds live_leases, hold_seconds and leases_lost
 };
 
 }  // namespace aec::server

@@ -73,7 +73,13 @@ class ServerImpl final : public Server {
         acceptor_(io_),
         pool_(static_cast<std::size_t>(std::max(1, options_.store_threads))),
         parking_(io_, pool_, *options_.store, options_.recheck_interval),
-        api_{*options_.store, pool_, parking_, auth_, metrics_, options_.logs_url_template} {}
+        api_{*options_.store, pool_, parking_, auth_, metrics_, options_.logs_url_template} {
+    // Changes made through other servers or clients wake this server's waiters at once.
+    feed_ = options_.store->watch_changes([this](const std::string& key) {
+      metrics_.store_changes.inc();
+      parking_.changed(key);
+    });
+  }
 
   ~ServerImpl() override { stop(); }
 
@@ -193,6 +199,7 @@ class ServerImpl final : public Server {
       boost::system::error_code ignored;
       acceptor_.close(ignored);
     });
+    feed_.reset();  // no more wake-ups from the store
     parking_.shut_down();
     pool_.join();  // every store call has answered
     {
@@ -222,6 +229,7 @@ class ServerImpl final : public Server {
   asio::thread_pool pool_;
   Parking parking_;
   ApiContext api_;
+  std::unique_ptr<ChangeFeed> feed_;  // after parking_: destroyed first
   int port_ = 0;
   std::vector<std::thread> threads_;
   std::mutex sessions_mu_;

@@ -29,8 +29,9 @@ struct ServerOptions {
   std::size_t max_connections = 10'000;         // beyond this, new connections are closed at once
   milliseconds header_timeout{10'000};          // to receive a request's head and body
   milliseconds idle_timeout{120'000};  // an idle keep-alive connection is closed after this
-  // Changes made to the store by others (another aecd, `aec` on the same sqlite file) are not
-  // pushed to this server: keys with parked requests are read again this often.
+  // Keys with parked requests are read again this often, for changes made by others (another
+  // aecd, `aec` on the same sqlite file). A store with a change feed (postgres, etcd:
+  // Store::watch_changes) also pushes them to this server at once.
   milliseconds recheck_interval{1'000};
   std::string tokens_file;       // bearer tokens (see auth.h); empty: anonymous access
   bool insecure_listen = false;  // allow anonymous access on a non-loopback address

@@ -8,14 +8,12 @@
 #include <thread>
 #include <vector>
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/e2e/aecd_process.h"
 #include "tests/e2e/e2e_support.h"
 
 namespace aec::e2e {
@@ -40,84 +38,11 @@ class TempDir {
   std::string path_;
 };
 
-// A port that was free a moment ago (for a server that must come back on the same address).
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// One GET over a fresh connection; the response body ("" on failure).
-std::string http_get(int port, const std::string& target) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  (void)!write(fd, req.data(), req.size());
-  std::string all;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) {
-    all.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  std::size_t body = all.find("\r\n\r\n");
-  return body == std::string::npos ? "" : all.substr(body + 4);
-}
-
-// aecd (`aec serve`) on 127.0.0.1:port over dir/aec.db, killed when the test ends.
-class Aecd {
+// aecd over dir/aec.db.
+class Aecd : public AecdProcess {
  public:
-  Aecd(const TempDir& dir, int port) : dir_(dir), port_(port) { start(); }
-  ~Aecd() { kill9(); }
-
-  void start() {
-    pid_ = spawn_aec({"serve", "--listen", "127.0.0.1:" + std::to_string(port_), "--store",
-                      "sqlite://" + dir_ / "aec.db", "--quiet"},
-                     {}, dir_ / "aecd.log");
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (http_get(port_, "/healthz").find("ok") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);  // polling a condition: the server answering
-    }
-  }
-  void kill9() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      wait_exit(pid_);
-      pid_ = -1;
-    }
-  }
-  int stop() {  // SIGTERM: the graceful path
-    kill(pid_, SIGTERM);
-    int code = wait_exit(pid_);
-    pid_ = -1;
-    return code;
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-  // The value of an unlabelled metric, or -1.
-  double metric(const std::string& name) const {
-    std::string text = http_get(port_, "/metrics");
-    std::size_t at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
-  }
-
- private:
-  const TempDir& dir_;
-  int port_;
-  pid_t pid_ = -1;
+  Aecd(const TempDir& dir, int port)
+      : AecdProcess("sqlite://" + dir / "aec.db", port, dir / "aecd.log") {}
 };
 
 std::vector<std::string> run_through(const Aecd& aecd, std::vector<std::string> flags,

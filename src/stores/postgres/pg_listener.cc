@@ -56,6 +56,26 @@ bool Listener::listening() {
   return listening_;
 }
 
+std::uint64_t Listener::add_feed(Feed on_change) {
+  std::lock_guard lock(feeds_mu_);
+  feeds_.emplace(next_feed_, std::move(on_change));
+  return next_feed_++;
+}
+
+void Listener::remove_feed(std::uint64_t id) {
+  std::lock_guard lock(feeds_mu_);
+  feeds_.erase(id);
+}
+
+void Listener::tell_feeds(const std::vector<std::string>& keys) {
+  std::lock_guard lock(feeds_mu_);
+  for (const auto& [id, feed] : feeds_) {
+    for (const std::string& key : keys) {
+      feed(key);
+    }
+  }
+}
+
 void Listener::set_listening(bool on) {
   std::lock_guard lock(mu_);
   listening_ = on;
@@ -86,6 +106,7 @@ void Listener::listen_once(std::stop_token stop) {
     return;
   }
   set_listening(true);
+  tell_feeds({""});  // whatever happened while not listening
   PGconn* raw = (*conn)->raw();
   while (!stop.stop_requested()) {
     pollfd fds[2] = {{.fd = (*conn)->socket(), .events = POLLIN, .revents = 0},
@@ -101,19 +122,26 @@ void Listener::listen_once(std::stop_token stop) {
     if (PQconsumeInput(raw) == 0 || PQstatus(raw) != CONNECTION_OK) {
       break;
     }
-    std::lock_guard lock(mu_);
-    bool woke = false;
+    std::vector<std::string> changed;
     while (PGnotify* n = PQnotifies(raw)) {
-      auto it = keys_.find(n->extra);
-      if (it != keys_.end()) {
-        ++it->second.changes;
-        woke = true;
-      }
+      changed.emplace_back(n->extra);
       PQfreemem(n);
     }
-    if (woke) {
-      cv_.notify_all();
+    {
+      std::lock_guard lock(mu_);
+      bool woke = false;
+      for (const std::string& key : changed) {
+        auto it = keys_.find(key);
+        if (it != keys_.end()) {
+          ++it->second.changes;
+          woke = true;
+        }
+      }
+      if (woke) {
+        cv_.notify_all();
+      }
     }
+    tell_feeds(changed);
   }
   set_listening(false);
 }

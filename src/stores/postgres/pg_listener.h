@@ -5,11 +5,14 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <aec/clock.h>
 
@@ -40,11 +43,19 @@ class Listener {
   // True while LISTEN is in effect; while false, waiters must poll.
   bool listening();
 
+  // Calls `on_change(key)` for every notification, and `on_change("")` after each (re)connect
+  // (notifications may have been missed). Runs on the listener's thread. remove_feed() waits
+  // for a call in progress, so none is made after it returns.
+  using Feed = std::function<void(const std::string& key)>;
+  std::uint64_t add_feed(Feed on_change);
+  void remove_feed(std::uint64_t id);
+
  private:
   void run(std::stop_token stop);
   // One connection's life: LISTEN, then dispatch notifications until it fails or stop.
   void listen_once(std::stop_token stop);
   void set_listening(bool on);
+  void tell_feeds(const std::vector<std::string>& keys);
 
   const std::string conninfo_;
   const std::string shown_;
@@ -59,6 +70,9 @@ class Listener {
   std::unordered_map<std::string, Interest> keys_;
   std::uint64_t epoch_ = 0;
   bool listening_ = false;
+  std::mutex feeds_mu_;  // held while feeds are called
+  std::map<std::uint64_t, Feed> feeds_;
+  std::uint64_t next_feed_ = 1;
   std::jthread thread_;  // last: started after everything above
 };
 

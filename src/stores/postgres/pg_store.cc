@@ -83,6 +83,8 @@ class PostgresStore final : public Store {
   Result<PurgeResult> purge(const PurgeRequest& req) override;
   Status leave_queue(std::string_view key, std::string_view execution_id) override;
   std::string url() const override { return url_.display; }
+  std::unique_ptr<ChangeFeed> watch_changes(
+      std::function<void(const std::string& key)> on_change) override;
 
   // Creates or upgrades the schema (pg_schema.h); with a hand-moved clock, reads the server's
   // time it starts from.
@@ -344,6 +346,27 @@ Result<std::int64_t> PostgresStore::wait(std::string_view key_view, std::int64_t
     poll = std::min<std::chrono::nanoseconds>(poll * 2, kMaxPoll);
     read = true;
   }
+}
+
+// A feed over the store's LISTEN connection.
+class PgChangeFeed final : public ChangeFeed {
+ public:
+  PgChangeFeed(pg::Listener& listener, pg::Listener::Feed on_change)
+      : listener_(listener), id_(listener.add_feed(std::move(on_change))) {}
+  ~PgChangeFeed() override { listener_.remove_feed(id_); }
+
+ private:
+  pg::Listener& listener_;
+  std::uint64_t id_;
+};
+
+std::unique_ptr<ChangeFeed> PostgresStore::watch_changes(
+    std::function<void(const std::string& key)> on_change) {
+  pg::Listener* listen = listener();
+  if (listen == nullptr) {
+    return nullptr;  // behind a transaction pooler without listen=: no feed
+  }
+  return std::make_unique<PgChangeFeed>(*listen, std::move(on_change));
 }
 
 Result<ForceReleaseResult> PostgresStore::force_release(std::string_view key,

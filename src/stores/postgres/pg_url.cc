@@ -77,9 +77,10 @@ Status check_conninfo(const std::string& conninfo, std::string_view shown, const
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
       msg.pop_back();
     }
-    return invalid_argument(fmt::format("store URL '{}': {}{} (aec's own parameters: schema, "
-                                        "pool, pooler, listen; the others are libpq's)",
-                                        shown, what, msg));
+    return invalid_argument(
+        fmt::format("store URL '{}': {}{} (aec's own parameters: schema, "
+                    "pool, pooler, listen; the others are libpq's)",
+                    shown, what, msg));
   }
   PQconninfoFree(options);
   return Status::ok();
