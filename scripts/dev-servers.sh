@@ -10,6 +10,8 @@
 #   scripts/dev-servers.sh status [--dir DIR]
 #   scripts/dev-servers.sh env  [--dir DIR]          # print the URLs (source-able)
 #   scripts/dev-servers.sh restart-postgres [--dir DIR] [--mode fast|immediate]
+#   scripts/dev-servers.sh stop-postgres [--dir DIR] [--mode fast|immediate]   # fault tests:
+#   scripts/dev-servers.sh start-postgres [--dir DIR]                          # same port again
 #
 # DIR defaults to $AEC_DEV_SERVERS_DIR or /tmp/aec-dev-servers. `up` writes DIR/urls.env:
 #   AEC_TEST_POSTGRES_URL=postgres://aec@127.0.0.1:PORT/aec
@@ -22,7 +24,7 @@
 # they run as the `postgres` user that Debian's package creates.
 set -euo pipefail
 
-usage() { sed -n '2,22p' "$0"; }
+usage() { sed -n '2,24p' "$0"; }
 die() { echo "dev-servers.sh: $*" >&2; exit 1; }
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -112,7 +114,8 @@ postgres_up() {
     as_pg "$pg_bin/initdb" -D "$data" -U aec --auth=trust -E UTF8 --locale=C.UTF-8 \
       >"$pgdir/initdb.log" 2>&1 || die "initdb failed: see $pgdir/initdb.log"
   fi
-  port=$(free_port)
+  # A restart keeps its port (clients and the URLs file still point there).
+  if [ -f "$pgdir/port" ]; then port=$(cat "$pgdir/port"); else port=$(free_port); fi
   # The socket lives in the data folder (no /run/postgresql needed); 200 connections for the
   # benchmarks' 64 clients, aecd replicas and the tests beside them.
   as_pg "$pg_bin/pg_ctl" -D "$data" -l "$pgdir/postgres.log" -w -t 60 \
@@ -120,6 +123,7 @@ postgres_up() {
         -c max_connections=200 -c shared_buffers=64MB" start >/dev/null \
     || die "postgres did not start: see $pgdir/postgres.log"
   head -1 "$data/postmaster.pid" >"$dir/postgres.pid"
+  echo "$port" >"$pgdir/port"
   as_pg "$pg_bin/psql" -h 127.0.0.1 -p "$port" -U aec -d postgres -qtA \
     -c "SELECT 1 FROM pg_database WHERE datname = 'aec'" | grep -q 1 \
     || as_pg "$pg_bin/createdb" -h 127.0.0.1 -p "$port" -U aec aec
@@ -134,6 +138,14 @@ postgres_restart() {
     || die "postgres did not restart: see $pgdir/postgres.log"
   head -1 "$data/postmaster.pid" >"$dir/postgres.pid"
   say "postgres: restarted (-m $mode), pid $(cat "$dir/postgres.pid")"
+}
+
+postgres_stop() {
+  alive "$dir/postgres.pid" || die "postgres is not running under $dir"
+  as_pg "$pg_bin/pg_ctl" -D "$pgdir/data" -m "$mode" -w -t 60 stop >/dev/null \
+    || die "postgres did not stop: see $pgdir/postgres.log"
+  rm -f "$dir/postgres.pid"
+  say "postgres: stopped (-m $mode)"
 }
 
 pgbouncer_up() {
@@ -235,6 +247,8 @@ case "$cmd" in
   status) status ;;
   env) [ -f "$dir/urls.env" ] || die "no servers under $dir: run '$0 up' first"; cat "$dir/urls.env" ;;
   restart-postgres) postgres_restart ;;
+  stop-postgres) postgres_stop ;;
+  start-postgres) dir=$(cd "$dir" && pwd); pgdir=$dir/pg; postgres_up ;;
   -h|--help|help) usage ;;
-  *) die "unknown command '$cmd': use up, down, status, env or restart-postgres" ;;
+  *) die "unknown command '$cmd': use up, down, status, env, restart-postgres, stop-postgres or start-postgres" ;;
 esac

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 namespace aec::pg {
 namespace {
@@ -105,6 +106,10 @@ Result<std::unique_ptr<Conn>> Conn::open(const std::string& conninfo, std::strin
                     : Code::Unavailable;
     return Status(code, fmt::format("postgres store {}: cannot connect: {}", shown, why));
   }
+  // Server notices (a shutdown's "terminating connection", the schema's "already exists") are
+  // not for the user's terminal: errors reach the caller as Status.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Conn>(new Conn(conn, std::string(shown)));
 }
 
@@ -121,8 +126,9 @@ bool Conn::usable() {
     return false;
   }
   // An idle connection has nothing to read, unless the server said goodbye (a shutdown notice,
-  // or end of file after a crash). Read it without blocking.
-  pollfd p{.fd = PQsocket(conn_), .events = POLLIN, .revents = 0};
+  // then end of file). Read what is there without blocking, then look for the end of file.
+  int fd = PQsocket(conn_);
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
   if (::poll(&p, 1, 0) > 0) {
     if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
       broken_ = true;
@@ -130,6 +136,12 @@ bool Conn::usable() {
     }
     while (PGnotify* n = PQnotifies(conn_)) {  // stray notifications: not ours to keep
       PQfreemem(n);
+    }
+    char c;
+    ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      broken_ = true;  // closed by the server: nothing was sent on it, so a fresh one is safe
+      return false;
     }
   }
   return true;
