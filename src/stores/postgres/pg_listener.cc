@@ -76,10 +76,37 @@ void Listener::tell_feeds(const std::vector<std::string>& keys) {
   }
 }
 
+std::uint64_t Listener::watch_turn(const std::string& key, const std::string& execution_id) {
+  std::lock_guard lock(mu_);
+  Turn& t = turns_[key + '\x1f' + execution_id];
+  ++t.waiters;
+  return t.named;
+}
+
+void Listener::drop_turn(const std::string& key, const std::string& execution_id) {
+  std::lock_guard lock(mu_);
+  auto it = turns_.find(key + '\x1f' + execution_id);
+  if (it != turns_.end() && --it->second.waiters == 0) {
+    turns_.erase(it);
+  }
+}
+
+std::uint64_t Listener::await_turn(const std::string& key, const std::string& execution_id,
+                                   std::uint64_t seen, std::chrono::nanoseconds nap,
+                                   std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  std::string id = key + '\x1f' + execution_id;
+  cv_.wait_for(lock, stop, nap, [&] { return turns_[id].named != seen; });
+  return turns_[id].named;
+}
+
 void Listener::set_listening(bool on) {
   std::lock_guard lock(mu_);
   listening_ = on;
   ++epoch_;  // either way every waiter reads the version again
+  for (auto& [id, turn] : turns_) {
+    ++turn.named;  // and every parked acquire asks again
+  }
   cv_.notify_all();
 }
 
@@ -122,10 +149,17 @@ void Listener::listen_once(std::stop_token stop) {
     if (PQconsumeInput(raw) == 0 || PQstatus(raw) != CONNECTION_OK) {
       break;
     }
+    // Each payload is KEY, a unit separator, and the first in the key's line (or nothing).
     std::vector<std::string> changed;
+    std::vector<std::string> firsts;  // KEY \x1f EXECUTION_ID
     while (PGnotify* n = PQnotifies(raw)) {
-      changed.emplace_back(n->extra);
+      std::string payload = n->extra;
       PQfreemem(n);
+      std::size_t sep = payload.find('\x1f');
+      changed.push_back(payload.substr(0, sep));
+      if (sep != std::string::npos && sep + 1 < payload.size()) {
+        firsts.push_back(std::move(payload));
+      }
     }
     {
       std::lock_guard lock(mu_);
@@ -134,6 +168,13 @@ void Listener::listen_once(std::stop_token stop) {
         auto it = keys_.find(key);
         if (it != keys_.end()) {
           ++it->second.changes;
+          woke = true;
+        }
+      }
+      for (const std::string& first : firsts) {
+        auto it = turns_.find(first);
+        if (it != turns_.end()) {
+          ++it->second.named;
           woke = true;
         }
       }

@@ -43,6 +43,15 @@ class Listener {
   // True while LISTEN is in effect; while false, waiters must poll.
   bool listening();
 
+  // For an acquire parked in the store: registers `execution_id` as waiting in `key`'s line
+  // and returns how often it has been named first in line so far. Pair with drop_turn().
+  std::uint64_t watch_turn(const std::string& key, const std::string& execution_id);
+  void drop_turn(const std::string& key, const std::string& execution_id);
+  // Blocks up to `nap` (real time) until a change names `execution_id` first in `key`'s line
+  // (or the listener reconnects) after `seen` such events, or `stop`. Returns the count then.
+  std::uint64_t await_turn(const std::string& key, const std::string& execution_id,
+                           std::uint64_t seen, std::chrono::nanoseconds nap, std::stop_token stop);
+
   // Calls `on_change(key)` for every notification, and `on_change("")` after each (re)connect
   // (notifications may have been missed). Runs on the listener's thread. remove_feed() waits
   // for a call in progress, so none is made after it returns.
@@ -67,7 +76,12 @@ class Listener {
     int waiters = 0;
     std::uint64_t changes = 0;
   };
+  struct Turn {
+    int waiters = 0;
+    std::uint64_t named = 0;  // changes that named it first in line, plus reconnects
+  };
   std::unordered_map<std::string, Interest> keys_;
+  std::unordered_map<std::string, Turn> turns_;  // by key + '\x1f' + execution id
   std::uint64_t epoch_ = 0;
   bool listening_ = false;
   std::mutex feeds_mu_;  // held while feeds are called

@@ -106,6 +106,7 @@ class PostgresStore final : public Store {
         std::chrono::duration_cast<milliseconds>(clock_->system_now().time_since_epoch()).count());
   }
   std::vector<Param> acquire_params(const AcquireRequest& req) const;
+  Result<AcquireResult> acquire_once(const AcquireRequest& req);
   // Reads an acquire's answer from columns [c, c + 7) of row 0.
   Result<AcquireResult> read_acquire(const Rows& rows, int c, const AcquireRequest& req) const;
   std::vector<Param> release_params(std::string_view key, std::int64_t token,
@@ -172,11 +173,44 @@ Result<AcquireResult> PostgresStore::read_acquire(const Rows& rows, int c,
   return r;
 }
 
-Result<AcquireResult> PostgresStore::acquire(const AcquireRequest& req) {
-  AEC_RETURN_IF_ERROR(check_acquire_request(req));
+Result<AcquireResult> PostgresStore::acquire_once(const AcquireRequest& req) {
   std::vector<Param> params = acquire_params(req);
   AEC_ASSIGN_OR_RETURN(Rows rows, pool_.run(acquire_, params));
   return read_acquire(rows, 0, req);
+}
+
+Result<AcquireResult> PostgresStore::acquire(const AcquireRequest& req) {
+  AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  pg::Listener* listen = req.queue && req.park.count() > 0 ? listener() : nullptr;
+  if (listen == nullptr) {
+    return acquire_once(req);
+  }
+  // Parked in the store: the caller waits in line here, woken only when a change names it first
+  // in line (no herd: one waiter per release asks again), when a holder or a place ahead could
+  // lapse (expiry is not a write, so it notifies nobody), or in time to keep its own place.
+  std::uint64_t seen = listen->watch_turn(req.key, req.execution_id);
+  struct Drop {
+    pg::Listener* l;
+    const AcquireRequest& req;
+    ~Drop() { l->drop_turn(req.key, req.execution_id); }
+  } drop{listen, req};
+  auto until = std::chrono::steady_clock::now() + req.park;
+  for (;;) {
+    AEC_ASSIGN_OR_RETURN(AcquireResult r, acquire_once(req));
+    auto left = until - std::chrono::steady_clock::now();
+    if (r.outcome != AcquireOutcome::Busy || left <= left.zero() || !listen->listening()) {
+      r.parked = r.outcome == AcquireOutcome::Busy;
+      return r;
+    }
+    auto nap = std::min<std::chrono::nanoseconds>(
+        {left, std::chrono::nanoseconds(std::max(r.retry_in, milliseconds(1))),
+         std::chrono::nanoseconds(req.queue_ttl / 3)});
+    seen = listen->await_turn(req.key, req.execution_id, seen, nap, req.stop);
+    if (req.stop.stop_requested()) {
+      (void)leave_queue(req.key, req.execution_id);  // best effort: the place lapses anyway
+      return Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key);
+    }
+  }
 }
 
 Result<LeaseOutcome> PostgresStore::renew(std::string_view key, std::int64_t token,

@@ -9,7 +9,8 @@
 --
 -- Lock order, in every function that writes: the key's row in keys first, then its leases,
 -- queue places and executions. Functions that change a key's holders or history move its version
--- and NOTIFY channel @schema@ with the key as payload (delivered at commit), which wakes waiters.
+-- and NOTIFY channel @schema@ (notify(): the key and the first in its line; delivered at commit),
+-- which wakes waiters.
 
 SELECT pg_advisory_xact_lock(hashtext('aec schema @schema@'));
 
@@ -104,6 +105,19 @@ BEGIN
     FROM @schema@.leases l JOIN @schema@.executions e ON e.seq = l.exec_seq
    WHERE l.key = p_key AND l.expires_at > t;
   RETURN v;
+END $$;
+
+-- Tells listeners (at commit) that the key changed: the payload is the key, a unit separator,
+-- and the execution id of the first live place in its line (empty when none), so a waiter
+-- parked in a store call wakes only when its turn may have come.
+CREATE OR REPLACE FUNCTION @schema@.notify(p_key text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_first text;
+BEGIN
+  SELECT q.execution_id INTO v_first FROM @schema@.queue q
+   WHERE q.key = p_key AND q.expires_at > clock_timestamp() ORDER BY q.seq LIMIT 1;
+  PERFORM pg_notify('@schema@', p_key || chr(31) || coalesce(v_first, ''));
 END $$;
 
 -- Deletes the key's leases expired at t and records their executions Lost. The caller holds the
@@ -237,7 +251,7 @@ BEGIN
     SELECT p_key, o_token, e.seq, t + p_ttl_ms * interval '1 millisecond' FROM e;
     UPDATE @schema@.keys k SET last_token = o_token, version = k.version + 1 WHERE k.key = p_key
     RETURNING k.version INTO o_version;
-    PERFORM pg_notify('@schema@', p_key);
+    PERFORM @schema@.notify(p_key);
     RETURN;
   END IF;
   IF o_outcome = 'busy' THEN
@@ -272,7 +286,7 @@ BEGIN
   IF v_changed THEN
     UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key
     RETURNING k.version INTO o_version;
-    PERFORM pg_notify('@schema@', p_key);
+    PERFORM @schema@.notify(p_key);
   END IF;
 END $$;
 
@@ -321,7 +335,7 @@ BEGIN
        SET status = 'lost', exit_code = p_exit, reason = 'lease expired', ended_ms = p_wall_ms
      WHERE e.key = p_key AND e.token = p_token AND e.status = 'running';
   END IF;
-  PERFORM pg_notify('@schema@', p_key);
+  PERFORM @schema@.notify(p_key);
   RETURN v_seq IS NOT NULL;
 END $$;
 
@@ -399,7 +413,7 @@ BEGIN
   IF v_reaped > 0 OR v_seqs IS NOT NULL THEN
     UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key
     RETURNING k.version INTO o_version;
-    PERFORM pg_notify('@schema@', p_key);
+    PERFORM @schema@.notify(p_key);
   END IF;
 END $$;
 
@@ -417,7 +431,7 @@ BEGIN
   END IF;
   -- The next in line may be free to go now: wake the waiters.
   UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key;
-  PERFORM pg_notify('@schema@', p_key);
+  PERFORM @schema@.notify(p_key);
   RETURN true;
 END $$;
 
@@ -443,7 +457,7 @@ BEGIN
     DELETE FROM @schema@.queue q WHERE q.key = v_key AND q.expires_at <= t;
     IF n > 0 THEN
       UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = v_key;
-      PERFORM pg_notify('@schema@', v_key);
+      PERFORM @schema@.notify(v_key);
     END IF;
     o_keys := o_keys + 1;
     o_reaped := o_reaped + n;
@@ -469,7 +483,7 @@ BEGIN
   SELECT array_agg(DISTINCT gone.key), count(*) INTO v_keys, n FROM gone;
   FOR v_key IN SELECT unnest(v_keys) ORDER BY 1 LOOP
     UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = v_key;
-    PERFORM pg_notify('@schema@', v_key);
+    PERFORM @schema@.notify(v_key);
   END LOOP;
   RETURN n;
 END $$;
