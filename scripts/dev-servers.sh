@@ -44,7 +44,22 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#only[@]} -gt 0 ] || only=(postgres pgbouncer etcd)
-pgdir=$dir/pg  # PostgreSQL's and pgbouncer's files, owned by the user they run as
+# PostgreSQL's and pgbouncer's files, owned by the user they run as. As root that is `postgres`,
+# who may not be able to reach DIR (under /root, say): their files then live in a folder of
+# their own under /tmp, named in DIR/pgdir and removed by `down`.
+find_pgdir() {
+  if [ -f "$dir/pgdir" ]; then
+    pgdir=$(cat "$dir/pgdir")
+  elif [ "$(id -u)" -eq 0 ]; then
+    pgdir=$(mktemp -d "${TMPDIR:-/tmp}/aec-pg-XXXXXX")
+    chmod 755 "$pgdir"
+    echo "$pgdir" >"$dir/pgdir"
+  else
+    pgdir=$dir/pg
+  fi
+}
+pgdir=$dir/pg
+[ -f "$dir/pgdir" ] && pgdir=$(cat "$dir/pgdir")
 wants() { local s; for s in "${only[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -212,7 +227,7 @@ etcd_up() {
 up() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  pgdir=$dir/pg
+  find_pgdir
   wants postgres && postgres_up
   wants pgbouncer && pgbouncer_up
   wants etcd && etcd_up
@@ -227,6 +242,9 @@ down() {
   # SIGINT: PostgreSQL's fast shutdown.
   stop_pid "$dir/postgres.pid" INT
   rm -f "$dir/urls.env"
+  if [ -f "$dir/pgdir" ]; then
+    rm -rf "$(cat "$dir/pgdir")" "$dir/pgdir"
+  fi
   say "servers under $dir stopped"
 }
 
@@ -248,7 +266,7 @@ case "$cmd" in
   env) [ -f "$dir/urls.env" ] || die "no servers under $dir: run '$0 up' first"; cat "$dir/urls.env" ;;
   restart-postgres) postgres_restart ;;
   stop-postgres) postgres_stop ;;
-  start-postgres) dir=$(cd "$dir" && pwd); pgdir=$dir/pg; postgres_up ;;
+  start-postgres) dir=$(cd "$dir" && pwd); find_pgdir; postgres_up ;;
   -h|--help|help) usage ;;
   *) die "unknown command '$cmd': use up, down, status, env, restart-postgres, stop-postgres or start-postgres" ;;
 esac
