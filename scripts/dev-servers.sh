@@ -211,6 +211,8 @@ etcd_up() {
 --listen-peer-urls http://127.0.0.1:${peer[n]} --initial-advertise-peer-urls http://127.0.0.1:${peer[n]} \
 --initial-cluster $cluster --initial-cluster-token aec-test --initial-cluster-state new \
 --heartbeat-interval 100 --election-timeout 1000 --logger zap --log-outputs $dir/etcd-$n.log"
+    # Fresh data: the ports are new, and a member's old data would name peers that are gone.
+    rm -rf "$dir/etcd-$n"
     echo "$cmdline" >"$dir/etcd-$n.cmd"
     # setsid: the member outlives this script and is not in the caller's process group.
     setsid $cmdline </dev/null >/dev/null 2>&1 &
@@ -237,7 +239,7 @@ up() {
 down() {
   [ -d "$dir" ] || return 0
   local n
-  for n in 1 2 3; do stop_pid "$dir/etcd-$n.pid"; done
+  for n in 1 2 3; do stop_pid "$dir/etcd-$n.pid"; rm -rf "$dir/etcd-$n"; done
   stop_pid "$pgdir/pgbouncer.pid"
   # SIGINT: PostgreSQL's fast shutdown.
   stop_pid "$dir/postgres.pid" INT
