@@ -40,6 +40,8 @@ struct StoreOptions {
 //   https://HOST:PORT      the same over TLS (?cacert=PATH for a private CA)
 //   postgres://USER@HOST:PORT/DB   a PostgreSQL database (also postgresql://); parameters
 //                          schema=, pool=, pooler=transaction, listen= and libpq's own
+//   etcd://HOST:PORT[,HOST:PORT...]   an etcd v3 cluster; parameters prefix= (default aec/),
+//                          dial_timeout= and rpc_timeout= (default 5s each)
 // Errors: InvalidArgument for an unknown scheme or a malformed URL (naming the schemes built in),
 // Unavailable or PermissionDenied when the file cannot be opened, DataLoss when it is not an aec
 // database or is corrupt.

@@ -6,6 +6,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/etcd/etcd_store.h"
 #include "stores/http/http_store.h"
 #include "stores/memory/memory_store.h"
 #include "stores/postgres/pg_store.h"
@@ -59,7 +60,7 @@ Result<std::unique_ptr<Store>> open_sqlite_url(std::string_view url, std::string
 }  // namespace
 
 std::vector<std::string> built_in_stores() {
-  return {"memory", "sqlite", "http", "https", "postgres", "postgresql"};
+  return {"memory", "sqlite", "http", "https", "postgres", "postgresql", "etcd"};
 }
 
 Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptions& options) {
@@ -86,6 +87,9 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
   }
   if (scheme == "postgres" || scheme == "postgresql") {
     return open_postgres_store(url, options);
+  }
+  if (scheme == "etcd") {
+    return open_etcd_store(url, options);
   }
   return invalid_argument(fmt::format("store URL '{}': unknown scheme '{}' (built in: {})", url,
                                       scheme, schemes_list()));

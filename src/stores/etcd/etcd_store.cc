@@ -1,0 +1,295 @@
+#include "stores/etcd/etcd_store.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/status_macros.h"
+#include "core/store_checks.h"
+#include "stores/etcd/etcd_store_impl.h"
+#include "stores/etcd/lease_once.h"
+#include "stores/etcd/txn_ops.h"
+
+namespace aec {
+namespace etcd {
+
+void backoff(int attempt) {
+  thread_local std::minstd_rand random{std::random_device{}()};
+  int cap = std::min(50, 1 + attempt * 2);
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(std::uniform_int_distribution<int>(0, cap)(random)));
+}
+
+EtcdStore::EtcdStore(EtcdUrl url, std::unique_ptr<Client> client, const StoreOptions& options)
+    : url_(std::move(url)),
+      client_(std::move(client)),
+      layout_(url_.prefix),
+      clock_(options.clock),
+      manual_(options.clock.get() != real_clock().get()) {}
+
+StoreTime EtcdStore::now() const {
+  if (!manual_) {
+    return {};
+  }
+  return {.manual = true, .now_ns = clock_->monotonic_now().time_since_epoch().count()};
+}
+
+std::chrono::seconds EtcdStore::etcd_ttl(milliseconds ttl) const {
+  auto s = std::chrono::ceil<std::chrono::seconds>(ttl);
+  return manual_ ? s + std::chrono::seconds(60) : std::max(s, std::chrono::seconds(1));
+}
+
+std::optional<std::int64_t> EtcdStore::expiry(milliseconds ttl, const StoreTime& t) const {
+  if (!t.manual) {
+    return std::nullopt;
+  }
+  return t.now_ns + std::chrono::nanoseconds(ttl).count();
+}
+
+milliseconds EtcdStore::remaining(std::int64_t lease_id, std::optional<std::int64_t> expires_ns,
+                                  const StoreTime& t) const {
+  if (t.manual) {
+    auto left = std::chrono::nanoseconds(expires_ns.value_or(t.now_ns) - t.now_ns);
+    return std::max(std::chrono::ceil<milliseconds>(left), milliseconds(0));
+  }
+  Result<LeaseTimeToLiveResponse> r = client_->lease_time_to_live(lease_id);
+  if (!r || r->ttl() <= 0) {
+    return milliseconds(1);  // expiring now: ask again at once
+  }
+  return std::chrono::seconds(r->ttl());
+}
+
+std::vector<Holder> EtcdStore::holders(const KeySnapshot& snap, const StoreTime& t) const {
+  std::vector<Holder> out;
+  for (const LeaseEntry* l : snap.live_leases(t)) {
+    out.push_back({.execution = l->value.execution,
+                   .expires_in = remaining(l->lease_id, l->value.expires_ns, t)});
+  }
+  return out;
+}
+
+Result<std::optional<Execution>> EtcdStore::succeeded(const KeySnapshot& snap) const {
+  std::optional<Execution> none;
+  if (snap.meta.last_ok == 0) {
+    return none;
+  }
+  AEC_ASSIGN_OR_RETURN(
+      auto entries, read_entries(*client_, layout_, snap.key, {snap.meta.last_ok}, snap.revision));
+  if (!entries.empty() && entries[0].second.status == ExecutionStatus::Succeeded) {
+    return std::optional<Execution>(entries[0].second);
+  }
+  // The latest success was purged: look for an older one (rare).
+  const std::string dir = layout_.history(snap.key);
+  AEC_ASSIGN_OR_RETURN(RangeResponse all, client_->range(dir, prefix_end(dir),
+                                                         {.revision = snap.revision,
+                                                          .sort_order = RangeRequest::DESCEND,
+                                                          .sort_target = RangeRequest::KEY}));
+  for (const KeyValue& kv : all.kvs()) {
+    AEC_ASSIGN_OR_RETURN(Execution e, execution_from_text(kv.value()));
+    if (e.status == ExecutionStatus::Succeeded) {
+      return std::optional<Execution>(std::move(e));
+    }
+  }
+  return none;
+}
+
+Result<EtcdStore::Decision> EtcdStore::decide(const AcquireRequest& req, const KeySnapshot& snap,
+                                              const StoreTime& t) const {
+  Decision d;
+  AcquireResult& r = d.result;
+  std::vector<const PlaceEntry*> live_places;
+  for (const PlaceEntry& p : snap.places) {
+    if (t.live(p.value.expires_ns)) {
+      if (d.mine == nullptr && p.value.execution_id == req.execution_id) {
+        d.mine = &p;
+      }
+      live_places.push_back(&p);
+    }
+  }
+  std::vector<const PlaceEntry*> ahead;
+  for (const PlaceEntry* p : live_places) {
+    if (d.mine == nullptr || p->seq < d.mine->seq) {
+      ahead.push_back(p);
+    }
+  }
+  if (req.once) {
+    AEC_ASSIGN_OR_RETURN(r.done_by, succeeded(snap));
+  }
+  const int live = static_cast<int>(snap.live_leases(t).size());
+  const int free = req.limit - live;
+  const int waiting = static_cast<int>(ahead.size());
+  r.version = snap.version;
+  if (r.done_by) {
+    r.outcome = AcquireOutcome::Done;
+  } else if (free > 0 && waiting < free) {
+    r.outcome = AcquireOutcome::Granted;
+  } else {
+    r.outcome = AcquireOutcome::Busy;
+    r.waiting_ahead = waiting;
+    r.holders = holders(snap, t);
+    milliseconds retry = milliseconds::max();
+    if (free <= 0) {
+      for (const Holder& h : r.holders) {
+        retry = std::min(retry, h.expires_in);
+      }
+    } else {
+      for (const PlaceEntry* p : ahead) {
+        retry = std::min(retry, remaining(p->lease_id, p->value.expires_ns, t));
+      }
+    }
+    r.retry_in = retry == milliseconds::max() ? milliseconds(0) : retry;
+  }
+  if (d.mine != nullptr && t.manual) {
+    d.fresh =
+        *d.mine->value.expires_ns - t.now_ns > std::chrono::nanoseconds(req.queue_ttl).count() / 2;
+  }
+  return d;
+}
+
+// True when the refused caller has nothing to record: answer from the read alone. With the real
+// clock a place of unchanged queue_ttl is kept by one keep-alive of its etcd lease (no write:
+// the revision does not move).
+bool EtcdStore::read_only(const AcquireRequest& req, Decision& d) const {
+  const AcquireResult& r = d.result;
+  if (r.outcome == AcquireOutcome::Granted || req.record_skipped) {
+    return false;
+  }
+  if (r.outcome == AcquireOutcome::Done || !req.queue) {
+    return true;
+  }
+  if (d.mine == nullptr) {
+    return false;
+  }
+  if (!manual_ && d.mine->value.ttl == req.queue_ttl) {
+    Result<std::int64_t> ttl = keep_alive_once(*client_, d.mine->lease_id);
+    d.fresh = ttl.has_value() && *ttl > 0;
+  }
+  return d.fresh;
+}
+
+Status EtcdStore::plan_queue(const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t,
+                             const Decision& d, WritePlan& plan, bool& new_seq) {
+  if (d.result.outcome != AcquireOutcome::Busy || !req.queue || d.fresh) {
+    return Status::ok();
+  }
+  PlaceValue place{.execution_id = req.execution_id,
+                   .ttl = req.queue_ttl,
+                   .expires_ns = expiry(req.queue_ttl, t)};
+  if (d.mine != nullptr && manual_) {
+    // Refreshed in place: the place keeps its position in line.
+    plan.put(d.mine->etcd_key, to_text(place), d.mine->lease_id);
+    return Status::ok();
+  }
+  AEC_ASSIGN_OR_RETURN(LeaseGrantResponse lease, client_->lease_grant(etcd_ttl(req.queue_ttl)));
+  plan.revoke_on_retry.push_back(lease.id());
+  if (d.mine != nullptr) {  // a new queue_ttl: the place moves to an etcd lease of that TTL
+    plan.put(d.mine->etcd_key, to_text(place), lease.id());
+    plan.revoke_after.push_back(d.mine->lease_id);
+    return Status::ok();
+  }
+  new_seq = true;
+  plan.put(layout_.place(req.key, snap.last_seq + 1), to_text(place), lease.id());
+  return Status::ok();
+}
+
+Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireRequest& req,
+                                                              const KeySnapshot& snap,
+                                                              const StoreTime& t, Decision d,
+                                                              WritePlan plan) {
+  AcquireResult& r = d.result;
+  const SysTime wall = clock_->system_now();
+  AEC_RETURN_IF_ERROR(plan_reap(*client_, layout_, snap, t, wall, plan));
+  const std::int64_t seq = snap.last_seq + 1;
+  bool new_seq = false;
+  if (r.outcome == AcquireOutcome::Granted) {
+    AEC_ASSIGN_OR_RETURN(LeaseGrantResponse lease, client_->lease_grant(etcd_ttl(req.ttl)));
+    plan.revoke_on_retry.push_back(lease.id());
+    const std::int64_t token = snap.last_token + 1;
+    Execution e{.id = req.execution_id,
+                .key = req.key,
+                .token = token,
+                .status = ExecutionStatus::Running,
+                .owner = req.owner,
+                .started_at = wall,
+                .labels = req.labels};
+    plan.put(layout_.token(req.key), std::to_string(token));
+    plan.put(layout_.entry(req.key, seq), to_text(e));
+    plan.put(layout_.lease(req.key, token),
+             to_text(LeaseValue{
+                 .execution = e, .seq = seq, .ttl = req.ttl, .expires_ns = expiry(req.ttl, t)}),
+             lease.id());
+    if (d.mine != nullptr) {
+      plan.erase(d.mine->etcd_key);
+      plan.revoke_after.push_back(d.mine->lease_id);
+    }
+    plan.meta.running.emplace_back(token, seq);
+    plan.meta_changed = true;
+    new_seq = true;
+    r.lease =
+        Lease{.key = req.key, .execution_id = req.execution_id, .token = token, .ttl = req.ttl};
+  } else {
+    AEC_RETURN_IF_ERROR(plan_queue(req, snap, t, d, plan, new_seq));
+    if (req.record_skipped) {
+      Execution skipped{.id = req.execution_id,
+                        .key = req.key,
+                        .status = ExecutionStatus::Skipped,
+                        .owner = req.owner,
+                        .started_at = wall,
+                        .ended_at = wall,
+                        .labels = req.labels,
+                        .reason = skip_reason(r)};
+      plan.put(layout_.entry(req.key, seq), to_text(skipped));
+      plan.meta_changed = true;
+      new_seq = true;  // a new place shares the number: another key space
+    }
+  }
+  if (new_seq) {
+    plan.put(layout_.seq(req.key), std::to_string(seq));
+  }
+  plan.finish(layout_, req.key);
+  AEC_ASSIGN_OR_RETURN(bool committed, commit(*client_, plan));
+  if (!committed) {
+    return std::optional<AcquireResult>();
+  }
+  r.version = snap.version + (plan.meta_changed ? 1 : 0);
+  return std::optional<AcquireResult>(std::move(r));
+}
+
+// Read, decide, and write only when there is something to write, guarded by compares on what
+// was read: two concurrent acquires that both saw the last slot free cannot both commit (the
+// second finds meta and the token counter moved) and the loser decides again from a new read.
+Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
+  AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, req.key));
+    const StoreTime t = now();
+    AEC_ASSIGN_OR_RETURN(Decision d, decide(req, snap, t));
+    if (read_only(req, d)) {
+      return std::move(d.result);
+    }
+    AEC_ASSIGN_OR_RETURN(std::optional<AcquireResult> done,
+                         write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap)));
+    if (done) {
+      return std::move(*done);
+    }
+    backoff(attempt);
+  }
+  return unavailable(fmt::format("{}: acquire of '{}' lost to concurrent writers {} times",
+                                 client_->name(), req.key, kMaxAttempts));
+}
+
+}  // namespace etcd
+
+Result<std::unique_ptr<Store>> open_etcd_store(std::string_view url, const StoreOptions& options) {
+  AEC_ASSIGN_OR_RETURN(etcd::EtcdUrl parsed, etcd::parse_etcd_url(url));
+  AEC_ASSIGN_OR_RETURN(
+      std::unique_ptr<etcd::Client> client,
+      etcd::Client::connect(parsed.endpoints, {.dial_timeout = parsed.dial_timeout,
+                                               .rpc_timeout = parsed.rpc_timeout}));
+  return std::unique_ptr<Store>(
+      std::make_unique<etcd::EtcdStore>(std::move(parsed), std::move(client), options));
+}
+
+}  // namespace aec

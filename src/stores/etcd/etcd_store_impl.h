@@ -1,0 +1,87 @@
+// The etcd store's class, shared by its files: etcd_store.cc (open, acquire),
+// etcd_store_leases.cc (renew, release, force_release, leave_queue), etcd_store_reads.cc (get,
+// list, wait) and etcd_store_purge.cc. See etcd_store.h for the design.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <aec/open_store.h>
+#include <aec/store.h>
+
+#include "stores/etcd/etcd_client.h"
+#include "stores/etcd/etcd_key_state.h"
+#include "stores/etcd/etcd_records.h"
+#include "stores/etcd/etcd_url.h"
+
+namespace aec::etcd {
+
+class EtcdStore final : public Store {
+ public:
+  EtcdStore(EtcdUrl url, std::unique_ptr<Client> client, const StoreOptions& options);
+
+  Result<AcquireResult> acquire(const AcquireRequest& req) override;
+  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override;
+  Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
+                               const Outcome& outcome) override;
+  Result<Handoff> release_and_acquire(std::string_view key, std::int64_t token,
+                                      const Outcome& outcome, const AcquireRequest& next) override;
+  Result<KeyState> get(std::string_view key) override;
+  Result<std::vector<Execution>> list(const ListFilter& filter) override;
+  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
+                            std::stop_token stop) override;
+  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
+                                           const Owner& by) override;
+  Result<PurgeResult> purge(const PurgeRequest& req) override;
+  Status leave_queue(std::string_view key, std::string_view execution_id) override;
+  std::string url() const override { return url_.display; }
+
+ private:
+  // What an acquire decided from one snapshot (etcd_store.cc).
+  struct Decision {
+    AcquireResult result;
+    const PlaceEntry* mine = nullptr;  // the caller's live place in line
+    bool fresh = false;                // ... and it needs no refresh
+  };
+
+  StoreTime now() const;
+  // The etcd lease TTL for an aec ttl: rounded up to seconds; with a hand-moved clock, 60 s
+  // more (expiry is then decided by expires_ns; the etcd lease only cleans up).
+  std::chrono::seconds etcd_ttl(milliseconds ttl) const;
+  std::optional<std::int64_t> expiry(milliseconds ttl, const StoreTime& t) const;
+  // How long a lease or place has left (hand-moved clock: by expires_ns; else etcd's TTL).
+  milliseconds remaining(std::int64_t lease_id, std::optional<std::int64_t> expires_ns,
+                         const StoreTime& t) const;
+  std::vector<Holder> holders(const KeySnapshot& snap, const StoreTime& t) const;
+  // The key's latest Succeeded execution (for `once`).
+  Result<std::optional<Execution>> succeeded(const KeySnapshot& snap) const;
+  Result<Decision> decide(const AcquireRequest& req, const KeySnapshot& snap,
+                          const StoreTime& t) const;
+  bool read_only(const AcquireRequest& req, Decision& d) const;
+  // One attempt at acquire's write, added to `plan` (guarded by what was read): nullopt when the
+  // key changed meanwhile (read again).
+  Result<std::optional<AcquireResult>> write_acquire(const AcquireRequest& req,
+                                                     const KeySnapshot& snap, const StoreTime& t,
+                                                     Decision d, WritePlan plan);
+  Status plan_queue(const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t,
+                    const Decision& d, WritePlan& plan, bool& new_seq);
+  Result<std::int64_t> purge_history(const PurgeRequest& req);
+  Result<std::int64_t> reap_all();
+  Status delete_entries(const std::vector<std::pair<std::string, std::string>>& batch);
+  Result<std::int64_t> read_version(std::string_view key, std::int64_t& revision) const;
+
+  EtcdUrl url_;
+  std::unique_ptr<Client> client_;
+  Layout layout_;
+  std::shared_ptr<Clock> clock_;
+  bool manual_;
+};
+
+// Attempts of one write before it gives up (Unavailable) under contention.
+inline constexpr int kMaxAttempts = 200;
+// A short random pause between two attempts, so that contenders spread out.
+void backoff(int attempt);
+
+}  // namespace aec::etcd

@@ -1,0 +1,205 @@
+// What only the etcd store promises, against the real 3-member cluster of
+// scripts/dev-servers.sh, on the real clock: tokens survive purge, a refused acquire writes
+// nothing, etcd's own lease TTL ends a lease whose holder stopped renewing, a wait is woken by a
+// change made through another Store object, malformed URLs are refused in one line, and a lease
+// outlives the kill -9 of the cluster's leader without a second holder being let in.
+#include <chrono>
+#include <future>
+#include <memory>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <aec/open_store.h>
+
+#include "stores/etcd/txn_ops.h"
+#include "tests/stores/etcd_test_cluster.h"
+
+namespace aec::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class EtcdStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "gRPC is not built with ThreadSanitizer: its synchronisation is invisible";
+#endif
+    auto cluster = find_etcd_cluster();
+    if (!cluster) {
+      GTEST_SKIP() << no_etcd_cluster();
+    }
+    cluster_ = *cluster;
+    auto client = etcd::Client::connect(cluster_.endpoints, {.rpc_timeout = 2s});
+    ASSERT_TRUE(client.has_value()) << client.error().to_string();
+    client_ = std::move(*client);
+    prefix_ = fmt::format("aec-test/etcd-store/{:x}/", std::random_device{}());
+    store_ = open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  void TearDown() override {
+    if (killed_) {
+      EXPECT_TRUE(restart_member(cluster_, *killed_, *client_).is_ok());
+    }
+    if (client_ != nullptr) {
+      (void)client_->delete_range(prefix_, etcd::prefix_end(prefix_));
+    }
+  }
+
+  std::string url() const {
+    std::string endpoints;
+    for (const std::string& e : cluster_.endpoints) {
+      endpoints += (endpoints.empty() ? "" : ",") + e;
+    }
+    return fmt::format("etcd://{}?prefix={}&rpc_timeout=3s", endpoints, prefix_);
+  }
+
+  std::unique_ptr<Store> open() {
+    auto store = open_store(url());
+    EXPECT_TRUE(store.has_value()) << store.error().to_string();
+    return store ? std::move(*store) : nullptr;
+  }
+
+  AcquireRequest request(const std::string& key, const std::string& id, milliseconds ttl = 10s) {
+    return {.key = key, .execution_id = id, .ttl = ttl, .owner = {.host = "h", .pid = 1}};
+  }
+
+  std::int64_t revision() {
+    auto r = client_->range(prefix_ + "none");
+    EXPECT_TRUE(r.has_value());
+    return r ? r->header().revision() : -1;
+  }
+
+  EtcdCluster cluster_;
+  std::unique_ptr<etcd::Client> client_;
+  std::string prefix_;
+  std::unique_ptr<Store> store_;
+  std::optional<EtcdMember> killed_;
+};
+
+TEST_F(EtcdStoreTest, TokensStrictlyIncreaseAcrossPurge) {
+  std::int64_t last = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto r = store_->acquire(request("k", fmt::format("e{}", i)));
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+    ASSERT_EQ(r->outcome, AcquireOutcome::Granted);
+    EXPECT_EQ(r->lease.token, last + 1);
+    last = r->lease.token;
+    ASSERT_EQ(*store_->release("k", last, {}), LeaseOutcome::Ok);
+    auto purged = store_->purge({.older_than = 0ms});
+    ASSERT_TRUE(purged.has_value()) << purged.error().to_string();
+    EXPECT_EQ(purged->executions_deleted, 1);
+    EXPECT_TRUE(store_->list({.key = "k"})->empty());
+  }
+  EXPECT_EQ(store_->get("k")->last_token, last);
+}
+
+TEST_F(EtcdStoreTest, ARefusedAcquireWritesNothing) {
+  auto held = store_->acquire(request("k", "holder"));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  std::int64_t before = revision();
+  for (int i = 0; i < 30; ++i) {
+    auto busy = store_->acquire(request("k", fmt::format("e{}", i)));
+    ASSERT_TRUE(busy.has_value()) << busy.error().to_string();
+    ASSERT_EQ(busy->outcome, AcquireOutcome::Busy);
+    ASSERT_EQ(busy->holders.size(), 1u);
+    EXPECT_GT(busy->retry_in, 0ms);
+    EXPECT_LE(busy->retry_in, 10s);
+  }
+  EXPECT_EQ(revision(), before);
+}
+
+TEST_F(EtcdStoreTest, AnAbandonedLeaseEndsWithItsEtcdLease) {
+  auto old = store_->acquire(request("k", "old", 1s));
+  ASSERT_TRUE(old.has_value()) << old.error().to_string();
+  ASSERT_EQ(old->outcome, AcquireOutcome::Granted);
+  std::int64_t token = 0;
+  // The holder never renews: etcd deletes its lease key after the TTL (its minimum, ~2 s).
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto r = store_->acquire(request("k", "new"));
+        if (r && r->outcome == AcquireOutcome::Granted) {
+          token = r->lease.token;
+          return true;
+        }
+        return false;
+      },
+      20s));
+  EXPECT_GT(token, old->lease.token);
+  auto history = store_->list({.key = "k"});
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[1].id, "old");
+  EXPECT_EQ((*history)[1].status, ExecutionStatus::Lost);
+  EXPECT_EQ(*store_->renew("k", old->lease.token, 1s), LeaseOutcome::Lost);
+}
+
+TEST_F(EtcdStoreTest, AWaitIsWokenByAReleaseThroughAnotherStore) {
+  std::unique_ptr<Store> other = open();
+  ASSERT_NE(other, nullptr);
+  auto held = store_->acquire(request("k", "e1"));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  std::int64_t version = store_->get("k")->version;
+  auto waiter = std::async(std::launch::async, [&] {
+    return other->wait("k", version, real_clock()->monotonic_now() + 30s, {});
+  });
+  EXPECT_EQ(waiter.wait_for(100ms), std::future_status::timeout);
+  ASSERT_EQ(*store_->release("k", held->lease.token, {}), LeaseOutcome::Ok);
+  ASSERT_EQ(waiter.wait_for(10s), std::future_status::ready);
+  auto seen = waiter.get();
+  ASSERT_TRUE(seen.has_value()) << seen.error().to_string();
+  EXPECT_GT(*seen, version);
+}
+
+TEST_F(EtcdStoreTest, MalformedUrlsAreRefusedInOneLine) {
+  for (std::string bad : {"etcd://", "etcd://host", "etcd://a:1,,b:2", "etcd://user@h:1",
+                          "etcd://h:1/path", "etcd://h:1?prefix=", "etcd://h:1?colour=red",
+                          "etcd://h:1?dial_timeout=soon", "etcd://h:1?prefix"}) {
+    auto store = open_store(bad);
+    ASSERT_FALSE(store.has_value()) << bad;
+    EXPECT_EQ(store.error().code(), Code::InvalidArgument) << bad;
+    EXPECT_EQ(store.error().message().find('\n'), std::string::npos) << bad;
+    EXPECT_NE(store.error().message().find("etcd://HOST:PORT"), std::string::npos)
+        << store.error().message();
+  }
+}
+
+TEST_F(EtcdStoreTest, ALeaseOutlivesTheLeadersDeath) {
+  if (cluster_.dir.empty()) {
+    GTEST_SKIP() << "no pid files (AEC_TEST_SERVERS_ENV): cannot kill the leader";
+  }
+  auto held = store_->acquire(request("k", "holder", 10s));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  auto lead = leader(*client_, cluster_);
+  ASSERT_TRUE(lead.has_value()) << lead.error().to_string();
+  ASSERT_TRUE(kill_member(cluster_, *lead).is_ok());
+  killed_ = *lead;
+  std::unique_ptr<Store> rival = open();
+  ASSERT_NE(rival, nullptr);
+  bool renewed = false;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto other = rival->acquire(request("k", "rival"));
+        EXPECT_FALSE(other && other->outcome == AcquireOutcome::Granted) << "a second holder";
+        auto r = store_->renew("k", held->lease.token, 10s);
+        EXPECT_FALSE(r && *r == LeaseOutcome::Lost) << "the lease was lost in the failover";
+        renewed = r && *r == LeaseOutcome::Ok;
+        return renewed;
+      },
+      15s));
+  EXPECT_TRUE(renewed);
+  auto busy = rival->acquire(request("k", "rival"));
+  ASSERT_TRUE(busy.has_value()) << busy.error().to_string();
+  EXPECT_EQ(busy->outcome, AcquireOutcome::Busy);
+  auto released = store_->release("k", held->lease.token, {});
+  ASSERT_TRUE(released.has_value()) << released.error().to_string();
+  EXPECT_EQ(*released, LeaseOutcome::Ok);
+}
+
+}  // namespace
+}  // namespace aec::testing
