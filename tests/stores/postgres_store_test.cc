@@ -4,6 +4,8 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -20,9 +22,22 @@ using namespace std::chrono_literals;
 // A plain libpq connection, to look at the store's tables from outside.
 class Sql {
  public:
-  explicit Sql(const std::string& url) : conn_(PQconnectdb(url.c_str())) {}
+  explicit Sql(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);  // DROP ... CASCADE chatter
+  }
   ~Sql() { PQfinish(conn_); }
   bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // Notifications received so far (payloads), without blocking.
+  std::vector<std::string> notifications() {
+    PQconsumeInput(conn_);
+    std::vector<std::string> out;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.emplace_back(n->extra);
+      PQfreemem(n);
+    }
+    return out;
+  }
   // The first column of the first row, or "ERROR: ..." when the statement fails.
   std::string one(const std::string& sql) {
     PGresult* r = PQexec(conn_, sql.c_str());
@@ -42,6 +57,11 @@ class Sql {
 
 class PostgresStoreTest : public ::testing::Test {
  protected:
+  // Registers a listener of `key` the way a waiting store does.
+  void sql_listen(Sql& sql, const std::string& key) {
+    EXPECT_EQ(sql.one("SELECT " + schema_ + ".listen('" + key + "', 'test', 60000)"), "");
+  }
+
   void SetUp() override {
     std::optional<std::string> url = server_setting("AEC_TEST_POSTGRES_URL");
     if (!url) {
@@ -97,6 +117,31 @@ TEST_F(PostgresStoreTest, ARefusedAcquireTakesNoLockAndWritesNothing) {
   queued.queue = true;
   ASSERT_EQ(store->acquire(queued)->outcome, AcquireOutcome::Busy);
   EXPECT_NE(row_version(sql, schema_), before);
+}
+
+TEST_F(PostgresStoreTest, ChangesNotifyOnlyWhenSomeoneListensForTheKey) {
+  auto store = open(url());
+  Sql watcher(base_);
+  watcher.one("LISTEN " + schema_);  // LISTENs, but is not registered as a listener of "k"
+  Sql probe(base_);
+  auto pair = [&] {
+    auto r = store->acquire(request("e"));
+    ASSERT_EQ(r->outcome, AcquireOutcome::Granted);
+    ASSERT_EQ(*store->release("k", r->lease.token, {}), LeaseOutcome::Ok);
+    probe.one("SELECT 1");  // a round trip after the commits, so their notifications are out
+  };
+  pair();
+  EXPECT_TRUE(watcher.notifications().empty()) << "a NOTIFY (and its commit lock) for nobody";
+  sql_listen(probe, "k");
+  pair();
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::vector<std::string> got;
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+    got = watcher.notifications();
+    std::this_thread::sleep_for(1ms);  // polling a condition: the notification's arrival
+  }
+  ASSERT_FALSE(got.empty()) << "a registered listener was not told";
+  EXPECT_EQ(got[0].substr(0, 2), std::string("k\x1f"));
 }
 
 TEST_F(PostgresStoreTest, AWaitIsWokenByAReleaseThroughAnotherConnection) {

@@ -1,5 +1,8 @@
 #include "stores/postgres/pg_listener.h"
 
+#include <random>
+
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -8,11 +11,20 @@
 #include "stores/postgres/pg_conn.h"
 
 namespace aec::pg {
+namespace {
+
+std::string random_id() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+}  // namespace
 
 Listener::Listener(std::string conninfo, std::string shown, std::string channel)
     : conninfo_(std::move(conninfo)),
       shown_(std::move(shown)),
       channel_(std::move(channel)),
+      id_(random_id()),
       wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       thread_([this](std::stop_token stop) { run(stop); }) {}
 
@@ -100,6 +112,31 @@ std::uint64_t Listener::await_turn(const std::string& key, const std::string& ex
   return turns_[id].named;
 }
 
+void Listener::refresh(Conn& conn) {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, interest] : keys_) {
+      keys.push_back(key);
+    }
+    for (const auto& [id, turn] : turns_) {
+      keys.push_back(id.substr(0, id.find('\x1f')));
+    }
+  }
+  {
+    std::lock_guard lock(feeds_mu_);
+    if (!feeds_.empty()) {
+      keys.emplace_back();
+    }
+  }
+  Statement listen{nullptr, fmt::format("SELECT {}.listen($1, $2, $3)", channel_), 3, true};
+  for (const std::string& key : keys) {
+    std::vector<std::optional<std::string>> params = {key, id_,
+                                                      std::to_string(kRegistration.count())};
+    (void)conn.exec(listen, params, false, milliseconds(5000));  // the next round tries again
+  }
+}
+
 void Listener::set_listening(bool on) {
   std::lock_guard lock(mu_);
   listening_ = on;
@@ -135,7 +172,12 @@ void Listener::listen_once(std::stop_token stop) {
   set_listening(true);
   tell_feeds({""});  // whatever happened while not listening
   PGconn* raw = (*conn)->raw();
+  auto refreshed = std::chrono::steady_clock::time_point();
   while (!stop.stop_requested()) {
+    if (std::chrono::steady_clock::now() - refreshed > kRegistration / 3) {
+      refresh(**conn);
+      refreshed = std::chrono::steady_clock::now();
+    }
     pollfd fds[2] = {{.fd = (*conn)->socket(), .events = POLLIN, .revents = 0},
                      {.fd = wake_fd_, .events = POLLIN, .revents = 0}};
     // A bounded poll: a server that vanished without closing the socket is noticed by the

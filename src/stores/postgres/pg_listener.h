@@ -18,8 +18,11 @@
 
 namespace aec::pg {
 
+class Conn;
+
 class Listener {
  public:
+  // `channel` is also the schema whose listen() function registers this listener's interests.
   Listener(std::string conninfo, std::string shown, std::string channel);
   ~Listener();
   Listener(const Listener&) = delete;
@@ -43,6 +46,14 @@ class Listener {
   // True while LISTEN is in effect; while false, waiters must poll.
   bool listening();
 
+  // This listener's name in the store's listeners table. Writers NOTIFY a key only when a
+  // listener is registered for it (or for every key, ''), or someone waits in its line: the
+  // caller registers an interest (listen()) before it reads, and the listener's thread keeps
+  // every current interest registered.
+  const std::string& id() const { return id_; }
+  // How long a registration lasts; the listener refreshes them at a third of it.
+  static constexpr milliseconds kRegistration{60'000};
+
   // For an acquire parked in the store: registers `execution_id` as waiting in `key`'s line
   // and returns how often it has been named first in line so far. Pair with drop_turn().
   std::uint64_t watch_turn(const std::string& key, const std::string& execution_id);
@@ -65,10 +76,13 @@ class Listener {
   void listen_once(std::stop_token stop);
   void set_listening(bool on);
   void tell_feeds(const std::vector<std::string>& keys);
+  // Registers every current interest again, on the listener's connection.
+  void refresh(Conn& conn);
 
   const std::string conninfo_;
   const std::string shown_;
   const std::string channel_;
+  const std::string id_;
   int wake_fd_ = -1;  // eventfd: ends the poll at shutdown
   std::mutex mu_;
   std::condition_variable_any cv_;

@@ -35,6 +35,8 @@ constexpr auto kMaxPoll = std::chrono::milliseconds(200);
 // With one, they wake on notifications; this bounds each nap so a deadline on the store's
 // clock (which tests move by hand) is noticed.
 constexpr auto kNap = std::chrono::milliseconds(100);
+// And they read the key's version at least this often, whatever they were told.
+constexpr auto kReread = std::chrono::seconds(1);
 
 class PostgresStore final : public Store {
  public:
@@ -66,6 +68,7 @@ class PostgresStore final : public Store {
     leave_ = {"aec_leave", fmt::format("SELECT {}.leave_queue($1, $2)", s), 2, false};
     reap_ = {"aec_reap", fmt::format("SELECT * FROM {}.reap_some($1, $2, $3)", s), 3, false};
     purge_ = {"aec_purge", fmt::format("SELECT {}.purge_batch($1, $2, $3)", s), 3, false};
+    listen_ = {"aec_listen", fmt::format("SELECT {}.listen($1, $2, $3)", s), 3, true};
   }
 
   Result<AcquireResult> acquire(const AcquireRequest& req) override;
@@ -113,6 +116,8 @@ class PostgresStore final : public Store {
                                     const Outcome& outcome) const;
   Result<std::int64_t> read_version(std::string_view key);
   pg::Listener* listener();
+  // Registers `listen` as a listener of `key` ('' for every key) in the store's table.
+  Status register_listener(pg::Listener& listen, const std::string& key);
 
   pg::PgUrl url_;
   pg::Pool pool_;
@@ -120,7 +125,8 @@ class PostgresStore final : public Store {
   bool manual_clock_;
   MonoTime origin_;
   std::int64_t server_origin_ms_ = 0;
-  Statement acquire_, handoff_, renew_, release_, get_, version_, force_, leave_, reap_, purge_;
+  Statement acquire_, handoff_, renew_, release_, get_, version_, force_, leave_, reap_, purge_,
+      listen_;
   std::mutex listener_mu_;
   std::unique_ptr<pg::Listener> listener_;  // opened at the first wait()
 };
@@ -339,8 +345,13 @@ Result<std::int64_t> PostgresStore::wait(std::string_view key_view, std::int64_t
   AEC_RETURN_IF_ERROR(validate_key(key_view));
   std::string key(key_view);
   pg::Listener* listen = listener();
-  // Subscribe before the first read, so a change committed after it is never missed.
+  // Subscribe, and register as a listener of the key, before the first read, so that a change
+  // committed after it is notified. (A writer that checked for listeners just before the
+  // registration and commits just after the read is caught by the read every kReread.)
   pg::Listener::Seen seen = listen != nullptr ? listen->subscribe(key) : pg::Listener::Seen{};
+  if (listen != nullptr) {
+    AEC_RETURN_IF_ERROR(register_listener(*listen, key));
+  }
   struct Unsubscribe {
     pg::Listener* l;
     const std::string& key;
@@ -353,9 +364,11 @@ Result<std::int64_t> PostgresStore::wait(std::string_view key_view, std::int64_t
   auto poll = std::chrono::nanoseconds(std::chrono::milliseconds(2));
   bool read = true;
   std::int64_t now_version = version;
+  auto last_read = std::chrono::steady_clock::now();
   for (;;) {
-    if (read) {
+    if (read || std::chrono::steady_clock::now() - last_read >= kReread) {
       AEC_ASSIGN_OR_RETURN(now_version, read_version(key));
+      last_read = std::chrono::steady_clock::now();
     }
     if (now_version != version || clock_->monotonic_now() >= deadline) {
       return now_version;
@@ -400,7 +413,16 @@ std::unique_ptr<ChangeFeed> PostgresStore::watch_changes(
   if (listen == nullptr) {
     return nullptr;  // behind a transaction pooler without listen=: no feed
   }
-  return std::make_unique<PgChangeFeed>(*listen, std::move(on_change));
+  auto feed = std::make_unique<PgChangeFeed>(*listen, std::move(on_change));
+  // A listener of every key: writers NOTIFY every change from now on. Should the registration
+  // fail, the listener's thread registers it at its next refresh.
+  (void)register_listener(*listen, "");
+  return feed;
+}
+
+Status PostgresStore::register_listener(pg::Listener& listen, const std::string& key) {
+  std::vector<Param> params = {key, listen.id(), str(pg::Listener::kRegistration.count())};
+  return pool_.run(listen_, params).status();
 }
 
 Result<ForceReleaseResult> PostgresStore::force_release(std::string_view key,

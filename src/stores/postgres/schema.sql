@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS @schema@.queue(
   expires_at timestamptz NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_key ON @schema@.queue(key, seq);
 
+-- Who listens for changes: a process waiting on a key (Store::wait), or following every key
+-- (key '': a change feed, replicated aecd). notify() sends only when someone listens for the key
+-- or waits in its line, because a NOTIFY serialises commits on a database-wide lock held through
+-- the commit's flush. Rows lapse at expires_at; their listeners refresh them.
+CREATE TABLE IF NOT EXISTS @schema@.listeners(
+  key text NOT NULL,
+  listener text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY(key, listener));
+
 -- The store's clock.
 CREATE OR REPLACE FUNCTION @schema@.clock(p_at_ms bigint) RETURNS timestamptz
 LANGUAGE sql VOLATILE AS $$
@@ -117,7 +127,23 @@ DECLARE
 BEGIN
   SELECT q.execution_id INTO v_first FROM @schema@.queue q
    WHERE q.key = p_key AND q.expires_at > clock_timestamp() ORDER BY q.seq LIMIT 1;
+  IF v_first IS NULL AND NOT EXISTS (
+       SELECT 1 FROM @schema@.listeners w
+        WHERE w.key IN (p_key, '') AND w.expires_at > clock_timestamp()) THEN
+    RETURN;  -- nobody waits or listens: spare every commit the NOTIFY lock
+  END IF;
   PERFORM pg_notify('@schema@', p_key || chr(31) || coalesce(v_first, ''));
+END $$;
+
+-- Registers (or refreshes) a listener of a key ('' for every key) for p_ttl_ms, and drops
+-- listeners that lapsed a minute ago.
+CREATE OR REPLACE FUNCTION @schema@.listen(p_key text, p_listener text, p_ttl_ms bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO @schema@.listeners AS w(key, listener, expires_at)
+  VALUES (p_key, p_listener, clock_timestamp() + p_ttl_ms * interval '1 millisecond')
+  ON CONFLICT (key, listener) DO UPDATE SET expires_at = excluded.expires_at;
+  DELETE FROM @schema@.listeners w WHERE w.expires_at < clock_timestamp() - interval '1 minute';
 END $$;
 
 -- Deletes the key's leases expired at t and records their executions Lost. The caller holds the
