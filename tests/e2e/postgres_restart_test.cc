@@ -83,7 +83,9 @@ TEST(PostgresRestart, LongLeasesSurviveTheOutageShortOnesStopTheirChildInTime) {
   // could expire, and reports the lease lost.
   for (auto& [key, pid] : shorts) {
     EXPECT_EQ(wait_exit(pid), 79) << key << ": " << read_file(path(key + ".log"));
-    EXPECT_LT(Clock::now() - stopped_at, 2s + 500ms) << key << " ran past its lease";
+    // The child dies before the lease could expire (at most 2 s after the crash); the runner's
+    // own exit (under a sanitizer, its leak check too) may take a moment longer.
+    EXPECT_LT(Clock::now() - stopped_at, 3s) << key << " ran past its lease";
     EXPECT_EQ(read_file(path(key + ".finished")), "") << key << "'s child was not stopped";
   }
   ASSERT_EQ(dev_servers("start-postgres"), 0);

@@ -192,7 +192,9 @@ TEST_F(EtcdClientTest, RevokeDeletesTheLeaseKeys) {
 
 TEST_F(EtcdClientTest, KeepAliveKeepsKeyPastItsTtlAndStoppingLetsItExpire) {
   const MonoTime before = BootClock::now();
-  auto granted = client_->lease_grant(2s);
+  // 4 s: long enough that a leader election (1 s election timeout on the test cluster) on a
+  // loaded machine does not let the lease lapse between keep-alives (sent every ttl / 3).
+  auto granted = client_->lease_grant(4s);
   ASSERT_TRUE(granted.has_value());
   const auto ttl = std::chrono::seconds(granted->ttl());
   ASSERT_TRUE(client_->put(key("held"), "x", {.lease = granted->id()}).has_value());
@@ -200,8 +202,8 @@ TEST_F(EtcdClientTest, KeepAliveKeepsKeyPastItsTtlAndStoppingLetsItExpire) {
   ASSERT_TRUE(watch.has_value()) << watch.error().to_string();
   auto keeper = etcd::KeepAlive::start(*client_, granted->id(), {.ttl = ttl, .granted_at = before});
 
-  // Three TTLs pass without the key being deleted.
-  const MonoTime until = BootClock::now() + 3 * ttl;
+  // Two TTLs pass without the key being deleted.
+  const MonoTime until = BootClock::now() + 2 * ttl;
   while (BootClock::now() < until) {
     auto batch = (*watch)->next(until);
     ASSERT_TRUE(batch.has_value()) << batch.error().to_string();
@@ -209,7 +211,7 @@ TEST_F(EtcdClientTest, KeepAliveKeepsKeyPastItsTtlAndStoppingLetsItExpire) {
   }
   EXPECT_EQ(client_->range(key("held"))->kvs_size(), 1);
   EXPECT_EQ(keeper->state(), etcd::KeepAlive::State::Alive);
-  EXPECT_GE(keeper->answers(), 3u);
+  EXPECT_GE(keeper->answers(), 2u);
   EXPECT_GT(keeper->expires_at(), BootClock::now());
 
   keeper->stop();
