@@ -69,11 +69,15 @@ as_pg() {
 }
 
 used_ports=" "
+# Ports are picked below the kernel's ephemeral range, where no outgoing connection can hold one
+# (an outgoing connection's local port makes a later bind fail even though nothing listens).
+read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
+[ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
 # A TCP port on 127.0.0.1 that nothing listens on (and that this run has not handed out).
 free_port() {
   local p tries
   for tries in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
     case "$used_ports" in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       used_ports+="$p "
@@ -219,6 +223,7 @@ etcd_up() {
     echo $! >"$dir/etcd-$n.pid"
   done
   for n in 1 2 3; do
+    alive "$dir/etcd-$n.pid" || die "etcd member m$n exited at start: see $dir/etcd-$n.log"
     await "etcd member m$n" 30 etcdctl --endpoints "127.0.0.1:${client[n]}" \
       --dial-timeout 1s --command-timeout 1s endpoint health
   done
