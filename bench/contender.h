@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +53,12 @@ class Contender {
   // Opens a session on the service prepared in `dir`. Called in a client process.
   virtual Result<std::unique_ptr<Session>> open(const std::string& dir, int client) = 0;
 };
+
+// The bare recipes' wait: calls `attempt` (true: granted) until it grants, or, with `wait`,
+// until `give_up`, sleeping between attempts 100 µs doubling to 6.4 ms, jittered with `rng` so
+// that clients do not retry in lockstep. Without `wait`, one attempt.
+Result<Acquired> retry_with_backoff(const std::function<Result<bool>()>& attempt, bool wait,
+                                    BenchClock::time_point give_up, std::minstd_rand& rng);
 
 // The contender names aec-bench knows, in the order they are run and reported.
 std::vector<std::string> contender_names();

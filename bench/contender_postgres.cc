@@ -109,9 +109,8 @@ class RawPostgresSession final : public Session {
 
   Result<Acquired> acquire(const std::string& key, bool wait,
                            BenchClock::time_point give_up) override {
-    // The bare retry loop of raw-sqlite: 100 µs doubling to 6.4 ms, with jitter.
-    std::chrono::microseconds backoff{100};
-    for (;;) {
+    // The bare retry loop of raw-sqlite.
+    auto attempt = [&]() -> Result<bool> {
       Result<int> changed = run("acquire", key, ++next_token_);
       if (!changed) {
         return changed.error();
@@ -119,15 +118,10 @@ class RawPostgresSession final : public Session {
       if (*changed == 1) {
         held_key_ = key;
         held_token_ = next_token_;
-        return Acquired::Granted;
       }
-      if (!wait || BenchClock::now() >= give_up) {
-        return Acquired::Busy;
-      }
-      std::uniform_int_distribution<std::int64_t> jitter(backoff.count() / 2, backoff.count());
-      std::this_thread::sleep_for(std::chrono::microseconds(jitter(rng_)));
-      backoff = std::min(backoff * 2, std::chrono::microseconds(6400));
-    }
+      return *changed == 1;
+    };
+    return retry_with_backoff(attempt, wait, give_up, rng_);
   }
 
   Status release() override {

@@ -72,24 +72,7 @@ class RawSqliteSession final : public Session {
 
   Result<Acquired> acquire(const std::string& key, bool wait,
                            BenchClock::time_point give_up) override {
-    // The bare retry loop: sleep 100 µs, doubling up to 6.4 ms, with jitter so that the clients
-    // do not retry in lockstep.
-    std::chrono::microseconds backoff{100};
-    while (true) {
-      Result<bool> granted = try_acquire(key);
-      if (!granted) {
-        return granted.error();
-      }
-      if (*granted) {
-        return Acquired::Granted;
-      }
-      if (!wait || BenchClock::now() >= give_up) {
-        return Acquired::Busy;
-      }
-      std::uniform_int_distribution<std::int64_t> jitter(backoff.count() / 2, backoff.count());
-      std::this_thread::sleep_for(std::chrono::microseconds(jitter(rng_)));
-      backoff = std::min(backoff * 2, std::chrono::microseconds(6400));
-    }
+    return retry_with_backoff([&] { return try_acquire(key); }, wait, give_up, rng_);
   }
 
   Status release() override {
