@@ -1,7 +1,7 @@
-// Replicated aecd: two `aec serve` processes over one shared store (PostgreSQL) are
-// interchangeable. Runners spread over both never overlap and are woken by changes made through
-// either (the store's change feed, not polling); a client may acquire through one and release
-// through the other; killing one replica loses no lease, token or history.
+// Replicated aecd: two `aec serve` processes over one shared store (PostgreSQL, or the etcd
+// cluster) are interchangeable. Runners spread over both never overlap and are woken by changes
+// made through either (the store's change feed, not polling); a client may acquire through one and
+// release through the other; killing one replica loses no lease, token or history.
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -32,15 +32,36 @@ using testing::TempDir;
 // replica that relied on polling for changes made through the other would fail the time bound.
 const std::string kRecheck = "10s";
 
-class Replicas : public ::testing::Test {
+// The shared store of a test, fresh (a schema or prefix of its own) on the server `kind` names;
+// nullopt (and `why`) when there is none.
+std::optional<std::string> shared_store(const std::string& kind, std::string& why) {
+  const std::string setting =
+      kind == "postgres" ? "AEC_TEST_POSTGRES_URL" : "AEC_TEST_ETCD_ENDPOINTS";
+  std::optional<std::string> server = server_setting(setting);
+  if (!server) {
+    why = missing_server(setting);
+    return std::nullopt;
+  }
+#if defined(__SANITIZE_THREAD__)
+  if (kind == "etcd") {
+    why = "gRPC is not built with ThreadSanitizer: its synchronisation is invisible";
+    return std::nullopt;
+  }
+#endif
+  const std::string n = std::to_string(std::random_device{}() % 1'000'000'000);
+  return kind == "postgres" ? *server + "?schema=e2e_" + n
+                            : "etcd://" + *server + "?prefix=e2e-" + n + "/";
+}
+
+class Replicas : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    std::optional<std::string> pg = server_setting("AEC_TEST_POSTGRES_URL");
-    if (!pg) {
-      GTEST_SKIP() << missing_server("AEC_TEST_POSTGRES_URL");
+    std::string why;
+    std::optional<std::string> store = shared_store(GetParam(), why);
+    if (!store) {
+      GTEST_SKIP() << why;
     }
-    std::random_device rd;
-    store_ = *pg + "?schema=e2e_" + std::to_string(rd() % 1'000'000'000);
+    store_ = *store;
     a_ = std::make_unique<AecdProcess>(store_, free_port(), dir_.file("a.log"),
                                        std::vector<std::string>{"--recheck-interval", kRecheck});
     b_ = std::make_unique<AecdProcess>(store_, free_port(), dir_.file("b.log"),
@@ -91,7 +112,7 @@ std::string guarded(const std::string& dir) {
          "$AEC_FENCING_TOKEN >> " + dir + "/tokens; rmdir " + dir + "/held";
 }
 
-TEST_F(Replicas, WaitersSpreadOverBothRunOneAtATimeWokenThroughEither) {
+TEST_P(Replicas, WaitersSpreadOverBothRunOneAtATimeWokenThroughEither) {
   pid_t holder =
       spawn_aec(run(*a_, {}, "touch " + path("started") + "; " + gate()), {}, path("runners.log"));
   ASSERT_TRUE(wait_for_file(path("started"))) << read_file(path("runners.log"));
@@ -123,7 +144,7 @@ TEST_F(Replicas, WaitersSpreadOverBothRunOneAtATimeWokenThroughEither) {
   EXPECT_GT(b_->metric("aec_store_changes_total"), 0);
 }
 
-TEST_F(Replicas, AcquireThroughOneRenewAndReleaseThroughTheOther) {
+TEST_P(Replicas, AcquireThroughOneRenewAndReleaseThroughTheOther) {
   auto through_a = open_store(a_->url());
   auto through_b = open_store(b_->url());
   ASSERT_TRUE(through_a.has_value() && through_b.has_value());
@@ -139,7 +160,7 @@ TEST_F(Replicas, AcquireThroughOneRenewAndReleaseThroughTheOther) {
   EXPECT_GT(next->lease.token, granted->lease.token);
 }
 
-TEST_F(Replicas, KillingOneReplicaLosesNothing) {
+TEST_P(Replicas, KillingOneReplicaLosesNothing) {
   // Held through B; its child keeps running until told, and records its pid.
   std::string held = "echo $$ > " + path("holder.pid") + "; " + gate();
   pid_t holder = spawn_aec(run(*b_, {"--ttl", "4s"}, held), {}, path("holder.log"));
@@ -177,6 +198,9 @@ TEST_F(Replicas, KillingOneReplicaLosesNothing) {
   EXPECT_EQ(via_b["version"], via_a["version"]);
   EXPECT_EQ(via_b["last_ended"]["id"], via_a["last_ended"]["id"]);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, Replicas, ::testing::Values("postgres", "etcd"),
+                         [](const auto& p) { return p.param; });
 
 }  // namespace
 }  // namespace aec::e2e

@@ -117,6 +117,37 @@ std::string Layout::encode(std::string_view key) {
   return out;
 }
 
+std::string Layout::decode(std::string_view encoded) {
+  std::string out;
+  out.reserve(encoded.size());
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    if (encoded.substr(i, 3) == "%25") {
+      out += '%';
+      i += 2;
+    } else if (encoded.substr(i, 3) == "%2F") {
+      out += '/';
+      i += 2;
+    } else {
+      out += encoded[i];
+    }
+  }
+  return out;
+}
+
+std::optional<Layout::Part> Layout::part_of(std::string_view etcd_key) const {
+  const std::string tree = keys();
+  if (!etcd_key.starts_with(tree)) {
+    return std::nullopt;
+  }
+  etcd_key.remove_prefix(tree.size());
+  const std::size_t slash = etcd_key.find('/');
+  if (slash == std::string_view::npos || slash == 0) {
+    return std::nullopt;
+  }
+  return Part{.key = decode(etcd_key.substr(0, slash)),
+              .what = std::string(etcd_key.substr(slash + 1))};
+}
+
 std::string to_text(const Meta& meta) {
   return dump(json{{"key", meta.key}, {"running", meta.running}, {"ok", meta.last_ok}});
 }

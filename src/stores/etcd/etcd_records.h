@@ -46,10 +46,18 @@ class Layout {
   std::string entry(std::string_view key, std::int64_t seq) const;
   // Every key of the k/ tree.
   std::string keys() const { return prefix_ + "k/"; }
+  // The aec key whose k/ tree holds `etcd_key`, and what the etcd key is there (the rest of it:
+  // "meta", "token", "seq", "l/TOKEN" or "q/SEQ"); nullopt outside the k/ tree.
+  struct Part {
+    std::string key;
+    std::string what;
+  };
+  std::optional<Part> part_of(std::string_view etcd_key) const;
 
  private:
   std::string dir(std::string_view key) const { return prefix_ + "k/" + encode(key) + "/"; }
   static std::string encode(std::string_view key);
+  static std::string decode(std::string_view encoded);
   std::string prefix_;
 };
 

@@ -1,6 +1,8 @@
 #include "stores/etcd/etcd_store.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -11,6 +13,7 @@
 #include "stores/etcd/etcd_store_impl.h"
 #include "stores/etcd/lease_once.h"
 #include "stores/etcd/txn_ops.h"
+#include "stores/etcd/watch.h"
 
 namespace aec {
 namespace etcd {
@@ -113,6 +116,9 @@ Result<EtcdStore::Decision> EtcdStore::decide(const AcquireRequest& req, const K
     if (d.mine == nullptr || p->seq < d.mine->seq) {
       ahead.push_back(p);
     }
+  }
+  if (!ahead.empty()) {
+    d.predecessor = ahead.back();
   }
   if (req.once) {
     AEC_ASSIGN_OR_RETURN(r.done_by, succeeded(snap));
@@ -260,24 +266,74 @@ Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireReque
 // Read, decide, and write only when there is something to write, guarded by compares on what
 // was read: two concurrent acquires that both saw the last slot free cannot both commit (the
 // second finds meta and the token counter moved) and the loser decides again from a new read.
-Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
-  AEC_RETURN_IF_ERROR(check_acquire_request(req));
+Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req) {
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, req.key));
     const StoreTime t = now();
     AEC_ASSIGN_OR_RETURN(Decision d, decide(req, snap, t));
+    Attempt a{.revision = snap.revision};
+    if (d.predecessor != nullptr) {
+      a.watch_key = d.predecessor->etcd_key;
+    } else {
+      a.watch_key = layout_.leases(req.key);
+      a.watch_end = prefix_end(a.watch_key);
+    }
     if (read_only(req, d)) {
-      return std::move(d.result);
+      a.result = std::move(d.result);
+      return a;
     }
     AEC_ASSIGN_OR_RETURN(std::optional<AcquireResult> done,
                          write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap)));
     if (done) {
-      return std::move(*done);
+      a.result = std::move(*done);
+      return a;
     }
     backoff(attempt);
   }
   return unavailable(fmt::format("{}: acquire of '{}' lost to concurrent writers {} times",
                                  client_->name(), req.key, kMaxAttempts));
+}
+
+void EtcdStore::await_change(const AcquireRequest& req, const Attempt& a,
+                             std::chrono::nanoseconds nap) {
+  const MonoTime until = BootClock::now() + nap;
+  Result<std::unique_ptr<Watch>> watch = Watch::open(
+      *client_, a.watch_key, {.range_end = a.watch_end, .start_revision = a.revision + 1});
+  if (!watch) {
+    // No member confirmed the watch: nap without it (the next attempt reports an outage).
+    std::mutex mu;
+    std::unique_lock<std::mutex> lock(mu);
+    std::condition_variable_any().wait_until(lock, req.stop, until, [] { return false; });
+    return;
+  }
+  // Any answer ends the nap: events (the place ahead went, or a lease was freed or lapsed), a
+  // timeout, a compaction, an outage: each is a reason to decide again.
+  (void)(*watch)->next(until, req.stop);
+}
+
+// With queue and park (and the real clock: a hand-moved one makes nothing lapse while parked),
+// the caller waits in line here: it watches only the place just ahead of its own, or, first in
+// line, the key's leases, so a release wakes one waiter, not all of them (no herd). It also
+// asks again when a holder or a place ahead could lapse, and in time to keep its own place.
+Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
+  AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  const bool park = req.queue && req.park.count() > 0 && !manual_;
+  const MonoTime until = BootClock::now() + req.park;
+  for (;;) {
+    AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req));
+    const auto left = until - BootClock::now();
+    if (!park || a.result.outcome != AcquireOutcome::Busy || left <= left.zero()) {
+      a.result.parked = park && a.result.outcome == AcquireOutcome::Busy;
+      return std::move(a.result);
+    }
+    await_change(req, a,
+                 std::min<std::chrono::nanoseconds>(
+                     {left, std::max(a.result.retry_in, milliseconds(1)), req.queue_ttl / 3}));
+    if (req.stop.stop_requested()) {
+      (void)leave_queue(req.key, req.execution_id);  // best effort: the place lapses anyway
+      return Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key);
+    }
+  }
 }
 
 }  // namespace etcd

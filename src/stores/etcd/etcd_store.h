@@ -27,8 +27,16 @@
 //   live only while the clock is before expires_ns (as well as while its key exists), so the
 //   conformance suite's expiry tests run against a real cluster and see only the time they
 //   make. Off with the real clock.
-// - Waits: a Watch on the key's meta key from the revision read, napping at most 100 ms so a
+// - Waiting in line (AcquireRequest::park, real clock): the caller stays in acquire() and
+//   watches only the place just ahead of its own in the key's line or, first in line, the key's
+//   lease keys, from the revision its answer was decided on: a release wakes the next waiter
+//   alone, not every waiter (no herd). It also asks again when a holder or a place ahead could
+//   lapse, and every queue_ttl / 3 to keep its own place (one keep-alive, no write).
+// - wait(): a Watch on the key's meta key from the revision read, napping at most 100 ms so a
 //   deadline on a hand-moved clock is noticed.
+// - watch_changes(): one Watch on the whole k/ tree, reporting a key when its meta key is put or
+//   a lease or place of it is deleted (freed, or lapsed by etcd's clock); resumed from the next
+//   revision by the Watch itself when a member dies, "" after a compaction or a new watch.
 // - release_and_acquire: one guarded Txn when the token holds a live lease (the acquire is
 //   decided on the state the release leaves), so the slot passes with no moment in between;
 //   with nothing to free, release then acquire.

@@ -37,13 +37,24 @@ class EtcdStore final : public Store {
   Result<PurgeResult> purge(const PurgeRequest& req) override;
   Status leave_queue(std::string_view key, std::string_view execution_id) override;
   std::string url() const override { return url_.display; }
+  std::unique_ptr<ChangeFeed> watch_changes(
+      std::function<void(const std::string& key)> on_change) override;
 
  private:
   // What an acquire decided from one snapshot (etcd_store.cc).
   struct Decision {
     AcquireResult result;
-    const PlaceEntry* mine = nullptr;  // the caller's live place in line
-    bool fresh = false;                // ... and it needs no refresh
+    const PlaceEntry* mine = nullptr;         // the caller's live place in line
+    const PlaceEntry* predecessor = nullptr;  // the live place just ahead of the caller's
+    bool fresh = false;                       // ... and it needs no refresh
+  };
+  // What one acquire attempt answered and, when Busy in line, what a parked caller watches:
+  // the place just ahead of its own, or (first in line) the key's leases.
+  struct Attempt {
+    AcquireResult result;
+    std::string watch_key;
+    std::string watch_end;      // empty: watch_key alone
+    std::int64_t revision = 0;  // the read the answer was decided on
   };
 
   StoreTime now() const;
@@ -60,6 +71,10 @@ class EtcdStore final : public Store {
   Result<Decision> decide(const AcquireRequest& req, const KeySnapshot& snap,
                           const StoreTime& t) const;
   bool read_only(const AcquireRequest& req, Decision& d) const;
+  // One read-decide-write of acquire.
+  Result<Attempt> attempt(const AcquireRequest& req);
+  // Blocks until `a`'s watch sees a change, `nap` passes, or req.stop.
+  void await_change(const AcquireRequest& req, const Attempt& a, std::chrono::nanoseconds nap);
   // One attempt at acquire's write, added to `plan` (guarded by what was read): nullopt when the
   // key changed meanwhile (read again).
   Result<std::optional<AcquireResult>> write_acquire(const AcquireRequest& req,
