@@ -58,8 +58,12 @@ enum class AcquireOutcome {
 struct AcquireResult {
   AcquireOutcome outcome = AcquireOutcome::Busy;
   // Granted: the new lease. Its valid_until is left for the caller (Control) to set from the time
-  // it sent the request, since only the caller knows that.
+  // it sent the request, since only the caller knows that (plus `held`).
   Lease lease;
+  // How long the store held the call in line (AcquireRequest::park) before the attempt that
+  // answered began, rounded down: the lease's ttl runs from no earlier than the call's start
+  // plus this. 0 for a call answered at once.
+  milliseconds held{0};
   std::vector<Holder> holders;       // Busy: the live leases
   int waiting_ahead = 0;             // Busy: callers waiting in line ahead of this one
   std::optional<Execution> done_by;  // Done: the Succeeded execution

@@ -62,6 +62,7 @@ void read_outcome_fields(Fields& f, AcquireResult& r) {
   switch (r.outcome) {
     case AcquireOutcome::Granted:
       f.nested("lease", r.lease, decode_lease, Need::Required);
+      f.duration("held_ms", r.held, 0);
       return;
     case AcquireOutcome::Busy:
       f.array("holders", r.holders, decode_holder);
@@ -147,6 +148,9 @@ json encode(const AcquireResult& r) {
   switch (r.outcome) {
     case AcquireOutcome::Granted:
       j["lease"] = encode_lease(r.lease);
+      if (r.held > milliseconds(0)) {
+        j["held_ms"] = r.held.count();
+      }
       break;
     case AcquireOutcome::Busy:
       j["holders"] = encode_holders(r.holders);

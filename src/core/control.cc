@@ -50,7 +50,8 @@ Result<AcquireResult> Control::acquire(const RunOptions& options, std::stop_toke
     }
     AEC_ASSIGN_OR_RETURN(AcquireResult r, store_->acquire(req));
     if (r.outcome == AcquireOutcome::Granted) {
-      r.lease.valid_until = sent + r.lease.ttl;
+      // A call parked in line was granted `held` after it was sent, not when it was sent.
+      r.lease.valid_until = sent + r.held + r.lease.ttl;
       return r;
     }
     if (req.record_skipped) {

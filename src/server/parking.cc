@@ -13,6 +13,7 @@ struct Parking::Waiter {
   std::uint64_t id = 0;
   AcquireRequest req;
   SysTime since;
+  SteadyTime parked_at;  // when it joined the line: AcquireResult::held counts from here
   AcquireDone done;
   std::unique_ptr<asio::steady_timer> timer;
   bool finished = false;  // answered or abandoned: it is no longer in the line
@@ -110,6 +111,7 @@ std::uint64_t Parking::add_waiter(Line& line, const std::string& key, AcquireReq
   auto w = std::make_shared<Waiter>();
   w->id = next_id_++;
   w->since = std::chrono::system_clock::now();
+  w->parked_at = std::chrono::steady_clock::now();
   w->done = std::move(done);
   w->timer = std::make_unique<asio::steady_timer>(io_, deadline);
   w->req = std::move(req);
@@ -188,10 +190,13 @@ std::optional<Parking::Claim> Parking::claim_first(const std::string& key) {
   line.attempting = true;
   line.again = false;
   line.retry.cancel();
-  return Claim{line.waiters.front()->req, line.waiters.front()};
+  return Claim{line.waiters.front()->req, line.waiters.front(), std::chrono::steady_clock::now()};
 }
 
 void Parking::settle(const std::string& key, const Claim& claim, Result<AcquireResult> r) {
+  if (r) {
+    r->held = std::chrono::floor<milliseconds>(claim.began - claim.waiter->parked_at);
+  }
   on_attempt(key, claim.waiter, std::move(r));
   std::lock_guard lock(mu_);
   if (lines_.contains(key)) {
@@ -208,7 +213,13 @@ void Parking::unclaim(const std::string& key) {
 }
 
 void Parking::attempt(std::string key, std::shared_ptr<Waiter> first) {
+  const SteadyTime began = std::chrono::steady_clock::now();
   Result<AcquireResult> r = store_.acquire(first->req);
+  if (r) {
+    // The grant came this long after the caller's request reached the line (and so at least
+    // this long after the caller sent it): the caller's lease deadline counts from then.
+    r->held = std::chrono::floor<milliseconds>(began - first->parked_at);
+  }
   on_attempt(key, first, std::move(r));
 }
 

@@ -67,6 +67,7 @@ class Parking {
   struct Claim {
     AcquireRequest req;
     std::shared_ptr<Waiter> waiter;
+    SteadyTime began;  // before the store call that may grant it
   };
   std::optional<Claim> claim_first(const std::string& key);
   void settle(const std::string& key, const Claim& claim, Result<AcquireResult> r);

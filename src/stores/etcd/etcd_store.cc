@@ -318,9 +318,12 @@ void EtcdStore::await_change(const AcquireRequest& req, const Attempt& a,
 Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
   const bool park = req.queue && req.park.count() > 0 && !manual_;
-  const MonoTime until = BootClock::now() + req.park;
+  const MonoTime start = BootClock::now();
+  const MonoTime until = start + req.park;
   for (;;) {
+    const MonoTime began = BootClock::now();
     AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req));
+    a.result.held = std::chrono::floor<milliseconds>(began - start);
     const auto left = until - BootClock::now();
     if (!park || a.result.outcome != AcquireOutcome::Busy || left <= left.zero()) {
       a.result.parked = park && a.result.outcome == AcquireOutcome::Busy;

@@ -200,9 +200,12 @@ Result<AcquireResult> PostgresStore::acquire(const AcquireRequest& req) {
     const AcquireRequest& req;
     ~Drop() { l->drop_turn(req.key, req.execution_id); }
   } drop{listen, req};
-  auto until = std::chrono::steady_clock::now() + req.park;
+  const auto start = std::chrono::steady_clock::now();
+  const auto until = start + req.park;
   for (;;) {
+    const auto began = std::chrono::steady_clock::now();
     AEC_ASSIGN_OR_RETURN(AcquireResult r, acquire_once(req));
+    r.held = std::chrono::floor<milliseconds>(began - start);
     auto left = until - std::chrono::steady_clock::now();
     if (r.outcome != AcquireOutcome::Busy || left <= left.zero() || !listen->listening()) {
       r.parked = r.outcome == AcquireOutcome::Busy;
