@@ -40,8 +40,9 @@ void add_flags(CLI::App& app, Flags& f) {
   std::vector<std::string> known = contender_names();
   known.insert(known.begin(), "all");
   app.add_option("--contender", f.contenders,
-                 "aec-sqlite, aecd-sqlite, raw-sqlite, flock, raw-postgres, aec-postgres or all "
-                 "(repeatable; the postgres ones need AEC_BENCH_POSTGRES_URL)")
+                 "aec-sqlite, aecd-sqlite, raw-sqlite, flock, raw-postgres, aec-postgres, "
+                 "raw-etcd, aec-etcd or all (repeatable; the postgres ones need "
+                 "AEC_BENCH_POSTGRES_URL, the etcd ones AEC_BENCH_ETCD_ENDPOINTS=host:port,...)")
       ->check(CLI::IsMember(known))
       ->capture_default_str();
   app.add_option("--clients", f.clients, "client processes per run (repeatable, or 1,16)")

@@ -1,7 +1,11 @@
 #include "contender.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
+
+#include <fmt/format.h>
 
 namespace aec::bench {
 
@@ -25,8 +29,31 @@ Result<Acquired> retry_with_backoff(const std::function<Result<bool>()>& attempt
   }
 }
 
+Result<std::string> server_setting(std::string_view service, const std::string& bench_var,
+                                   const std::string& test_var) {
+  if (const char* value = std::getenv(bench_var.c_str()); value != nullptr && *value != '\0') {
+    return std::string(value);
+  }
+  if (const char* file = std::getenv("AEC_TEST_SERVERS_ENV"); file != nullptr) {
+    std::ifstream in(file);
+    std::string line;
+    const std::string key = test_var + "=";
+    while (std::getline(in, line)) {
+      if (line.starts_with(key)) {
+        return line.substr(key.size());
+      }
+    }
+  }
+  return Status(
+      Code::FailedPrecondition,
+      fmt::format("no {0} for the {0} contenders: set {1}, or set AEC_TEST_SERVERS_ENV to a "
+                  "file with {2}= (scripts/dev-servers.sh up writes one)",
+                  service, bench_var, test_var));
+}
+
 std::vector<std::string> contender_names() {
-  return {"raw-sqlite", "flock", "aec-sqlite", "aecd-sqlite", "raw-postgres", "aec-postgres"};
+  return {"raw-sqlite",   "flock",        "aec-sqlite", "aecd-sqlite",
+          "raw-postgres", "aec-postgres", "raw-etcd",   "aec-etcd"};
 }
 
 std::unique_ptr<Contender> make_contender(std::string_view name) {
@@ -47,6 +74,12 @@ std::unique_ptr<Contender> make_contender(std::string_view name) {
   }
   if (name == "aec-postgres") {
     return make_aec_postgres_contender();
+  }
+  if (name == "raw-etcd") {
+    return make_raw_etcd_contender();
+  }
+  if (name == "aec-etcd") {
+    return make_aec_etcd_contender();
   }
   return nullptr;
 }

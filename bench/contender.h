@@ -60,6 +60,13 @@ class Contender {
 Result<Acquired> retry_with_backoff(const std::function<Result<bool>()>& attempt, bool wait,
                                     BenchClock::time_point give_up, std::minstd_rand& rng);
 
+// A setting of the servers the bench talks to: the environment variable `bench_var` (e.g.
+// AEC_BENCH_POSTGRES_URL), else the line `test_var=...` of the file named by
+// $AEC_TEST_SERVERS_ENV, as scripts/dev-servers.sh writes it. FailedPrecondition, one line naming
+// both ways to give it, when neither has it; `service` names the server in that line.
+Result<std::string> server_setting(std::string_view service, const std::string& bench_var,
+                                   const std::string& test_var);
+
 // The contender names aec-bench knows, in the order they are run and reported.
 std::vector<std::string> contender_names();
 
@@ -78,5 +85,8 @@ std::unique_ptr<Contender> make_flock_contender();
 // The PostgreSQL lease-row recipe, and aec's postgres:// store (contender_postgres.cc).
 std::unique_ptr<Contender> make_raw_postgres_contender();
 std::unique_ptr<Contender> make_aec_postgres_contender();
+// The etcd lease-and-transaction recipe, and aec's etcd:// store (contender_etcd.cc).
+std::unique_ptr<Contender> make_raw_etcd_contender();
+std::unique_ptr<Contender> make_aec_etcd_contender();
 
 }  // namespace aec::bench

@@ -8,7 +8,6 @@
 // Both start from an empty schema of their own, dropped and created by prepare().
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <random>
 #include <thread>
 
@@ -23,22 +22,7 @@ namespace aec::bench {
 namespace {
 
 Result<std::string> server_url() {
-  if (const char* url = std::getenv("AEC_BENCH_POSTGRES_URL"); url != nullptr && *url != '\0') {
-    return std::string(url);
-  }
-  if (const char* file = std::getenv("AEC_TEST_SERVERS_ENV"); file != nullptr) {
-    std::ifstream in(file);
-    std::string line;
-    const std::string key = "AEC_TEST_POSTGRES_URL=";
-    while (std::getline(in, line)) {
-      if (line.starts_with(key)) {
-        return line.substr(key.size());
-      }
-    }
-  }
-  return Status(Code::FailedPrecondition,
-                "no PostgreSQL for the postgres contenders: set AEC_BENCH_POSTGRES_URL, or start "
-                "one with scripts/dev-servers.sh up and set AEC_TEST_SERVERS_ENV");
+  return server_setting("PostgreSQL", "AEC_BENCH_POSTGRES_URL", "AEC_TEST_POSTGRES_URL");
 }
 
 Result<PGconn*> connect(const std::string& url) {
