@@ -235,8 +235,9 @@ TEST_F(EtcdStoreTest, AReleaseWakesOnlyTheNextInLine) {
     }
   }
   ASSERT_EQ(*store_->release("k", token, {}), LeaseOutcome::Ok);
-  // With a herd the first handover would cost a read per waiter more than the last one.
-  EXPECT_LE(costs.front(), costs.back() + 3) << fmt::format("{}", fmt::join(costs, " "));
+  // With a herd the first handover would cost a read per waiter behind (11) more than the last
+  // one; without, they differ by a request or two (a retried commit, a keep-alive's reconnect).
+  EXPECT_LT(costs.front(), costs.back() + kWaiters / 2) << fmt::format("{}", fmt::join(costs, " "));
 }
 
 TEST_F(EtcdStoreTest, MalformedUrlsAreRefusedInOneLine) {

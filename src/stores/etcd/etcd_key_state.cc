@@ -25,8 +25,20 @@ std::int64_t number_after(std::string_view etcd_key, std::string_view dir) {
   return n;
 }
 
-Status read_ranges(const TxnResponse& r, const Layout& layout, KeySnapshot& s) {
-  const auto& meta = r.responses(0).response_range().kvs();
+// The ranges of a snapshot, in the order read_ranges() reads them.
+std::vector<RequestOp> snapshot_ops(const Layout& layout, std::string_view key) {
+  const std::string leases = layout.leases(key);
+  const std::string places = layout.places(key);
+  return {op_get(layout.meta(key)), op_get(layout.token(key)), op_get(layout.seq(key)),
+          op_get(leases, prefix_end(leases)), op_get(places, prefix_end(places))};
+}
+
+// Reads the snapshot from the answers to snapshot_ops(), which start at answer `at` of `r`.
+Status read_ranges(const TxnResponse& r, int at, const Layout& layout, KeySnapshot& s) {
+  auto range = [&](int i) -> const auto& {
+    return r.responses(at + i).response_range().kvs();
+  };
+  const auto& meta = range(0);
   if (!meta.empty()) {
     s.exists = true;
     s.version = meta[0].version();
@@ -34,12 +46,12 @@ Status read_ranges(const TxnResponse& r, const Layout& layout, KeySnapshot& s) {
     AEC_ASSIGN_OR_RETURN(s.meta, meta_from_text(meta[0].value()));
   }
   s.meta.key = s.key;
-  const auto& token = r.responses(1).response_range().kvs();
+  const auto& token = range(1);
   s.last_token = token.empty() ? 0 : token[0].version();
-  const auto& seq = r.responses(2).response_range().kvs();
+  const auto& seq = range(2);
   s.last_seq = seq.empty() ? 0 : seq[0].version();
   const std::string leases = layout.leases(s.key);
-  for (const KeyValue& kv : r.responses(3).response_range().kvs()) {
+  for (const KeyValue& kv : range(3)) {
     AEC_ASSIGN_OR_RETURN(LeaseValue v, lease_from_text(kv.value()));
     s.leases.push_back({.etcd_key = kv.key(),
                         .token = number_after(kv.key(), leases),
@@ -48,7 +60,7 @@ Status read_ranges(const TxnResponse& r, const Layout& layout, KeySnapshot& s) {
                         .value = std::move(v)});
   }
   const std::string places = layout.places(s.key);
-  for (const KeyValue& kv : r.responses(4).response_range().kvs()) {
+  for (const KeyValue& kv : range(4)) {
     AEC_ASSIGN_OR_RETURN(PlaceValue v, place_from_text(kv.value()));
     s.places.push_back({.etcd_key = kv.key(),
                         .seq = number_after(kv.key(), places),
@@ -84,16 +96,12 @@ Result<KeySnapshot> read_snapshot(const Client& client, const Layout& layout,
                                   std::string_view key) {
   // Ranges only, each linearizable: the transaction is a linearizable read of one revision.
   TxnRequest read;
-  *read.add_success() = op_get(layout.meta(key));
-  *read.add_success() = op_get(layout.token(key));
-  *read.add_success() = op_get(layout.seq(key));
-  const std::string leases = layout.leases(key);
-  const std::string places = layout.places(key);
-  *read.add_success() = op_get(leases, prefix_end(leases));
-  *read.add_success() = op_get(places, prefix_end(places));
+  for (RequestOp& op : snapshot_ops(layout, key)) {
+    *read.add_success() = std::move(op);
+  }
   AEC_ASSIGN_OR_RETURN(TxnResponse r, client.txn(read));
   KeySnapshot s{.key = std::string(key), .revision = r.header().revision()};
-  AEC_RETURN_IF_ERROR(read_ranges(r, layout, s));
+  AEC_RETURN_IF_ERROR(read_ranges(r, 0, layout, s));
   return s;
 }
 
@@ -119,14 +127,18 @@ Result<std::vector<std::pair<std::int64_t, Execution>>> read_entries(
   return out;
 }
 
-WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap) {
+WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap, bool counters) {
   WritePlan plan;
+  plan.read_layout = &layout;
+  plan.read_key = snap.key;
   plan.meta = snap.meta;
   TxnRequest& t = plan.txn;
   *t.add_compare() = snap.exists ? compare_mod(layout.meta(snap.key), Compare::EQUAL, snap.meta_mod)
                                  : compare_version(layout.meta(snap.key), Compare::EQUAL, 0);
-  *t.add_compare() = compare_version(layout.token(snap.key), Compare::EQUAL, snap.last_token);
-  *t.add_compare() = compare_version(layout.seq(snap.key), Compare::EQUAL, snap.last_seq);
+  if (counters) {
+    *t.add_compare() = compare_version(layout.token(snap.key), Compare::EQUAL, snap.last_token);
+    *t.add_compare() = compare_version(layout.seq(snap.key), Compare::EQUAL, snap.last_seq);
+  }
   for (const LeaseEntry& l : snap.leases) {
     *t.add_compare() = compare_mod(l.etcd_key, Compare::EQUAL, l.mod_revision);
   }
@@ -211,6 +223,15 @@ Status plan_reap(const Client& client, const Layout& layout, const KeySnapshot& 
 }
 
 Result<bool> commit(const Client& client, WritePlan& plan) {
+  // A guarded plan reads the key back in the same transaction: after its writes when they
+  // commit, as it is when they do not. Either way the caller has the key's state at once.
+  const int writes = plan.txn.success_size();
+  if (plan.read_layout != nullptr) {
+    for (RequestOp& op : snapshot_ops(*plan.read_layout, plan.read_key)) {
+      *plan.txn.add_failure() = op;
+      *plan.txn.add_success() = std::move(op);
+    }
+  }
   Result<TxnResponse> r = client.txn(plan.txn);
   if (!r || !r->succeeded()) {
     for (std::int64_t lease : plan.revoke_on_retry) {
@@ -219,14 +240,19 @@ Result<bool> commit(const Client& client, WritePlan& plan) {
     if (!r) {
       return r.error();
     }
-    return false;
-  }
-  for (std::int64_t lease : plan.revoke_after) {
-    if (lease != 0) {
-      (void)client.lease_revoke(lease);
+  } else {
+    for (std::int64_t lease : plan.revoke_after) {
+      if (lease != 0) {
+        (void)client.lease_revoke(lease);
+      }
     }
   }
-  return true;
+  if (plan.read_layout != nullptr) {
+    KeySnapshot after{.key = plan.read_key, .revision = r->header().revision()};
+    AEC_RETURN_IF_ERROR(read_ranges(*r, r->succeeded() ? writes : 0, *plan.read_layout, after));
+    plan.after = std::move(after);
+  }
+  return r->succeeded();
 }
 
 }  // namespace aec::etcd

@@ -3,6 +3,7 @@
 // commits only when nothing changed since (else the caller reads again and decides again).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -73,15 +74,26 @@ Result<std::vector<std::pair<std::int64_t, Execution>>> read_entries(
 // A write on one key under construction.
 struct WritePlan {
   TxnRequest txn;
+  // Set by guarded(): the key the plan writes, read back by commit() into `after`.
+  const Layout* read_layout = nullptr;
+  std::string read_key;
+  std::optional<KeySnapshot> after;
   Meta meta;                                  // the meta value the write leaves
   bool meta_changed = false;                  // put meta (moving the key's version)
   int reaped = 0;                             // leases recorded Lost
   std::vector<std::int64_t> revoke_after;     // etcd leases left without keys by the write
   std::vector<std::int64_t> revoke_on_retry;  // etcd leases granted for this attempt
+  // etcd leases (with their TTLs) the store keeps for reuse rather than revoking (see
+  // EtcdStore::take_lease): left without keys by the write, or taken for this attempt. commit()
+  // leaves them alone.
+  std::vector<std::pair<std::int64_t, std::chrono::seconds>> spare_after;
+  std::vector<std::pair<std::int64_t, std::chrono::seconds>> spare_on_retry;
 
-  // Starts a plan guarded by compares on what `snap` read (meta, counters, leases and the
-  // first places in line).
-  static WritePlan guarded(const Layout& layout, const KeySnapshot& snap);
+  // Starts a plan guarded by compares on what `snap` read (meta, leases and the first places in
+  // line; and the token and sequence counters unless `counters` is false: for a write that
+  // neither grants nor numbers anything, so that a place taken at the tail of the line
+  // meanwhile does not fail it).
+  static WritePlan guarded(const Layout& layout, const KeySnapshot& snap, bool counters = true);
   void put(std::string_view k, std::string_view v, std::int64_t lease = 0);
   void erase(std::string_view k);
   // Ends the running execution `seq` (token) as `e` says: rewrites its history entry and drops
@@ -98,7 +110,9 @@ Status plan_reap(const Client& client, const Layout& layout, const KeySnapshot& 
                  const StoreTime& t, SysTime wall, WritePlan& plan);
 
 // Commits `plan`: true when its compares held, false when the key changed meanwhile (the
-// leases granted for it are revoked then). Revokes the leases it left without keys.
+// leases granted for it are revoked then). Revokes the leases it left without keys. A guarded
+// plan also reads its key in the same transaction, into plan.after: the state the write left
+// or, when the compares failed, the state that failed them.
 Result<bool> commit(const Client& client, WritePlan& plan);
 
 }  // namespace aec::etcd

@@ -28,9 +28,103 @@ void backoff(int attempt) {
 EtcdStore::EtcdStore(EtcdUrl url, std::unique_ptr<Client> client, const StoreOptions& options)
     : url_(std::move(url)),
       client_(std::move(client)),
+      keep_alive_(std::make_unique<KeepAliveStream>(*client_)),
       layout_(url_.prefix),
       clock_(options.clock),
       manual_(options.clock.get() != real_clock().get()) {}
+
+// At most this many spare etcd leases are kept; more are revoked.
+constexpr std::size_t kMaxSpareLeases = 256;
+
+Result<std::int64_t> EtcdStore::take_lease(std::chrono::seconds ttl) {
+  for (;;) {
+    std::int64_t id = 0;
+    {
+      std::lock_guard lock(spare_mu_);
+      auto it = std::find_if(spare_.begin(), spare_.end(),
+                             [&](const auto& s) { return s.second == ttl; });
+      if (it == spare_.end()) {
+        break;
+      }
+      id = it->first;
+      spare_.erase(it);
+    }
+    // A keep-alive resets the lease to its full TTL from now, as a grant would.
+    Result<std::int64_t> left = keep_alive_->keep_alive(id);
+    if (left && *left > 0) {
+      return id;
+    }
+  }
+  AEC_ASSIGN_OR_RETURN(LeaseGrantResponse lease, client_->lease_grant(ttl));
+  return lease.id();
+}
+
+// At most this many keys' snapshots are cached; then the cache starts again empty.
+constexpr std::size_t kMaxCachedKeys = 4096;
+
+Result<KeySnapshot> EtcdStore::snapshot(std::string_view key, bool may_cache, bool& cached) {
+  if (may_cache) {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(std::string(key));
+    // A running execution without its lease key must be reaped, which reads history at the
+    // snapshot's revision: only a fresh read guarantees that revision is still there.
+    if (it != cache_.end() &&
+        std::all_of(it->second.meta.running.begin(), it->second.meta.running.end(),
+                    [&](const auto& r) { return it->second.lease(r.first) != nullptr; })) {
+      cached = true;
+      return it->second;
+    }
+  }
+  cached = false;
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
+  remember(snap);
+  return snap;
+}
+
+void EtcdStore::remember(const KeySnapshot& snap) {
+  std::lock_guard lock(cache_mu_);
+  auto it = cache_.find(snap.key);
+  if (it != cache_.end()) {
+    if (it->second.revision < snap.revision) {
+      it->second = snap;
+    }
+    return;
+  }
+  if (cache_.size() >= kMaxCachedKeys) {
+    cache_.clear();
+  }
+  cache_.emplace(snap.key, snap);
+}
+
+Result<bool> EtcdStore::commit_plan(WritePlan& plan) {
+  Result<bool> committed = commit(*client_, plan);
+  if (plan.after) {
+    remember(*plan.after);
+  }
+  if (!committed) {
+    // The write may have been applied: its new keys may be on these leases. End them.
+    for (const auto& [id, ttl] : plan.spare_on_retry) {
+      (void)client_->lease_revoke(id);
+    }
+    return committed;
+  }
+  const auto& spare = *committed ? plan.spare_after : plan.spare_on_retry;
+  std::vector<std::int64_t> extra;
+  {
+    std::lock_guard lock(spare_mu_);
+    for (const auto& s : spare) {
+      if (spare_.size() < kMaxSpareLeases) {
+        spare_.push_back(s);
+      } else {
+        extra.push_back(s.first);
+      }
+    }
+  }
+  for (std::int64_t id : extra) {
+    (void)client_->lease_revoke(id);
+  }
+  return committed;
+}
 
 StoreTime EtcdStore::now() const {
   if (!manual_) {
@@ -169,7 +263,7 @@ bool EtcdStore::read_only(const AcquireRequest& req, Decision& d) const {
     return false;
   }
   if (!manual_ && d.mine->value.ttl == req.queue_ttl) {
-    Result<std::int64_t> ttl = keep_alive_once(*client_, d.mine->lease_id);
+    Result<std::int64_t> ttl = keep_alive_->keep_alive(d.mine->lease_id);
     d.fresh = ttl.has_value() && *ttl > 0;
   }
   return d.fresh;
@@ -188,30 +282,31 @@ Status EtcdStore::plan_queue(const AcquireRequest& req, const KeySnapshot& snap,
     plan.put(d.mine->etcd_key, to_text(place), d.mine->lease_id);
     return Status::ok();
   }
-  AEC_ASSIGN_OR_RETURN(LeaseGrantResponse lease, client_->lease_grant(etcd_ttl(req.queue_ttl)));
-  plan.revoke_on_retry.push_back(lease.id());
+  AEC_ASSIGN_OR_RETURN(std::int64_t lease, take_lease(etcd_ttl(req.queue_ttl)));
+  plan.spare_on_retry.emplace_back(lease, etcd_ttl(req.queue_ttl));
   if (d.mine != nullptr) {  // a new queue_ttl: the place moves to an etcd lease of that TTL
-    plan.put(d.mine->etcd_key, to_text(place), lease.id());
+    plan.put(d.mine->etcd_key, to_text(place), lease);
     plan.revoke_after.push_back(d.mine->lease_id);
     return Status::ok();
   }
   new_seq = true;
-  plan.put(layout_.place(req.key, snap.last_seq + 1), to_text(place), lease.id());
+  plan.put(layout_.place(req.key, snap.last_seq + 1), to_text(place), lease);
   return Status::ok();
 }
 
 Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireRequest& req,
                                                               const KeySnapshot& snap,
                                                               const StoreTime& t, Decision d,
-                                                              WritePlan plan) {
+                                                              WritePlan plan,
+                                                              std::optional<KeySnapshot>& after) {
   AcquireResult& r = d.result;
   const SysTime wall = clock_->system_now();
   AEC_RETURN_IF_ERROR(plan_reap(*client_, layout_, snap, t, wall, plan));
   const std::int64_t seq = snap.last_seq + 1;
   bool new_seq = false;
   if (r.outcome == AcquireOutcome::Granted) {
-    AEC_ASSIGN_OR_RETURN(LeaseGrantResponse lease, client_->lease_grant(etcd_ttl(req.ttl)));
-    plan.revoke_on_retry.push_back(lease.id());
+    AEC_ASSIGN_OR_RETURN(std::int64_t lease, take_lease(etcd_ttl(req.ttl)));
+    plan.spare_on_retry.emplace_back(lease, etcd_ttl(req.ttl));
     const std::int64_t token = snap.last_token + 1;
     Execution e{.id = req.execution_id,
                 .key = req.key,
@@ -225,10 +320,10 @@ Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireReque
     plan.put(layout_.lease(req.key, token),
              to_text(LeaseValue{
                  .execution = e, .seq = seq, .ttl = req.ttl, .expires_ns = expiry(req.ttl, t)}),
-             lease.id());
+             lease);
     if (d.mine != nullptr) {
       plan.erase(d.mine->etcd_key);
-      plan.revoke_after.push_back(d.mine->lease_id);
+      plan.spare_after.emplace_back(d.mine->lease_id, etcd_ttl(d.mine->value.ttl));
     }
     plan.meta.running.emplace_back(token, seq);
     plan.meta_changed = true;
@@ -255,40 +350,62 @@ Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireReque
     plan.put(layout_.seq(req.key), std::to_string(seq));
   }
   plan.finish(layout_, req.key);
-  AEC_ASSIGN_OR_RETURN(bool committed, commit(*client_, plan));
+  Result<bool> committed = commit_plan(plan);
+  after = std::move(plan.after);
   if (!committed) {
+    return committed.error();
+  }
+  if (!*committed) {
     return std::optional<AcquireResult>();
   }
   r.version = snap.version + (plan.meta_changed ? 1 : 0);
   return std::optional<AcquireResult>(std::move(r));
 }
 
-// Read, decide, and write only when there is something to write, guarded by compares on what
-// was read: two concurrent acquires that both saw the last slot free cannot both commit (the
-// second finds meta and the token counter moved) and the loser decides again from a new read.
-Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req) {
+// Read (or take the cached snapshot), decide, and write only when there is something to write,
+// guarded by compares on what was read: two concurrent acquires that both saw the last slot
+// free cannot both commit (the second finds meta and the token counter moved) and the loser
+// decides again on the state its failed write read back.
+Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool woken) {
+  bool cached = false;
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, snapshot(req.key, !req.once && !woken, cached));
+  if (cached && req.queue && (!snap.leases.empty() || !snap.places.empty())) {
+    // A key others wait on changes under us: a write decided on the cache would likely fail
+    // its compares (a Raft round for nothing). Read.
+    AEC_ASSIGN_OR_RETURN(snap, snapshot(req.key, false, cached));
+  }
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, req.key));
     const StoreTime t = now();
     AEC_ASSIGN_OR_RETURN(Decision d, decide(req, snap, t));
     Attempt a{.revision = snap.revision};
     if (d.predecessor != nullptr) {
       a.watch_key = d.predecessor->etcd_key;
+      a.watched = 1;
     } else {
       a.watch_key = layout_.leases(req.key);
       a.watch_end = prefix_end(a.watch_key);
+      a.watched = snap.leases.size();
     }
     if (read_only(req, d)) {
+      if (cached) {  // answer from a fresh read
+        AEC_ASSIGN_OR_RETURN(snap, snapshot(req.key, false, cached));
+        continue;
+      }
       a.result = std::move(d.result);
       return a;
     }
+    std::optional<KeySnapshot> after;
     AEC_ASSIGN_OR_RETURN(std::optional<AcquireResult> done,
-                         write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap)));
+                         write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap), after));
     if (done) {
       a.result = std::move(*done);
       return a;
     }
-    backoff(attempt);
+    if (!cached) {
+      backoff(attempt);  // lost to a concurrent writer (a stale cache is no contention)
+    }
+    cached = false;
+    snap = std::move(*after);
   }
   return unavailable(fmt::format("{}: acquire of '{}' lost to concurrent writers {} times",
                                  client_->name(), req.key, kMaxAttempts));
@@ -297,8 +414,19 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req) {
 void EtcdStore::await_change(const AcquireRequest& req, const Attempt& a,
                              std::chrono::nanoseconds nap) {
   const MonoTime until = BootClock::now() + nap;
-  Result<std::unique_ptr<Watch>> watch = Watch::open(
-      *client_, a.watch_key, {.range_end = a.watch_end, .start_revision = a.revision + 1});
+  // From now, not from the answer's revision: etcd delivers a watch that starts in the past
+  // from a background loop that runs every 100 ms. The read after it covers the moment in
+  // between: the watched keys as the answer saw them, or decide again at once.
+  Result<std::unique_ptr<Watch>> watch =
+      Watch::open(*client_, a.watch_key, {.range_end = a.watch_end});
+  if (watch) {
+    Result<RangeResponse> seen = client_->range(a.watch_key, a.watch_end);
+    if (!seen || static_cast<std::size_t>(seen->kvs_size()) != a.watched ||
+        std::any_of(seen->kvs().begin(), seen->kvs().end(),
+                    [&](const KeyValue& kv) { return kv.mod_revision() > a.revision; })) {
+      return;
+    }
+  }
   if (!watch) {
     // No member confirmed the watch: nap without it (the next attempt reports an outage).
     std::mutex mu;
@@ -320,9 +448,9 @@ Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
   const bool park = req.queue && req.park.count() > 0 && !manual_;
   const MonoTime start = BootClock::now();
   const MonoTime until = start + req.park;
-  for (;;) {
+  for (bool woken = false;; woken = true) {
     const MonoTime began = BootClock::now();
-    AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req));
+    AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req, woken));
     a.result.held = std::chrono::floor<milliseconds>(began - start);
     const auto left = until - BootClock::now();
     if (!park || a.result.outcome != AcquireOutcome::Busy || left <= left.zero()) {

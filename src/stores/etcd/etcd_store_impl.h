@@ -3,9 +3,12 @@
 // list, wait) and etcd_store_purge.cc. See etcd_store.h for the design.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <aec/open_store.h>
@@ -15,6 +18,7 @@
 #include "stores/etcd/etcd_key_state.h"
 #include "stores/etcd/etcd_records.h"
 #include "stores/etcd/etcd_url.h"
+#include "stores/etcd/lease_once.h"
 
 namespace aec::etcd {
 
@@ -54,6 +58,7 @@ class EtcdStore final : public Store {
     AcquireResult result;
     std::string watch_key;
     std::string watch_end;      // empty: watch_key alone
+    std::size_t watched = 0;    // how many keys it holds at `revision`
     std::int64_t revision = 0;  // the read the answer was decided on
   };
 
@@ -71,27 +76,49 @@ class EtcdStore final : public Store {
   Result<Decision> decide(const AcquireRequest& req, const KeySnapshot& snap,
                           const StoreTime& t) const;
   bool read_only(const AcquireRequest& req, Decision& d) const;
-  // One read-decide-write of acquire.
-  Result<Attempt> attempt(const AcquireRequest& req);
+  // One read-decide-write of acquire; `woken`: after a change seen while parked (then what the
+  // store last saw of the key is stale: read it).
+  Result<Attempt> attempt(const AcquireRequest& req, bool woken);
   // Blocks until `a`'s watch sees a change, `nap` passes, or req.stop.
   void await_change(const AcquireRequest& req, const Attempt& a, std::chrono::nanoseconds nap);
   // One attempt at acquire's write, added to `plan` (guarded by what was read): nullopt when the
   // key changed meanwhile (read again).
+  // `after` is the key as the write left it, or as it failed the write's compares.
   Result<std::optional<AcquireResult>> write_acquire(const AcquireRequest& req,
                                                      const KeySnapshot& snap, const StoreTime& t,
-                                                     Decision d, WritePlan plan);
+                                                     Decision d, WritePlan plan,
+                                                     std::optional<KeySnapshot>& after);
   Status plan_queue(const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t,
                     const Decision& d, WritePlan& plan, bool& new_seq);
   Result<std::int64_t> purge_history(const PurgeRequest& req);
   Result<std::int64_t> reap_all();
   Status delete_entries(const std::vector<std::pair<std::string, std::string>>& batch);
   Result<std::int64_t> read_version(std::string_view key, std::int64_t& revision) const;
+  // The key's state to decide on. With `may_cache`, the snapshot this store last saw of it (the
+  // read-back of its last write there, or its last read: `cached` is set), when that snapshot
+  // needs no history read; else a linearizable read. A decision on a cached snapshot may lead
+  // only to a guarded write, which fails if the key changed since (and reads it anew in the same
+  // transaction); an answer without a write is given from a fresh read. So a holder that
+  // releases, or a client that takes its own key again, needs one round trip, not two.
+  Result<KeySnapshot> snapshot(std::string_view key, bool may_cache, bool& cached);
+  void remember(const KeySnapshot& snap);
+  // An etcd lease of `ttl` with no keys: a spare one kept alive again (one keep-alive, which
+  // etcd's leader answers without a Raft round), else a new grant (a Raft round).
+  Result<std::int64_t> take_lease(std::chrono::seconds ttl);
+  // commit(), then keeps the plan's spare leases: those the write freed when it committed, those
+  // taken for it when its compares failed (revoked when the outcome is unknown).
+  Result<bool> commit_plan(WritePlan& plan);
 
   EtcdUrl url_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<KeepAliveStream> keep_alive_;  // renewals, places kept, spare leases reused
   Layout layout_;
   std::shared_ptr<Clock> clock_;
   bool manual_;
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, KeySnapshot> cache_;  // guarded by cache_mu_
+  std::mutex spare_mu_;
+  std::vector<std::pair<std::int64_t, std::chrono::seconds>> spare_;  // guarded by spare_mu_
 };
 
 // Attempts of one write before it gives up (Unavailable) under contention.

@@ -39,7 +39,7 @@ Result<LeaseOutcome> EtcdStore::renew(std::string_view key, std::int64_t token, 
       return LeaseOutcome::Lost;
     }
     if (!manual_ && value.ttl == ttl) {
-      AEC_ASSIGN_OR_RETURN(std::int64_t left, keep_alive_once(*client_, kv.lease()));
+      AEC_ASSIGN_OR_RETURN(std::int64_t left, keep_alive_->keep_alive(kv.lease()));
       if (left <= 0) {
         return LeaseOutcome::Lost;
       }
@@ -69,17 +69,39 @@ Result<LeaseOutcome> EtcdStore::renew(std::string_view key, std::int64_t token, 
 Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token,
                                         const Outcome& outcome) {
   AEC_RETURN_IF_ERROR(check_release_args(key, token, outcome));
+  // Read first, not from the cache: a holder releases after its work, which may have outlasted
+  // a leader; a read waits out an election and leads the client to a live member, while a
+  // write sent first to a member that lost its leader would hang until rpc_timeout, and the
+  // next holder would wait for it.
+  bool cached = false;
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, snapshot(key, false, cached));
+  // A write that failed and may have been applied: the history entry it wrote, and when.
+  std::optional<std::pair<std::int64_t, SysTime>> unsure;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
     const StoreTime t = now();
     const LeaseEntry* l = snap.lease(token);
     const bool live = l != nullptr && t.live(l->value.expires_ns);
     const bool running = std::any_of(snap.meta.running.begin(), snap.meta.running.end(),
                                      [&](const auto& r) { return r.first == token; });
     if (!live && !running) {
+      if (cached) {  // answer from a fresh read
+        AEC_ASSIGN_OR_RETURN(snap, snapshot(key, false, cached));
+        continue;
+      }
+      if (unsure) {  // gone: by our write, if the history shows what it wrote
+        AEC_ASSIGN_OR_RETURN(auto entries,
+                             read_entries(*client_, layout_, key, {unsure->first}, snap.revision));
+        // History keeps milliseconds.
+        const auto wrote = std::chrono::time_point_cast<milliseconds>(unsure->second);
+        if (!entries.empty() && entries[0].second.status == outcome.status &&
+            entries[0].second.ended_at == wrote) {
+          return LeaseOutcome::Ok;
+        }
+      }
       return LeaseOutcome::Lost;
     }
-    WritePlan plan = WritePlan::guarded(layout_, snap);
+    // Nothing is granted or numbered: a place taken at the tail meanwhile does not matter.
+    WritePlan plan = WritePlan::guarded(layout_, snap, /*counters=*/false);
     const SysTime wall = clock_->system_now();
     AEC_RETURN_IF_ERROR(plan_reap(*client_, layout_, snap, t, wall, plan));
     if (live) {
@@ -90,14 +112,31 @@ Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token
       e.ended_at = wall;
       plan.end(layout_, token, l->value.seq, e);
       plan.erase(l->etcd_key);
-      plan.revoke_after.push_back(l->lease_id);
+      plan.spare_after.emplace_back(l->lease_id, etcd_ttl(l->value.ttl));
     }
     plan.finish(layout_, key);
-    AEC_ASSIGN_OR_RETURN(bool committed, commit(*client_, plan));
-    if (committed) {
+    Result<bool> committed = commit_plan(plan);
+    if (!committed) {
+      if (committed.error().code() != Code::Unavailable) {
+        return committed.error();
+      }
+      // The member failed (a leader election, a dead member): the write may or may not have
+      // been applied. Read the key back (reads wait out an election) and go on from there: the
+      // guarded write can be sent again, and is applied at most once.
+      if (live) {
+        unsure.emplace(l->value.seq, wall);
+      }
+      AEC_ASSIGN_OR_RETURN(snap, snapshot(key, false, cached));
+      continue;
+    }
+    if (*committed) {
       return live ? LeaseOutcome::Ok : LeaseOutcome::Lost;
     }
-    backoff(attempt);
+    if (!cached) {
+      backoff(attempt);
+    }
+    cached = false;
+    snap = std::move(*plan.after);
   }
   return contention(*client_, "release", key);
 }
@@ -111,11 +150,16 @@ Result<Handoff> EtcdStore::release_and_acquire(std::string_view key, std::int64_
   AEC_RETURN_IF_ERROR(check_release_args(key, token, outcome));
   AEC_RETURN_IF_ERROR(check_handoff(key, next));
   AEC_RETURN_IF_ERROR(check_acquire_request(next));
+  bool cached = false;
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, snapshot(key, !next.once, cached));
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
     const StoreTime t = now();
     const LeaseEntry* l = snap.lease(token);
     if (l == nullptr || !t.live(l->value.expires_ns)) {
+      if (cached) {  // answer from a fresh read
+        AEC_ASSIGN_OR_RETURN(snap, snapshot(key, false, cached));
+        continue;
+      }
       return Store::release_and_acquire(key, token, outcome, next);
     }
     WritePlan plan = WritePlan::guarded(layout_, snap);
@@ -126,17 +170,22 @@ Result<Handoff> EtcdStore::release_and_acquire(std::string_view key, std::int64_
     e.ended_at = clock_->system_now();
     plan.end(layout_, token, l->value.seq, e);
     plan.erase(l->etcd_key);
-    plan.revoke_after.push_back(l->lease_id);
+    plan.spare_after.emplace_back(l->lease_id, etcd_ttl(l->value.ttl));
     KeySnapshot after = snap;
     std::erase_if(after.leases, [&](const LeaseEntry& x) { return x.token == token; });
     after.meta = plan.meta;
     AEC_ASSIGN_OR_RETURN(Decision d, decide(next, after, t));
+    std::optional<KeySnapshot> read_back;
     AEC_ASSIGN_OR_RETURN(std::optional<AcquireResult> done,
-                         write_acquire(next, after, t, std::move(d), std::move(plan)));
+                         write_acquire(next, after, t, std::move(d), std::move(plan), read_back));
     if (done) {
       return Handoff{.released = LeaseOutcome::Ok, .next = std::move(*done)};
     }
-    backoff(attempt);
+    if (!cached) {
+      backoff(attempt);
+    }
+    cached = false;
+    snap = std::move(*read_back);
   }
   return contention(*client_, "release_and_acquire", key);
 }
