@@ -149,6 +149,11 @@ WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap, bool
   return plan;
 }
 
+void WritePlan::guard_sequence_only(const Layout& layout, const KeySnapshot& snap) {
+  txn.clear_compare();
+  *txn.add_compare() = compare_version(layout.seq(snap.key), Compare::EQUAL, snap.last_seq);
+}
+
 void WritePlan::put(std::string_view k, std::string_view v, std::int64_t lease) {
   *txn.add_success() = op_put(k, v, {.lease = lease});
 }

@@ -94,6 +94,8 @@ struct WritePlan {
   // neither grants nor numbers anything, so that a place taken at the tail of the line
   // meanwhile does not fail it).
   static WritePlan guarded(const Layout& layout, const KeySnapshot& snap, bool counters = true);
+  // Drops the compares but the sequence counter's (for a write that only adds a numbered key).
+  void guard_sequence_only(const Layout& layout, const KeySnapshot& snap);
   void put(std::string_view k, std::string_view v, std::int64_t lease = 0);
   void erase(std::string_view k);
   // Ends the running execution `seq` (token) as `e` says: rewrites its history entry and drops

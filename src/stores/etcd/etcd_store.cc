@@ -331,6 +331,12 @@ Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireReque
     r.lease =
         Lease{.key = req.key, .execution_id = req.execution_id, .token = token, .ttl = req.ttl};
   } else {
+    if (d.mine == nullptr && !req.record_skipped && plan.txn.success_size() == 0) {
+      // Only a new place at the tail to write: it needs its number alone, not the key as read.
+      // If a slot was freed meanwhile, the caller sees it when it starts to wait (and a place
+      // taken needlessly is harmless), so joining a busy line does not race every handover.
+      plan.guard_sequence_only(layout_, snap);
+    }
     AEC_RETURN_IF_ERROR(plan_queue(req, snap, t, d, plan, new_seq));
     if (req.record_skipped) {
       Execution skipped{.id = req.execution_id,
