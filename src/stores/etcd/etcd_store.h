@@ -37,10 +37,16 @@
 // - watch_changes(): one Watch on the whole k/ tree, reporting a key when its meta key is put or
 //   a lease or place of it is deleted (freed, or lapsed by etcd's clock); resumed from the next
 //   revision by the Watch itself when a member dies, "" after a compaction or a new watch.
+// - Fewer round trips: every guarded write reads its key back in the same Txn (after the
+//   writes, or as it failed them), and an acquire that was not woken decides on that snapshot
+//   (one Txn for a free key; a stale snapshot only fails the compares). Answers without a write
+//   come from a fresh read, and a release always reads first (a write sent first to a member
+//   that has just lost its leader hangs until the deadline). Released etcd leases are reused,
+//   reset by one keep-alive on a stream kept open, rather than revoked and granted anew.
 // - release_and_acquire: one guarded Txn when the token holds a live lease (the acquire is
 //   decided on the state the release leaves), so the slot passes with no moment in between;
 //   with nothing to free, release then acquire.
-// Thread-safe: the client is, and the store keeps no mutable state of its own.
+// Thread-safe: the client is, and the snapshot cache and the spare leases are behind mutexes.
 #pragma once
 
 #include <memory>
