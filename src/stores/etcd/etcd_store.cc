@@ -33,6 +33,10 @@ EtcdStore::EtcdStore(EtcdUrl url, std::unique_ptr<Client> client, const StoreOpt
       clock_(options.clock),
       manual_(options.clock.get() != real_clock().get()) {}
 
+// How many writes of one acquire may fail with an unknown outcome (each read back) before the
+// acquire reports the failure.
+constexpr int kMaxUnsureWrites = 3;
+
 // At most this many spare etcd leases are kept; more are revoked.
 constexpr std::size_t kMaxSpareLeases = 256;
 
@@ -375,6 +379,7 @@ Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireReque
 Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool woken) {
   bool cached = false;
   AEC_ASSIGN_OR_RETURN(KeySnapshot snap, snapshot(req.key, !req.once && !woken, cached));
+  int unsure = 0;  // writes that failed and may have been applied
   if (cached && req.queue && (!snap.leases.empty() || !snap.places.empty())) {
     // A key others wait on changes under us: a write decided on the cache would likely fail
     // its compares (a Raft round for nothing). Read.
@@ -401,10 +406,31 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
       return a;
     }
     std::optional<KeySnapshot> after;
-    AEC_ASSIGN_OR_RETURN(std::optional<AcquireResult> done,
-                         write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap), after));
-    if (done) {
-      a.result = std::move(*done);
+    Result<std::optional<AcquireResult>> done =
+        write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap), after);
+    if (!done) {
+      if (done.error().code() != Code::Unavailable || ++unsure > kMaxUnsureWrites) {
+        return done.error();
+      }
+      // A member failed under the write (a leader election, a dead member): it may or may not
+      // have been applied. Read the key back (a read waits out an election): a lease of this
+      // execution means it was, and is the answer; else decide again (the write is guarded).
+      AEC_ASSIGN_OR_RETURN(snap, snapshot(req.key, false, cached));
+      for (const LeaseEntry& l : snap.leases) {
+        if (l.value.execution.id == req.execution_id) {
+          a.result = {.outcome = AcquireOutcome::Granted,
+                      .lease = {.key = req.key,
+                                .execution_id = req.execution_id,
+                                .token = l.token,
+                                .ttl = l.value.ttl},
+                      .version = snap.version};
+          return a;
+        }
+      }
+      continue;
+    }
+    if (*done) {
+      a.result = std::move(**done);
       return a;
     }
     if (!cached) {
