@@ -2,8 +2,9 @@
 // scripts/dev-servers.sh, on the real clock: tokens survive purge, a refused acquire writes
 // nothing, etcd's own lease TTL ends a lease whose holder stopped renewing, a wait is woken by a
 // change made through another Store object, malformed URLs are refused in one line, and a lease
-// outlives the kill -9 of the cluster's leader without a second holder being let in, and a
-// release wakes only the next caller parked in line.
+// outlives the kill -9 of the cluster's leader without a second holder being let in, a release
+// wakes only the next caller parked in line, a stale cached snapshot never grants a held key, and
+// a reused etcd lease is reset to its full TTL.
 #include <chrono>
 #include <future>
 #include <memory>
@@ -238,6 +239,60 @@ TEST_F(EtcdStoreTest, AReleaseWakesOnlyTheNextInLine) {
   // With a herd the first handover would cost a read per waiter behind (11) more than the last
   // one; without, they differ by a request or two (a retried commit, a keep-alive's reconnect).
   EXPECT_LT(costs.front(), costs.back() + kWaiters / 2) << fmt::format("{}", fmt::join(costs, " "));
+}
+
+// The store decides an acquire on what its own last write read back (one round trip). That
+// snapshot goes stale when another client changes the key: the answer must still be the
+// cluster's. Here A's snapshot says "free" while B holds the key.
+TEST_F(EtcdStoreTest, AStaleSnapshotNeverGrantsAHeldKey) {
+  std::unique_ptr<Store> other = open();
+  ASSERT_NE(other, nullptr);
+  auto first = store_->acquire(request("k", "a1"));
+  ASSERT_TRUE(first.has_value()) << first.error().to_string();
+  ASSERT_EQ(*store_->release("k", first->lease.token, {}), LeaseOutcome::Ok);
+  auto held = other->acquire(request("k", "b1"));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  auto busy = store_->acquire(request("k", "a2"));
+  ASSERT_TRUE(busy.has_value()) << busy.error().to_string();
+  EXPECT_EQ(busy->outcome, AcquireOutcome::Busy);
+  ASSERT_EQ(busy->holders.size(), 1u);
+  EXPECT_EQ(busy->holders[0].execution.id, "b1");
+  // B's release, then A again: granted, with the next token (not one A's snapshot implied).
+  ASSERT_EQ(*other->release("k", held->lease.token, {}), LeaseOutcome::Ok);
+  auto again = store_->acquire(request("k", "a3"));
+  ASSERT_TRUE(again.has_value()) << again.error().to_string();
+  ASSERT_EQ(again->outcome, AcquireOutcome::Granted);
+  EXPECT_EQ(again->lease.token, held->lease.token + 1);
+  // And a release of a lease another client has since taken over is refused.
+  EXPECT_EQ(*store_->release("k", held->lease.token, {}), LeaseOutcome::Lost);
+}
+
+// A released lease's etcd lease is reused for the next grant, reset to its full TTL first: the
+// new holder's key must live the whole ttl from its grant.
+TEST_F(EtcdStoreTest, AReusedEtcdLeaseIsResetToItsFullTtl) {
+  auto first = store_->acquire(request("a", "e1", 10s));
+  ASSERT_TRUE(first.has_value()) << first.error().to_string();
+  auto lease_of = [&](const std::string& key, std::int64_t token) -> std::int64_t {
+    auto r = client_->range(prefix_ + "k/" + key + "/l/" + fmt::format("{:020}", token));
+    return r && !r->kvs().empty() ? r->kvs(0).lease() : 0;
+  };
+  const std::int64_t used = lease_of("a", first->lease.token);
+  ASSERT_NE(used, 0);
+  ASSERT_EQ(*store_->release("a", first->lease.token, {}), LeaseOutcome::Ok);
+  // Let the spare lease run down a little, so that a reuse without a reset would show.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto ttl = client_->lease_time_to_live(used);
+        return ttl && ttl->ttl() > 0 && ttl->ttl() <= 8;
+      },
+      10s));
+  auto second = store_->acquire(request("b", "e2", 10s));
+  ASSERT_TRUE(second.has_value()) << second.error().to_string();
+  EXPECT_EQ(lease_of("b", second->lease.token), used) << "the spare etcd lease was not reused";
+  auto ttl = client_->lease_time_to_live(used);
+  ASSERT_TRUE(ttl.has_value()) << ttl.error().to_string();
+  EXPECT_GE(ttl->ttl(), 9) << "reused without a reset to its full TTL";
 }
 
 TEST_F(EtcdStoreTest, MalformedUrlsAreRefusedInOneLine) {
