@@ -12,6 +12,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/postgres/pg_schema.h"
 #include "tests/support/servers.h"
 
 namespace aec::testing {
@@ -200,6 +201,25 @@ TEST_F(PostgresStoreTest, ANewerSchemaIsRefusedAndLeftAlone) {
   EXPECT_EQ(store.error().code(), Code::FailedPrecondition);
   EXPECT_NE(store.error().message().find("upgrade aec"), std::string::npos);
   EXPECT_EQ(sql.one("SELECT value FROM " + schema_ + ".meta WHERE name = 'schema_version'"), "99");
+}
+
+// A database written by an older aec (schema version 1: the same tables, older functions) is
+// upgraded in place by the next open, and what it held is still held.
+TEST_F(PostgresStoreTest, AnOlderSchemaIsUpgradedInPlaceKeepingItsLeases) {
+  auto first = open(url());
+  auto held = first->acquire({.key = "k", .execution_id = "e1", .ttl = 60s});
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  Sql sql(base_);
+  sql.one("UPDATE " + schema_ + ".meta SET value = '1' WHERE name = 'schema_version'");
+  auto store = open_store(url());
+  ASSERT_TRUE(store.has_value()) << store.error().to_string();
+  EXPECT_EQ(sql.one("SELECT value FROM " + schema_ + ".meta WHERE name = 'schema_version'"),
+            std::to_string(pg::kSchemaVersion));
+  auto busy = (*store)->acquire({.key = "k", .execution_id = "e2", .ttl = 60s});
+  ASSERT_TRUE(busy.has_value()) << busy.error().to_string();
+  EXPECT_EQ(busy->outcome, AcquireOutcome::Busy);
+  EXPECT_EQ(*(*store)->release("k", held->lease.token, {}), LeaseOutcome::Ok);
 }
 
 TEST_F(PostgresStoreTest, ConcurrentFirstOpensCreateTheSchemaOnce) {
