@@ -1,0 +1,159 @@
+// T12: the deterministic simulation (simulation.h) over the memory store, 20,000 seeds (or
+// AEC_SIM_SEEDS), after the seeds of tests/fault/sim_regressions.txt. A failing seed is printed
+// and appended to sim_failures.txt in the working directory: add it to the regression list.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "stores/memory/memory_store.h"
+#include "tests/fault/simulation.h"
+
+namespace aec::testing {
+namespace {
+
+std::uint64_t seeds_to_run() {
+  const char* n = std::getenv("AEC_SIM_SEEDS");
+  return n != nullptr && *n != '\0' ? std::stoull(n) : 20'000;
+}
+
+// The seeds of the regression list: one per line, '#' starts a comment.
+std::vector<std::uint64_t> regression_seeds() {
+  std::ifstream in(std::string(AEC_SOURCE_DIR) + "/tests/fault/sim_regressions.txt");
+  std::vector<std::uint64_t> seeds;
+  std::string line;
+  while (std::getline(in, line)) {
+    line = line.substr(0, line.find('#'));
+    std::istringstream words(line);
+    std::uint64_t seed = 0;
+    if (words >> seed) {
+      seeds.push_back(seed);
+    }
+  }
+  return seeds;
+}
+
+SimulationResult run_seed(
+    std::uint64_t seed,
+    const std::function<std::unique_ptr<Store>(std::shared_ptr<ManualClock>)>& make) {
+  auto clock = std::make_shared<ManualClock>();
+  std::unique_ptr<Store> store = make(clock);
+  return simulate(seed, *store, *clock);
+}
+
+std::unique_ptr<Store> memory(std::shared_ptr<ManualClock> clock) {
+  return make_memory_store(std::move(clock));
+}
+
+void record_failure(std::uint64_t seed) {
+  std::ofstream("sim_failures.txt", std::ios::app) << seed << "\n";
+}
+
+TEST(Simulation, RegressionSeedsStayFixed) {
+  std::vector<std::uint64_t> seeds = regression_seeds();
+  for (std::uint64_t seed : seeds) {
+    SimulationResult r = run_seed(seed, memory);
+    EXPECT_FALSE(r.violation) << "seed " << seed << ": " << *r.violation;
+  }
+}
+
+TEST(Simulation, NoSeedBreaksAnInvariant) {
+  const std::uint64_t n = seeds_to_run();
+  std::uint64_t grants = 0;
+  std::uint64_t stale = 0;
+  int violations = 0;
+  for (std::uint64_t seed = 1; seed <= n; ++seed) {
+    SimulationResult r = run_seed(seed, memory);
+    grants += static_cast<std::uint64_t>(r.grants);
+    stale += static_cast<std::uint64_t>(r.stale_calls);
+    if (r.violation) {
+      ++violations;
+      record_failure(seed);
+      ADD_FAILURE() << "seed " << seed << " (added to sim_failures.txt; add it to "
+                    << "tests/fault/sim_regressions.txt once fixed): " << *r.violation;
+      if (violations >= 5) {
+        break;
+      }
+    }
+  }
+  std::printf("T12 memory: %llu seeds, %llu grants, %llu stale renewals/releases, %d violations\n",
+              static_cast<unsigned long long>(n), static_cast<unsigned long long>(grants),
+              static_cast<unsigned long long>(stale), violations);
+  // The schedules reach what they must: grants, and calls made after a lease had lapsed.
+  EXPECT_GT(grants, n);
+  EXPECT_GT(stale, n / 10);
+}
+
+TEST(Simulation, TheSameSeedGivesTheSameRun) {
+  for (std::uint64_t seed : {7ULL, 4242ULL, 99991ULL}) {
+    SimulationResult a = run_seed(seed, memory);
+    SimulationResult b = run_seed(seed, memory);
+    EXPECT_EQ(a.grants, b.grants) << seed;
+    EXPECT_EQ(a.stale_calls, b.stale_calls) << seed;
+    EXPECT_EQ(a.violation, b.violation) << seed;
+  }
+}
+
+// A store whose release frees the key's oldest lease whatever the token (the bug of a release
+// matched by key alone): a stale release then frees a newer holder's lease. The simulation must
+// catch it, or it proves nothing.
+class ReleaseByKeyStore final : public Store {
+ public:
+  explicit ReleaseByKeyStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+  Result<AcquireResult> acquire(const AcquireRequest& req) override { return inner_->acquire(req); }
+  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override {
+    return inner_->renew(key, token, ttl);
+  }
+  Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
+                               const Outcome& outcome) override {
+    Result<KeyState> state = inner_->get(key);
+    if (state && !state->holders.empty()) {
+      token = state->holders.front().execution.token;
+    }
+    return inner_->release(key, token, outcome);
+  }
+  Result<KeyState> get(std::string_view key) override { return inner_->get(key); }
+  Result<std::vector<Execution>> list(const ListFilter& filter) override {
+    return inner_->list(filter);
+  }
+  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
+                            std::stop_token stop) override {
+    return inner_->wait(key, version, deadline, std::move(stop));
+  }
+  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
+                                           const Owner& by) override {
+    return inner_->force_release(key, reason, by);
+  }
+  Result<PurgeResult> purge(const PurgeRequest& req) override { return inner_->purge(req); }
+  Status leave_queue(std::string_view key, std::string_view execution_id) override {
+    return inner_->leave_queue(key, execution_id);
+  }
+  std::string url() const override { return "release-by-key:"; }
+
+ private:
+  std::unique_ptr<Store> inner_;
+};
+
+TEST(Simulation, CatchesAReleaseThatIgnoresTheToken) {
+  auto broken = [](std::shared_ptr<ManualClock> clock) -> std::unique_ptr<Store> {
+    return std::make_unique<ReleaseByKeyStore>(make_memory_store(std::move(clock)));
+  };
+  int caught = 0;
+  std::string example;
+  for (std::uint64_t seed = 1; seed <= 2'000 && caught == 0; ++seed) {
+    SimulationResult r = run_seed(seed, broken);
+    if (r.violation) {
+      ++caught;
+      example = *r.violation;
+    }
+  }
+  ASSERT_GT(caught, 0) << "2,000 seeds never caught a release that frees another's lease";
+  EXPECT_NE(example.find("I2"), std::string::npos) << example;
+}
+
+}  // namespace
+}  // namespace aec::testing
