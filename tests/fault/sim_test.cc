@@ -1,5 +1,6 @@
-// T12: the deterministic simulation (simulation.h) over the memory store, 20,000 seeds (or
-// AEC_SIM_SEEDS), after the seeds of tests/fault/sim_regressions.txt. A failing seed is printed
+// T12: the deterministic simulation (simulation.h) over the memory store, 20,000 seeds (5,000
+// under a sanitizer; AEC_SIM_SEEDS sets another number), after the seeds of
+// tests/fault/sim_regressions.txt. A failing seed is printed
 // and appended to sim_failures.txt in the working directory: add it to the regression list.
 #include <cstdlib>
 #include <fstream>
@@ -18,7 +19,7 @@ namespace {
 
 std::uint64_t seeds_to_run() {
   const char* n = std::getenv("AEC_SIM_SEEDS");
-  return n != nullptr && *n != '\0' ? std::stoull(n) : 20'000;
+  return n != nullptr && *n != '\0' ? std::stoull(n) : AEC_SIM_DEFAULT_SEEDS;
 }
 
 // The seeds of the regression list: one per line, '#' starts a comment.
