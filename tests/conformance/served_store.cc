@@ -6,6 +6,7 @@
 #include <aec/open_store.h>
 
 #include "server/server.h"
+#include "tests/support/forwarding_store.h"
 #include "tests/support/test_cert.h"
 
 namespace aec::testing {
@@ -21,46 +22,17 @@ T or_die(Result<T> r, const std::string& what) {
 }
 
 // The http client, owning the server it talks to.
-class ServedStore final : public Store {
+class ServedStore final : public ForwardingStore {
  public:
   ServedStore(std::unique_ptr<server::Server> server, std::unique_ptr<Store> client)
-      : server_(std::move(server)), client_(std::move(client)) {}
+      : ForwardingStore(std::move(client)), server_(std::move(server)) {}
   ~ServedStore() override {
-    client_.reset();  // close the client's connections first
+    drop_inner();  // close the client's connections first
     server_->stop();
   }
 
-  Result<AcquireResult> acquire(const AcquireRequest& req) override {
-    return client_->acquire(req);
-  }
-  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override {
-    return client_->renew(key, token, ttl);
-  }
-  Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
-                               const Outcome& outcome) override {
-    return client_->release(key, token, outcome);
-  }
-  Result<KeyState> get(std::string_view key) override { return client_->get(key); }
-  Result<std::vector<Execution>> list(const ListFilter& filter) override {
-    return client_->list(filter);
-  }
-  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
-                            std::stop_token stop) override {
-    return client_->wait(key, version, deadline, std::move(stop));
-  }
-  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
-                                           const Owner& by) override {
-    return client_->force_release(key, reason, by);
-  }
-  Result<PurgeResult> purge(const PurgeRequest& req) override { return client_->purge(req); }
-  Status leave_queue(std::string_view key, std::string_view execution_id) override {
-    return client_->leave_queue(key, execution_id);
-  }
-  std::string url() const override { return client_->url(); }
-
  private:
   std::unique_ptr<server::Server> server_;
-  std::unique_ptr<Store> client_;
 };
 
 }  // namespace

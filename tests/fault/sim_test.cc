@@ -13,6 +13,7 @@
 
 #include "stores/memory/memory_store.h"
 #include "tests/fault/simulation.h"
+#include "tests/support/forwarding_store.h"
 
 namespace aec::testing {
 namespace {
@@ -102,41 +103,17 @@ TEST(Simulation, TheSameSeedGivesTheSameRun) {
 // A store whose release frees the key's oldest lease whatever the token (the bug of a release
 // matched by key alone): a stale release then frees a newer holder's lease. The simulation must
 // catch it, or it proves nothing.
-class ReleaseByKeyStore final : public Store {
+class ReleaseByKeyStore final : public ForwardingStore {
  public:
-  explicit ReleaseByKeyStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
-  Result<AcquireResult> acquire(const AcquireRequest& req) override { return inner_->acquire(req); }
-  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override {
-    return inner_->renew(key, token, ttl);
-  }
+  using ForwardingStore::ForwardingStore;
   Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
                                const Outcome& outcome) override {
-    Result<KeyState> state = inner_->get(key);
+    Result<KeyState> state = inner().get(key);
     if (state && !state->holders.empty()) {
       token = state->holders.front().execution.token;
     }
-    return inner_->release(key, token, outcome);
+    return inner().release(key, token, outcome);
   }
-  Result<KeyState> get(std::string_view key) override { return inner_->get(key); }
-  Result<std::vector<Execution>> list(const ListFilter& filter) override {
-    return inner_->list(filter);
-  }
-  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
-                            std::stop_token stop) override {
-    return inner_->wait(key, version, deadline, std::move(stop));
-  }
-  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
-                                           const Owner& by) override {
-    return inner_->force_release(key, reason, by);
-  }
-  Result<PurgeResult> purge(const PurgeRequest& req) override { return inner_->purge(req); }
-  Status leave_queue(std::string_view key, std::string_view execution_id) override {
-    return inner_->leave_queue(key, execution_id);
-  }
-  std::string url() const override { return "release-by-key:"; }
-
- private:
-  std::unique_ptr<Store> inner_;
 };
 
 TEST(Simulation, CatchesAReleaseThatIgnoresTheToken) {
