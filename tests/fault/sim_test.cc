@@ -157,5 +157,33 @@ TEST(Simulation, CatchesAReleaseThatIgnoresTheToken) {
   EXPECT_NE(example.find("I2"), std::string::npos) << example;
 }
 
+// A store that keeps every lease twice as long as asked: a holder that counts on its ttl is
+// safe, but a grant whose answer was lost blocks the key past one ttl. Must be caught.
+class DoubleTtlStore final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<AcquireResult> acquire(const AcquireRequest& req) override {
+    AcquireRequest longer = req;
+    longer.ttl = req.ttl * 2;
+    Result<AcquireResult> r = inner().acquire(longer);
+    if (r && r->outcome == AcquireOutcome::Granted) {
+      r->lease.ttl = req.ttl;
+    }
+    return r;
+  }
+};
+
+TEST(Simulation, CatchesALostGrantThatOutlivesItsTtl) {
+  auto broken = [](std::shared_ptr<ManualClock> clock) -> std::unique_ptr<Store> {
+    return std::make_unique<DoubleTtlStore>(make_memory_store(std::move(clock)));
+  };
+  std::string example;
+  for (std::uint64_t seed = 1; seed <= 2'000 && example.empty(); ++seed) {
+    example = run_seed(seed, broken).violation.value_or("");
+  }
+  ASSERT_FALSE(example.empty()) << "2,000 seeds never caught a lost grant outliving its ttl";
+  EXPECT_NE(example.find("answer was lost"), std::string::npos) << example;
+}
+
 }  // namespace
 }  // namespace aec::testing

@@ -21,6 +21,8 @@ struct SimKey {
 };
 const std::array<SimKey, 2> kKeys = {SimKey{"k1", 1}, SimKey{"k2", 2}};
 const std::array<milliseconds, 3> kTtls = {milliseconds(20), milliseconds(100), milliseconds(500)};
+// How often an answer is lost on its way back to the caller (after the store acted on it).
+constexpr double kLostReply = 0.08;
 // Clock advances: mostly short (calls in quick succession), sometimes past every ttl.
 const std::array<milliseconds, 8> kAdvances = {
     milliseconds(0),  milliseconds(1),  milliseconds(5),   milliseconds(19),
@@ -31,6 +33,13 @@ struct Held {
   std::int64_t token = 0;
   milliseconds ttl{0};
   MonoTime valid_until;  // what the client counts on: send time + ttl
+};
+
+// A grant whose answer was lost on the way back (the store committed it, the caller never knew).
+struct Orphan {
+  std::string key;
+  std::int64_t token = 0;
+  MonoTime lapses_by;  // sent + ttl: the store must have let it go by then
 };
 
 struct Client {
@@ -94,6 +103,10 @@ class Sim {
       return;
     }
     if (action == 1) {
+      if (chance(0.5)) {
+        retry_release();
+        return;
+      }
       auto d = std::chrono::seconds(static_cast<int>(pick(121)) - 60);
       clock_.step_wall(d);
       note(fmt::format("wall clock {:+} s", d.count()));
@@ -147,16 +160,23 @@ class Sim {
       fail(fmt::format("{} acquire of {} failed: {}", c.name, key, r.error().to_string()));
       return;
     }
+    if (chance(kLostReply)) {
+      // The answer is lost: the caller asks again later under a new execution id, as a runner
+      // that exited on the error would. What it was granted must lapse within one ttl.
+      note(fmt::format("{} acquire of {}: answer lost", c.name, key));
+      if (r->outcome == AcquireOutcome::Granted) {
+        ++result_.grants;
+        note_grant(c, key, r->lease.token);
+        orphans_.push_back({.key = key, .token = r->lease.token, .lapses_by = sent + req.ttl});
+      }
+      c.line.reset();
+      return;
+    }
     if (r->outcome == AcquireOutcome::Granted) {
       ++result_.grants;
       note(fmt::format("{} granted {} token {} ttl {} ms", c.name, key, r->lease.token,
                        req.ttl.count()));
-      std::int64_t& last = last_token_[key];
-      if (r->lease.token <= last) {  // I1
-        fail(fmt::format("I1: {} granted token {} on {} after token {}", c.name, r->lease.token,
-                         key, last));
-      }
-      last = std::max(last, r->lease.token);
+      note_grant(c, key, r->lease.token);
       c.held = Held{.key = key,
                     .token = r->lease.token,
                     .ttl = req.ttl,
@@ -168,6 +188,14 @@ class Sim {
     if (req.queue) {
       c.line = key;
     }
+  }
+
+  void note_grant(const Client& c, const std::string& key, std::int64_t token) {
+    std::int64_t& last = last_token_[key];
+    if (token <= last) {  // I1
+      fail(fmt::format("I1: {} granted token {} on {} after token {}", c.name, token, key, last));
+    }
+    last = std::max(last, token);
   }
 
   void renew(Client& c) {
@@ -183,6 +211,10 @@ class Sim {
     }
     note(fmt::format("{} renews {} token {}: {}", c.name, h.key, h.token,
                      *r == LeaseOutcome::Ok ? "ok" : "lost"));
+    if (chance(kLostReply)) {
+      note(fmt::format("{}: answer lost (it counts on its last renewal still)", c.name));
+      return;
+    }
     if (*r == LeaseOutcome::Ok) {
       h.valid_until = sent + h.ttl;
     } else {
@@ -203,6 +235,33 @@ class Sim {
     }
     note(fmt::format("{} releases {} token {}: {}", c.name, h.key, h.token,
                      *r == LeaseOutcome::Ok ? "ok" : "lost"));
+    if (chance(kLostReply)) {
+      // The answer is lost: the caller sends the release again, maybe much later. It must never
+      // free a lease granted since (I2 checks every holder that counts on one).
+      note(fmt::format("{}: answer lost, the release will be sent again", c.name));
+      retries_.push_back({.key = h.key, .token = h.token});
+    }
+  }
+
+  // A release sent again after its answer was lost.
+  void retry_release() {
+    if (retries_.empty()) {
+      return;
+    }
+    Retry again = retries_.front();
+    retries_.pop_front();
+    ++result_.stale_calls;
+    Result<LeaseOutcome> r = store_.release(again.key, again.token, {});
+    if (!r) {
+      fail(fmt::format("a retried release failed: {}", r.error().to_string()));
+      return;
+    }
+    note(fmt::format("release of {} token {} sent again: {}", again.key, again.token,
+                     *r == LeaseOutcome::Ok ? "ok" : "lost"));
+    if (*r == LeaseOutcome::Ok) {
+      fail(
+          fmt::format("a release of {} token {} sent again freed a lease", again.key, again.token));
+    }
   }
 
   void check() {
@@ -210,6 +269,21 @@ class Sim {
       return;
     }
     const MonoTime t = now();
+    for (const Orphan& o : orphans_) {
+      if (t < o.lapses_by) {
+        continue;
+      }
+      Result<KeyState> state = store_.get(o.key);
+      if (state && std::any_of(state->holders.begin(), state->holders.end(),
+                               [&](const Holder& h) { return h.execution.token == o.token; })) {
+        fail(
+            fmt::format("a grant of {} token {} whose answer was lost still holds the key {} ms "
+                        "past its ttl",
+                        o.key, o.token, std::chrono::floor<milliseconds>(t - o.lapses_by).count()));
+        return;
+      }
+    }
+    std::erase_if(orphans_, [&](const Orphan& o) { return t >= o.lapses_by; });
     for (const SimKey& key : kKeys) {
       Result<KeyState> state = store_.get(key.name);
       if (!state) {
@@ -265,6 +339,12 @@ class Sim {
   std::vector<Client> clients_;
   std::map<std::string, std::int64_t> last_token_;
   std::map<std::string, std::int64_t> sink_;
+  struct Retry {
+    std::string key;
+    std::int64_t token = 0;
+  };
+  std::vector<Orphan> orphans_;
+  std::deque<Retry> retries_;
   std::deque<std::string> log_;
   int step_ = 0;
   SimulationResult result_;

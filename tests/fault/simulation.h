@@ -1,7 +1,10 @@
 // Deterministic simulation (T12 of RELIABILITY.md): simulated clients drive one store on a
 // hand-moved clock through a random interleaving of acquire, renew, release, crash, pause,
 // clock advance and wall-clock steps, chosen by a seeded generator, and the invariants are
-// checked after every step. The same seed gives the same run, step for step.
+// checked after every step. Some answers are lost on their way back (the store acted, the caller
+// never heard): a lost grant must lapse within its ttl, and a release sent again after its
+// answer was lost must never free a lease (T13's cases). The same seed gives the same run, step for
+// step.
 //
 // What a simulated client believes is what a runner believes: it holds a lease from the moment
 // it sent the acquire until send time + ttl, extended by each renewal it saw succeed (from that
