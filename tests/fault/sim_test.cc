@@ -14,7 +14,9 @@
 #include <aec/open_store.h>
 
 #include "stores/memory/memory_store.h"
+#include "tests/conformance/served_store.h"
 #include "tests/fault/simulation.h"
+#include "tests/support/fake_host.h"
 #include "tests/support/forwarding_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -112,6 +114,18 @@ TEST(Simulation, NoSeedBreaksAnInvariantOnSqlite) {
     return store ? std::move(*store) : nullptr;
   };
   run_seeds("sqlite", AEC_SIM_SQLITE_SEEDS, sqlite);
+}
+
+// The same schedules through aecd: an http:// store talking to an in-process server over a real
+// socket, the server's store (memory) and timers on the hand-moved clock.
+TEST(Simulation, NoSeedBreaksAnInvariantThroughAecd) {
+  TempDir dir;
+  auto served = [&](std::shared_ptr<ManualClock> clock) -> std::unique_ptr<Store> {
+    return open_served_store("memory:", {.clock = std::move(clock),
+                                         .host = std::make_shared<FakeHost>(),
+                                         .dir = dir.path().string()});
+  };
+  run_seeds("aecd", AEC_SIM_AECD_SEEDS, served);
 }
 
 TEST(Simulation, TheSameSeedGivesTheSameRun) {
