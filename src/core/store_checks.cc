@@ -84,4 +84,34 @@ bool matches(const ListFilter& filter, const Execution& e) {
                                               e.status) != filter.statuses.end();
 }
 
+Result<AcquireResult> park_in_line(Store& store, const AcquireRequest& req,
+                                   const std::function<Result<AcquireResult>(bool woken)>& attempt,
+                                   const std::function<bool(std::chrono::nanoseconds nap)>& await) {
+  const MonoTime start = BootClock::now();
+  const MonoTime until = start + req.park;
+  for (bool woken = false;; woken = true) {
+    const MonoTime began = BootClock::now();
+    Result<AcquireResult> r = attempt(woken);
+    if (!r) {
+      return r;
+    }
+    // A grant counts from the ask that made it, not from the call: the caller's lease deadline.
+    r->held = std::chrono::floor<milliseconds>(began - start);
+    const auto left = until - BootClock::now();
+    if (r->outcome != AcquireOutcome::Busy) {
+      return r;
+    }
+    const std::chrono::nanoseconds nap = std::min<std::chrono::nanoseconds>(
+        {left, std::max(r->retry_in, milliseconds(1)), req.queue_ttl / 3});
+    if (left <= left.zero() || !await(nap)) {
+      r->parked = true;
+      return r;
+    }
+    if (req.stop.stop_requested()) {
+      (void)store.leave_queue(req.key, req.execution_id);  // best effort: the place lapses anyway
+      return Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key);
+    }
+  }
+}
+
 }  // namespace aec

@@ -2,6 +2,8 @@
 // on what is invalid and on what their history says.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -24,5 +26,17 @@ std::string skip_reason(const AcquireResult& result);
 std::string forced_reason(std::string_view reason, const Owner& by);
 // True when `e` passes `filter`'s key, prefix and status tests (not its limit).
 bool matches(const ListFilter& filter, const Execution& e);
+
+// The waiting loop of a store that holds a caller in line itself (AcquireRequest::park, with
+// queue): asks (`attempt(woken)`, woken after the first) until the answer is not Busy or
+// req.park has passed. Between two asks it calls `await(nap)`; the nap ends no later than a
+// holder or a place ahead could lapse (retry_in: expiry is not a write, so nobody is told) and
+// a third of queue_ttl (in time to keep the caller's place). `await` returns false when the
+// store can no longer watch the key; the Busy answer is then given at once. Sets
+// AcquireResult::held from the ask that answered, and parked on a Busy answer. When req.stop
+// is requested, gives up the caller's place through store.leave_queue and answers Cancelled.
+Result<AcquireResult> park_in_line(Store& store, const AcquireRequest& req,
+                                   const std::function<Result<AcquireResult>(bool woken)>& attempt,
+                                   const std::function<bool(std::chrono::nanoseconds nap)>& await);
 
 }  // namespace aec

@@ -28,6 +28,10 @@ const std::array<milliseconds, 8> kAdvances = {
     milliseconds(0),  milliseconds(1),  milliseconds(5),   milliseconds(19),
     milliseconds(20), milliseconds(60), milliseconds(250), milliseconds(700)};
 
+const char* word(LeaseOutcome o) {
+  return o == LeaseOutcome::Ok ? "ok" : "lost";
+}
+
 struct Held {
   std::string key;
   std::int64_t token = 0;
@@ -209,8 +213,7 @@ class Sim {
       fail(fmt::format("{} renew failed: {}", c.name, r.error().to_string()));
       return;
     }
-    note(fmt::format("{} renews {} token {}: {}", c.name, h.key, h.token,
-                     *r == LeaseOutcome::Ok ? "ok" : "lost"));
+    note(fmt::format("{} renews {} token {}: {}", c.name, h.key, h.token, word(*r)));
     if (chance(kLostReply)) {
       note(fmt::format("{}: answer lost (it counts on its last renewal still)", c.name));
       return;
@@ -233,8 +236,7 @@ class Sim {
       fail(fmt::format("{} release failed: {}", c.name, r.error().to_string()));
       return;
     }
-    note(fmt::format("{} releases {} token {}: {}", c.name, h.key, h.token,
-                     *r == LeaseOutcome::Ok ? "ok" : "lost"));
+    note(fmt::format("{} releases {} token {}: {}", c.name, h.key, h.token, word(*r)));
     if (chance(kLostReply)) {
       // The answer is lost: the caller sends the release again, maybe much later. It must never
       // free a lease granted since (I2 checks every holder that counts on one).
@@ -256,8 +258,7 @@ class Sim {
       fail(fmt::format("a retried release failed: {}", r.error().to_string()));
       return;
     }
-    note(fmt::format("release of {} token {} sent again: {}", again.key, again.token,
-                     *r == LeaseOutcome::Ok ? "ok" : "lost"));
+    note(fmt::format("release of {} token {} sent again: {}", again.key, again.token, word(*r)));
     if (*r == LeaseOutcome::Ok) {
       fail(
           fmt::format("a release of {} token {} sent again freed a lease", again.key, again.token));

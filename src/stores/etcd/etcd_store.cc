@@ -1,7 +1,6 @@
 #include "stores/etcd/etcd_store.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -10,6 +9,7 @@
 
 #include "core/status_macros.h"
 #include "core/store_checks.h"
+#include "stores/etcd/deadline.h"
 #include "stores/etcd/etcd_store_impl.h"
 #include "stores/etcd/lease_once.h"
 #include "stores/etcd/txn_ops.h"
@@ -23,6 +23,14 @@ void backoff(int attempt) {
   int cap = std::min(50, 1 + attempt * 2);
   std::this_thread::sleep_for(
       std::chrono::milliseconds(std::uniform_int_distribution<int>(0, cap)(random)));
+}
+
+void decide_again(KeySnapshot& snap, bool& cached, KeySnapshot after, int attempt) {
+  if (!cached) {
+    backoff(attempt);
+  }
+  cached = false;
+  snap = std::move(after);
 }
 
 EtcdStore::EtcdStore(EtcdUrl url, std::unique_ptr<Client> client, const StoreOptions& options)
@@ -389,13 +397,15 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
     const StoreTime t = now();
     AEC_ASSIGN_OR_RETURN(Decision d, decide(req, snap, t));
     Attempt a{.revision = snap.revision};
-    if (d.predecessor != nullptr) {
-      a.watch_key = d.predecessor->etcd_key;
-      a.watched = 1;
-    } else {
-      a.watch_key = layout_.leases(req.key);
-      a.watch_end = prefix_end(a.watch_key);
-      a.watched = snap.leases.size();
+    if (d.result.outcome == AcquireOutcome::Busy) {  // what a parked caller will watch
+      if (d.predecessor != nullptr) {
+        a.watch_key = d.predecessor->etcd_key;
+        a.watched = 1;
+      } else {
+        a.watch_key = layout_.leases(req.key);
+        a.watch_end = prefix_end(a.watch_key);
+        a.watched = snap.leases.size();
+      }
     }
     if (read_only(req, d)) {
       if (cached) {  // answer from a fresh read
@@ -433,11 +443,7 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
       a.result = std::move(**done);
       return a;
     }
-    if (!cached) {
-      backoff(attempt);  // lost to a concurrent writer (a stale cache is no contention)
-    }
-    cached = false;
-    snap = std::move(*after);
+    decide_again(snap, cached, std::move(*after), attempt);
   }
   return unavailable(fmt::format("{}: acquire of '{}' lost to concurrent writers {} times",
                                  client_->name(), req.key, kMaxAttempts));
@@ -451,19 +457,15 @@ void EtcdStore::await_change(const AcquireRequest& req, const Attempt& a,
   // between: the watched keys as the answer saw them, or decide again at once.
   Result<std::unique_ptr<Watch>> watch =
       Watch::open(*client_, a.watch_key, {.range_end = a.watch_end});
-  if (watch) {
-    Result<RangeResponse> seen = client_->range(a.watch_key, a.watch_end);
-    if (!seen || static_cast<std::size_t>(seen->kvs_size()) != a.watched ||
-        std::any_of(seen->kvs().begin(), seen->kvs().end(),
-                    [&](const KeyValue& kv) { return kv.mod_revision() > a.revision; })) {
-      return;
-    }
-  }
   if (!watch) {
     // No member confirmed the watch: nap without it (the next attempt reports an outage).
-    std::mutex mu;
-    std::unique_lock<std::mutex> lock(mu);
-    std::condition_variable_any().wait_until(lock, req.stop, until, [] { return false; });
+    (void)pause_until(until, req.stop);
+    return;
+  }
+  Result<RangeResponse> seen = client_->range(a.watch_key, a.watch_end);
+  if (!seen || static_cast<std::size_t>(seen->kvs_size()) != a.watched ||
+      std::any_of(seen->kvs().begin(), seen->kvs().end(),
+                  [&](const KeyValue& kv) { return kv.mod_revision() > a.revision; })) {
     return;
   }
   // Any answer ends the nap: events (the place ahead went, or a lease was freed or lapsed), a
@@ -473,30 +475,24 @@ void EtcdStore::await_change(const AcquireRequest& req, const Attempt& a,
 
 // With queue and park (and the real clock: a hand-moved one makes nothing lapse while parked),
 // the caller waits in line here: it watches only the place just ahead of its own, or, first in
-// line, the key's leases, so a release wakes one waiter, not all of them (no herd). It also
-// asks again when a holder or a place ahead could lapse, and in time to keep its own place.
+// line, the key's leases, so a release wakes one waiter, not all of them (no herd).
 Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
-  const bool park = req.queue && req.park.count() > 0 && !manual_;
-  const MonoTime start = BootClock::now();
-  const MonoTime until = start + req.park;
-  for (bool woken = false;; woken = true) {
-    const MonoTime began = BootClock::now();
-    AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req, woken));
-    a.result.held = std::chrono::floor<milliseconds>(began - start);
-    const auto left = until - BootClock::now();
-    if (!park || a.result.outcome != AcquireOutcome::Busy || left <= left.zero()) {
-      a.result.parked = park && a.result.outcome == AcquireOutcome::Busy;
-      return std::move(a.result);
-    }
-    await_change(req, a,
-                 std::min<std::chrono::nanoseconds>(
-                     {left, std::max(a.result.retry_in, milliseconds(1)), req.queue_ttl / 3}));
-    if (req.stop.stop_requested()) {
-      (void)leave_queue(req.key, req.execution_id);  // best effort: the place lapses anyway
-      return Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key);
-    }
+  if (!req.queue || req.park.count() <= 0 || manual_) {
+    AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req, false));
+    return std::move(a.result);
   }
+  Attempt last;
+  return park_in_line(
+      *this, req,
+      [&](bool woken) -> Result<AcquireResult> {
+        AEC_ASSIGN_OR_RETURN(last, attempt(req, woken));
+        return last.result;
+      },
+      [&](std::chrono::nanoseconds nap) {
+        await_change(req, last, nap);
+        return true;
+      });
 }
 
 }  // namespace etcd

@@ -1,9 +1,8 @@
 // The etcd store's change feed (Store::watch_changes): one Watch on the whole k/ tree.
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 
+#include "stores/etcd/deadline.h"
 #include "stores/etcd/etcd_store_impl.h"
 #include "stores/etcd/txn_ops.h"
 #include "stores/etcd/watch.h"
@@ -43,9 +42,7 @@ class EtcdChangeFeed final : public ChangeFeed {
       Result<std::unique_ptr<Watch>> watch =
           Watch::open(client, tree, {.range_end = prefix_end(tree)});
       if (!watch) {
-        std::mutex mu;
-        std::unique_lock<std::mutex> lock(mu);
-        std::condition_variable_any().wait_for(lock, stop, kFeedNap, [] { return false; });
+        (void)pause_until(BootClock::now() + kFeedNap, stop);  // then open it again
         continue;
       }
       on_change_("");

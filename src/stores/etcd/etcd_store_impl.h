@@ -125,5 +125,8 @@ class EtcdStore final : public Store {
 inline constexpr int kMaxAttempts = 200;
 // A short random pause between two attempts, so that contenders spread out.
 void backoff(int attempt);
+// After a write failed its compares: `snap` becomes what the write read back (fresh), after a
+// backoff when another writer won the race (a stale cached snapshot is no contention).
+void decide_again(KeySnapshot& snap, bool& cached, KeySnapshot after, int attempt);
 
 }  // namespace aec::etcd

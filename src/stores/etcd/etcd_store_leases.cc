@@ -73,8 +73,7 @@ Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token
   // a leader; a read waits out an election and leads the client to a live member, while a
   // write sent first to a member that lost its leader would hang until rpc_timeout, and the
   // next holder would wait for it.
-  bool cached = false;
-  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, snapshot(key, false, cached));
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
   // A write that failed and may have been applied: the history entry it wrote, and when.
   std::optional<std::pair<std::int64_t, SysTime>> unsure;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -84,10 +83,6 @@ Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token
     const bool running = std::any_of(snap.meta.running.begin(), snap.meta.running.end(),
                                      [&](const auto& r) { return r.first == token; });
     if (!live && !running) {
-      if (cached) {  // answer from a fresh read
-        AEC_ASSIGN_OR_RETURN(snap, snapshot(key, false, cached));
-        continue;
-      }
       if (unsure) {  // gone: by our write, if the history shows what it wrote
         AEC_ASSIGN_OR_RETURN(auto entries,
                              read_entries(*client_, layout_, key, {unsure->first}, snap.revision));
@@ -126,16 +121,13 @@ Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token
       if (live) {
         unsure.emplace(l->value.seq, wall);
       }
-      AEC_ASSIGN_OR_RETURN(snap, snapshot(key, false, cached));
+      AEC_ASSIGN_OR_RETURN(snap, read_snapshot(*client_, layout_, key));
       continue;
     }
     if (*committed) {
       return live ? LeaseOutcome::Ok : LeaseOutcome::Lost;
     }
-    if (!cached) {
-      backoff(attempt);
-    }
-    cached = false;
+    backoff(attempt);  // another writer changed the key: decide again on what it read back
     snap = std::move(*plan.after);
   }
   return contention(*client_, "release", key);
@@ -181,11 +173,7 @@ Result<Handoff> EtcdStore::release_and_acquire(std::string_view key, std::int64_
     if (done) {
       return Handoff{.released = LeaseOutcome::Ok, .next = std::move(*done)};
     }
-    if (!cached) {
-      backoff(attempt);
-    }
-    cached = false;
-    snap = std::move(*read_back);
+    decide_again(snap, cached, std::move(*read_back), attempt);
   }
   return contention(*client_, "release_and_acquire", key);
 }

@@ -64,14 +64,6 @@ Result<std::int64_t> keep_alive_on(const Client& client, Stream& stream, std::in
 
 }  // namespace
 
-Result<std::int64_t> keep_alive_once(const Client& client, std::int64_t lease) {
-  auto stub = etcdserverpb::Lease::NewStub(client.channel());
-  Stream stream([&stub](grpc::ClientContext* c, grpc::CompletionQueue* q) {
-    return stub->PrepareAsyncLeaseKeepAlive(c, q);
-  });
-  return keep_alive_on(client, stream, lease);
-}
-
 struct KeepAliveStream::Impl {
   explicit Impl(const Client& client)
       : stub(etcdserverpb::Lease::NewStub(client.channel())),

@@ -1,5 +1,6 @@
-// One keep-alive of an etcd lease, answered: what a renewal with an unchanged TTL needs (the
-// KeepAlive class keeps a lease alive from a thread of its own; this is a single round trip).
+// One keep-alive of an etcd lease, answered: what a renewal with an unchanged TTL, or the reuse
+// of a spare lease, needs (the KeepAlive class keeps a lease alive from a thread of its own;
+// this is a single round trip).
 #pragma once
 
 #include <cstdint>
@@ -12,16 +13,9 @@ namespace aec::etcd {
 
 class Client;
 
-// Sends one keep-alive for `lease` over a stream of its own and waits for etcd's answer, within
-// the client's rpc_timeout, retrying on another member while time is left. Returns the TTL etcd
-// reset the lease to, in seconds: <= 0 when the lease no longer exists (expired or revoked).
-// Unavailable when no member answered in time (the lease may or may not have been extended).
-Result<std::int64_t> keep_alive_once(const Client& client, std::int64_t lease);
-
-// keep_alive_once() over one LeaseKeepAlive stream kept open between calls (reopened, on
-// another member if need be, when it fails): a keep-alive is then one message each way, with
-// no stream to set up. Calls are serialised. For a store that resets leases often (renewals,
-// reused leases).
+// Keep-alives over one LeaseKeepAlive stream kept open between calls (reopened, on another
+// member if need be, when it fails): a keep-alive is one message each way, with no stream to set
+// up. Calls are serialised.
 class KeepAliveStream {
  public:
   explicit KeepAliveStream(const Client& client);
@@ -29,7 +23,10 @@ class KeepAliveStream {
   KeepAliveStream(const KeepAliveStream&) = delete;
   KeepAliveStream& operator=(const KeepAliveStream&) = delete;
 
-  // As keep_alive_once().
+  // Sends one keep-alive for `lease` and waits for etcd's answer, within the client's
+  // rpc_timeout, retrying on another member while time is left. Returns the TTL etcd reset the
+  // lease to, in seconds: <= 0 when the lease no longer exists (expired or revoked).
+  // Unavailable when no member answered in time (the lease may or may not have been extended).
   Result<std::int64_t> keep_alive(std::int64_t lease);
 
  private:

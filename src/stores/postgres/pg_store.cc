@@ -200,26 +200,15 @@ Result<AcquireResult> PostgresStore::acquire(const AcquireRequest& req) {
     const AcquireRequest& req;
     ~Drop() { l->drop_turn(req.key, req.execution_id); }
   } drop{listen, req};
-  const auto start = std::chrono::steady_clock::now();
-  const auto until = start + req.park;
-  for (;;) {
-    const auto began = std::chrono::steady_clock::now();
-    AEC_ASSIGN_OR_RETURN(AcquireResult r, acquire_once(req));
-    r.held = std::chrono::floor<milliseconds>(began - start);
-    auto left = until - std::chrono::steady_clock::now();
-    if (r.outcome != AcquireOutcome::Busy || left <= left.zero() || !listen->listening()) {
-      r.parked = r.outcome == AcquireOutcome::Busy;
-      return r;
-    }
-    auto nap = std::min<std::chrono::nanoseconds>(
-        {left, std::chrono::nanoseconds(std::max(r.retry_in, milliseconds(1))),
-         std::chrono::nanoseconds(req.queue_ttl / 3)});
-    seen = listen->await_turn(req.key, req.execution_id, seen, nap, req.stop);
-    if (req.stop.stop_requested()) {
-      (void)leave_queue(req.key, req.execution_id);  // best effort: the place lapses anyway
-      return Status(Code::Cancelled, "acquire cancelled while waiting for " + req.key);
-    }
-  }
+  return park_in_line(
+      *this, req, [&](bool /*woken*/) { return acquire_once(req); },
+      [&](std::chrono::nanoseconds nap) {
+        if (!listen->listening()) {
+          return false;  // no notifications now: the caller polls
+        }
+        seen = listen->await_turn(req.key, req.execution_id, seen, nap, req.stop);
+        return true;
+      });
 }
 
 Result<LeaseOutcome> PostgresStore::renew(std::string_view key, std::int64_t token,
