@@ -1,0 +1,471 @@
+// The fault tests on real processes (T1-T4 of RELIABILITY.md), for each store: sqlite, aecd over
+// sqlite (a real `aec serve`), postgres and etcd (the servers fixture; skipped without it).
+//
+//   T1  8 worker processes x 250 acquire/renew/release calls on 4 keys (limit 1 and 2), no faults;
+//       the checker reads the merged history (I1, I2).
+//   T2  kill -9 of the holder's whole `aec run` (runner and child) while the next runner waits in
+//       line: takeover p99 <= ttl + 200 ms (etcd: ttl + 1 s), no overlap, tokens increase.
+//   T3  kill -9 of the runner alone: its orphaned child must die (parent-death signal) long before
+//       the lease could expire, and before the next holder starts.
+//   T4  SIGSTOP of the holder (runner and child) for 0.3 ... 10 x ttl, then SIGCONT: the fenced
+//       sink accepts no stale write, rejects at least one (the test bites), and a holder that
+//       comes back with an expired lease has its child killed within 100 ms (p99).
+//
+// The children (fault_child) write to a fenced sink in this process every 20 ms; the sink, the
+// runners and the test record one History per test, which the checker reads (checker.h). Every
+// test prints one summary line and appends it to the summary file scripts/test.sh prints.
+// SERIAL: the bounds are on takeover latency, and nothing else should compete for the 2 cores.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <aec/open_store.h>
+
+#include "tests/e2e/aecd_process.h"
+#include "tests/e2e/e2e_support.h"
+#include "tests/fault/checker.h"
+#include "tests/fault/fenced_sink.h"
+#include "tests/fault/history.h"
+#include "tests/support/servers.h"
+#include "tests/support/temp_dir.h"
+
+extern char** environ;
+
+namespace aec::fault {
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kTtl = 1000ms;
+#ifdef AEC_FAULT_SANITIZED
+constexpr bool kSanitized = true;  // slower processes: bounds are reported, not enforced
+#else
+constexpr bool kSanitized = false;
+#endif
+
+double ms(std::int64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
+
+// The p-th percentile (nearest rank) of `v`, in ms; 0 for none.
+double percentile(std::vector<std::int64_t> v, double p) {
+  if (v.empty()) {
+    return 0;
+  }
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return ms(v[std::clamp<std::size_t>(rank, 1, v.size()) - 1]);
+}
+
+void summary(const std::string& line) {
+  std::cout << line << "\n";
+  std::ofstream(AEC_FAULT_SUMMARY, std::ios::app) << line << "\n";
+}
+
+// A store to break things around: its URL, and the aecd in front of it when there is one.
+struct StoreSetup {
+  std::string url;
+  std::unique_ptr<e2e::AecdProcess> aecd;
+  std::string skip;  // why it cannot run here, or ""
+};
+
+StoreSetup setup_store(const std::string& name, const std::string& dir) {
+  StoreSetup s;
+  if (name == "sqlite") {
+    s.url = "sqlite://" + dir + "/aec.db";
+  } else if (name == "aecd") {
+    s.aecd = std::make_unique<e2e::AecdProcess>("sqlite://" + dir + "/aecd.db", e2e::free_port(),
+                                                dir + "/aecd.log");
+    s.url = s.aecd->url();
+  } else if (name == "postgres") {
+    s.url = testing::server_setting("AEC_TEST_POSTGRES_URL").value_or("");
+    s.skip = s.url.empty() ? testing::missing_server("AEC_TEST_POSTGRES_URL") : "";
+  } else if (name == "etcd") {
+    std::string endpoints = testing::server_setting("AEC_TEST_ETCD_ENDPOINTS").value_or("");
+    s.url = endpoints.empty() ? "" : "etcd://" + endpoints;
+    s.skip = endpoints.empty() ? testing::missing_server("AEC_TEST_ETCD_ENDPOINTS") : "";
+  }
+  return s;
+}
+
+// A unique key prefix per test run: the servers fixture's stores outlive the tests.
+std::string unique_prefix(const std::string& test) {
+  return "fault/" + test + "/" + std::to_string(getpid()) + "-" + std::to_string(boot_ns());
+}
+
+// Starts ARGV in a new process group (its pgid is its pid), stdout and stderr appended to `log`.
+pid_t spawn_group(const std::vector<std::string>& words, const std::vector<std::string>& env_add,
+                  const std::string& log) {
+  std::vector<std::string> env_words;
+  for (char** e = environ; *e != nullptr; ++e) {
+    env_words.emplace_back(*e);
+  }
+  env_words.insert(env_words.end(), env_add.begin(), env_add.end());
+  auto pointers = [](std::vector<std::string>& v) {
+    std::vector<char*> out;
+    for (std::string& s : v) {
+      out.push_back(s.data());
+    }
+    out.push_back(nullptr);
+    return out;
+  };
+  std::vector<std::string> argv_words = words;
+  std::vector<char*> argv = pointers(argv_words);
+  std::vector<char*> envp = pointers(env_words);
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&files, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &files, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&files);
+  posix_spawnattr_destroy(&attr);
+  return rc == 0 ? pid : -1;
+}
+
+// The exit code of `pid` once it exits within `timeout` (128+N for signal N), else nullopt.
+std::optional<int> wait_exit_within(pid_t pid, milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() >= until) {
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(5ms);  // polling a child's state: nothing to block on here
+  }
+}
+
+class ProcessFaultTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    store_ = setup_store(GetParam(), dir_.path().string());
+    if (!store_.skip.empty()) {
+      GTEST_SKIP() << store_.skip;
+    }
+    sink_ = std::make_unique<FencedSink>(history_);
+    std::cout << "fault: store " << GetParam() << " at " << store_.url << ", history "
+              << history_path_ << "\n";
+  }
+
+  void TearDown() override {
+    for (auto& [client, r] : runners_) {
+      if (r.pid > 0) {
+        kill(-r.pid, SIGKILL);
+        if (r.child > 0) {
+          kill(-r.child, SIGKILL);
+        }
+        wait_exit_within(r.pid, 5s);
+      }
+    }
+  }
+
+  struct Runner {
+    pid_t pid = -1;    // `aec run`, the leader of its process group
+    pid_t child = -1;  // its fault_child, in a group of its own, once it said hello
+    std::int64_t token = 0;
+    std::int64_t started = 0;  // boot ns of the child's hello
+  };
+
+  // Starts runner `client`: `aec run --on-busy wait` over fault_child on `key`.
+  Runner& start_runner(int client, const std::string& key) {
+    Runner& r = runners_[client];
+    r.pid = spawn_group(
+        {e2e::aec_binary(), "run", "--store", store_.url, "--key", key, "--ttl", "1s", "--on-busy",
+         "wait", "--execution-id", "r" + std::to_string(client), "--quiet", "--", AEC_FAULT_CHILD},
+        {"AEC_SINK=" + sink_->address(), "FAULT_CLIENT=" + std::to_string(client)},
+        dir_.file("runners.log"));
+    EXPECT_GT(r.pid, 0) << "cannot start aec run";
+    history_.add(Event{boot_ns(), r.pid, EventKind::Invoke, key, 0, "run", 0, client});
+    return r;
+  }
+
+  // Waits for runner `client`'s child to say hello; false after 15 s.
+  bool await_child(int client) {
+    std::optional<Event> hello = sink_->wait_start(client, 0, 15s);
+    if (!hello) {
+      return false;
+    }
+    Runner& r = runners_[client];
+    r.child = hello->pid;
+    r.token = hello->token;
+    r.started = hello->t;
+    return true;
+  }
+
+  // Waits (at most 5 s) until runner `client` has a place in the key's line, so that it is
+  // waiting, not still starting, when the fault comes. Through aecd a parked caller may not be in
+  // the store's line: then the test goes on after the 5 s.
+  void await_in_line(const std::string& key, int client) {
+    std::string id = "r" + std::to_string(client);
+    auto until = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < until) {
+      Result<KeyState> st = reader().get(key);
+      if (st.has_value() && std::find(st->queue.begin(), st->queue.end(), id) != st->queue.end()) {
+        return;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  Store& reader() {
+    if (!reader_) {
+      Result<std::unique_ptr<Store>> s = open_store(store_.url);
+      EXPECT_TRUE(s.has_value()) << s.status().message();
+      reader_ = std::move(*s);
+    }
+    return *reader_;
+  }
+
+  // The runner's exit code, recorded; -1 if it has not exited within `timeout`.
+  int reap(int client, milliseconds timeout) {
+    Runner& r = runners_[client];
+    std::optional<int> code = wait_exit_within(r.pid, timeout);
+    history_.add(
+        Event{boot_ns(), r.pid, EventKind::Exit, "", r.token, "run", code.value_or(-1), client});
+    if (code) {
+      r.pid = -1;
+    }
+    return code.value_or(-1);
+  }
+
+  void fault(const std::string& what, const Runner& r) {
+    history_.add(Event{boot_ns(), r.pid, EventKind::Fault, "", r.token, what, 0, 0});
+  }
+
+  CheckReport check() {
+    CheckReport report = check_children(history_.events());
+    for (const std::string& v : report.violations) {
+      ADD_FAILURE() << v;
+    }
+    return report;
+  }
+
+  std::string name() const { return GetParam(); }
+
+  // T2 and T3: kill -9 the holder (`group`: runner and child; else the runner alone) while
+  // the next runner waits, `cycles` times in a row on one key.
+  void kill_cycles(const std::string& test, int cycles, bool group);
+
+  testing::TempDir dir_;
+  std::string history_path_ = dir_.file("history.txt");
+  History history_{history_path_};
+  StoreSetup store_;
+  std::unique_ptr<FencedSink> sink_;
+  std::unique_ptr<Store> reader_;
+  std::map<int, Runner> runners_;
+};
+
+TEST_P(ProcessFaultTest, T1HistoryOfDirectCalls) {
+  constexpr int kWorkers = 8;
+  constexpr int kOps = AEC_FAULT_T1_OPS;
+  std::string prefix = unique_prefix("t1");
+  std::vector<pid_t> workers;
+  std::uint64_t seed = std::random_device{}();
+  std::cout << "fault: T1 seed " << seed << "\n";
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.push_back(
+        spawn_group({AEC_FAULT_WORKER, "--store", store_.url, "--prefix", prefix, "--client",
+                     std::to_string(w + 1), "--ops", std::to_string(kOps), "--seed",
+                     std::to_string(seed + static_cast<std::uint64_t>(w)), "--history",
+                     dir_.file("worker-" + std::to_string(w + 1) + ".txt")},
+                    {}, dir_.file("workers.log")));
+    ASSERT_GT(workers.back(), 0);
+  }
+  for (pid_t pid : workers) {
+    std::optional<int> code = wait_exit_within(pid, 120s);
+    ASSERT_TRUE(code.has_value()) << "a worker did not finish";
+    ASSERT_EQ(*code, 0) << e2e::read_file(dir_.file("workers.log"));
+  }
+  History all;
+  for (int w = 0; w < kWorkers; ++w) {
+    ASSERT_TRUE(all.merge_file(dir_.file("worker-" + std::to_string(w + 1) + ".txt")));
+  }
+  std::map<std::string, int> limits = {
+      {prefix + "/0", 1}, {prefix + "/1", 1}, {prefix + "/2", 2}, {prefix + "/3", 2}};
+  std::vector<Event> events = all.events();
+  CheckReport report = check_calls(events, limits);
+  for (const std::string& v : report.violations) {
+    ADD_FAILURE() << v;
+  }
+  // Every call resolved as ok, fail or info (a worker abandons a lease now and then instead of
+  // calling: a little under kOps calls each).
+  EXPECT_EQ(report.unanswered, 0);
+  EXPECT_GT(report.calls, kWorkers * kOps * 9 / 10);
+  EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";
+  summary("fault: store=" + name() + " test=T1 seed=" + std::to_string(seed) +
+          " calls=" + std::to_string(report.calls) + " grants=" + std::to_string(report.grants) +
+          " indeterminate=" + std::to_string(report.indeterminate) +
+          " violations=" + std::to_string(report.violations.size()));
+}
+
+void ProcessFaultTest::kill_cycles(const std::string& test, int cycles, bool group) {
+  std::string key = unique_prefix(test);
+  start_runner(0, key);
+  ASSERT_TRUE(await_child(0)) << "the first runner's child never started";
+  std::vector<std::int64_t> takeovers;
+  std::vector<std::int64_t> orphan_deaths;
+  for (int c = 0; c < cycles; ++c) {
+    int next = c + 1;
+    start_runner(next, key);
+    await_in_line(key, next);
+    Runner& holder = runners_[c];
+    std::int64_t t_kill = boot_ns();
+    if (group) {
+      fault("kill9-group", holder);
+      kill(-holder.pid, SIGKILL);
+      kill(-holder.child, SIGKILL);
+    } else {
+      fault("kill9-runner", holder);
+      kill(holder.pid, SIGKILL);
+    }
+    std::optional<Event> end = sink_->wait_end(holder.child, 10s);
+    ASSERT_TRUE(end.has_value()) << "the holder's child (pid " << holder.child << ") did not die";
+    ASSERT_TRUE(await_child(next)) << "cycle " << c << ": nobody took over";
+    Runner& taker = runners_[next];
+    takeovers.push_back(taker.started - t_kill);
+    EXPECT_LT(end->t, taker.started) << "cycle " << c << ": the old child outlived the takeover";
+    EXPECT_GT(taker.token, holder.token);
+    if (!group) {
+      orphan_deaths.push_back(end->t - t_kill);
+      // I4: the orphan must die before its lease could expire. The runner renewed at most
+      // ttl/3 before the kill, so the lease lives at least 2/3 ttl past it.
+      EXPECT_LT(end->t - t_kill, (kTtl * 2 / 3).count() * 1'000'000)
+          << "cycle " << c << ": the orphaned child lived " << ms(end->t - t_kill)
+          << " ms after its runner died";
+    }
+    EXPECT_EQ(reap(c, 5s), 128 + SIGKILL);
+  }
+  // The last holder ends the normal way: SIGTERM to its runner, which stops its child.
+  Runner& last = runners_[cycles];
+  kill(last.pid, SIGTERM);
+  EXPECT_NE(reap(cycles, 10s), -1);
+  CheckReport report = check();
+  EXPECT_EQ(report.overlap_ns, 0) << "two children of one key were alive at once";
+  double p99 = percentile(takeovers, 99);
+  double max = percentile(takeovers, 100);
+  double slack = name() == "etcd" ? 1000 : 200;
+  if (!kSanitized) {
+    EXPECT_LE(p99, static_cast<double>(kTtl.count()) + slack) << test << " takeover p99";
+    EXPECT_LE(max, static_cast<double>(kTtl.count()) + slack + 300) << test << " takeover max";
+  }
+  std::ostringstream line;
+  line << "fault: store=" << name() << " test=" << test << " cycles=" << cycles
+       << " violations=" << report.violations.size() << " takeover_p50_ms=" << std::fixed
+       << std::setprecision(0) << percentile(takeovers, 50) << " takeover_p99_ms=" << p99
+       << " takeover_max_ms=" << max;
+  if (!group) {
+    line << " orphan_death_p99_ms=" << std::setprecision(1) << percentile(orphan_deaths, 99);
+  }
+  summary(line.str());
+}
+
+TEST_P(ProcessFaultTest, T2KillHolderGroup) {
+  kill_cycles("T2", AEC_FAULT_T2_CYCLES, true);
+}
+
+TEST_P(ProcessFaultTest, T3KillSupervisorOnly) {
+  kill_cycles("T3", AEC_FAULT_T3_CYCLES, false);
+}
+
+TEST_P(ProcessFaultTest, T4PauseHolder) {
+  // Pauses in ttls, in this order, round and round.
+  const std::vector<double> pauses = {0.3, 0.9, 1.5, 3, 10};
+  const int cycles = AEC_FAULT_T4_CYCLES;
+  std::string key = unique_prefix("t4");
+  start_runner(0, key);
+  ASSERT_TRUE(await_child(0));
+  int holder_id = 0;
+  int next_id = 1;
+  std::vector<std::int64_t> kill_latencies;  // SIGCONT -> the stale child dead
+  std::int64_t overlap_ns = 0;  // a stale child running (not stopped) beside its successor
+  int lost = 0;
+  for (int c = 0; c < cycles; ++c) {
+    start_runner(next_id, key);
+    await_in_line(key, next_id);
+    Runner& holder = runners_[holder_id];
+    auto pause = std::chrono::duration_cast<milliseconds>(kTtl * pauses[c % pauses.size()]);
+    fault("stop-" + std::to_string(pause.count()) + "ms", holder);
+    kill(-holder.pid, SIGSTOP);
+    kill(-holder.child, SIGSTOP);
+    // The fault is time passing: sleeping is the fault itself, not a wait for something.
+    std::this_thread::sleep_for(pause);
+    std::int64_t t_cont = boot_ns();
+    fault("cont", holder);
+    // The child first, then its runner: the child gets its chance to write with a stale token.
+    kill(-holder.child, SIGCONT);
+    kill(-holder.pid, SIGCONT);
+    // Taken over during the pause, or soon after (the waiter's wake-up may lag)?
+    std::optional<Event> taken = sink_->wait_start(next_id, 0, kTtl + 1s);
+    if (taken) {
+      std::optional<Event> end = sink_->wait_end(holder.child, 10s);
+      ASSERT_TRUE(end.has_value()) << "cycle " << c << ": the stale child was never stopped";
+      if (taken->t < t_cont) {
+        // The lease expired while the holder was stopped: the child must go at once.
+        kill_latencies.push_back(end->t - t_cont);
+        overlap_ns += std::max<std::int64_t>(0, end->t - std::max(t_cont, taken->t));
+        ++lost;
+        EXPECT_EQ(reap(holder_id, 5s), 79) << "cycle " << c << ": a lost lease exits 79";
+      } else {
+        EXPECT_NE(reap(holder_id, 5s), -1);
+      }
+      ASSERT_TRUE(await_child(next_id));
+    } else {
+      // The holder kept its lease (renewed on waking): it ends the normal way.
+      kill(holder.pid, SIGTERM);
+      EXPECT_NE(reap(holder_id, 10s), -1);
+      ASSERT_TRUE(await_child(next_id)) << "cycle " << c << ": nobody took over";
+    }
+    holder_id = next_id++;
+  }
+  kill(runners_[holder_id].pid, SIGTERM);
+  EXPECT_NE(reap(holder_id, 10s), -1);
+  CheckReport report = check();
+  if (cycles >= 3) {
+    EXPECT_GE(report.rejected, 1) << "no stale write was ever fenced off: the test did not bite";
+  }
+  double p99 = percentile(kill_latencies, 99);
+  if (!kSanitized) {
+    EXPECT_LE(p99, 100) << "p99 from SIGCONT to the stale child's death";
+  }
+  std::ostringstream line;
+  line << "fault: store=" << name() << " test=T4 cycles=" << cycles
+       << " violations=" << report.violations.size() << " lost=" << lost
+       << " stale_rejected=" << report.rejected << std::fixed << std::setprecision(1)
+       << " kill_after_cont_p99_ms=" << p99
+       << " unfenced_overlap_ms_per_cycle=" << ms(overlap_ns) / cycles;
+  summary(line.str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, ProcessFaultTest,
+                         ::testing::Values("sqlite", "aecd", "postgres", "etcd"),
+                         [](const auto& p) { return p.param; });
+
+}  // namespace
+}  // namespace aec::fault
