@@ -7,6 +7,10 @@
 #   scripts/test.sh            # all three
 #   scripts/test.sh --quick    # the dev preset only
 #   scripts/test.sh -- ARGS    # extra ctest arguments, e.g. -- -R Conformance
+#
+# The reliability tests (tests/fault/) append one summary line per store and test to
+# build/PRESET/fault-summary.txt (cycles, violations, takeover p99, stale writes rejected); it is
+# printed after each preset's run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) presets=(dev); shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -26,5 +30,12 @@ for preset in "${presets[@]}"; do
   printf '\033[1m==> %s: configure, build, test\033[0m\n' "$preset"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -- -j"$jobs"
-  ctest --preset "$preset" -j"$jobs" "${extra[@]}"
+  rm -f "build/$preset/fault-summary.txt"
+  rc=0
+  ctest --preset "$preset" -j"$jobs" "${extra[@]}" || rc=$?
+  if [ -s "build/$preset/fault-summary.txt" ]; then
+    printf '\033[1m==> %s: reliability summary\033[0m\n' "$preset"
+    sed 's/^fault: //' "build/$preset/fault-summary.txt"
+  fi
+  [ "$rc" -eq 0 ] || exit "$rc"
 done
