@@ -50,8 +50,12 @@ std::string http_get(int port, const std::string& target) {
 }
 
 AecdProcess::AecdProcess(std::string store, int port, std::string log,
-                         std::vector<std::string> extra)
-    : store_(std::move(store)), port_(port), log_(std::move(log)), extra_(std::move(extra)) {
+                         std::vector<std::string> extra, Env env)
+    : store_(std::move(store)),
+      port_(port),
+      log_(std::move(log)),
+      extra_(std::move(extra)),
+      env_(std::move(env)) {
   start();
 }
 
@@ -63,7 +67,7 @@ void AecdProcess::start() {
   std::vector<std::string> args = {"serve",   "--listen", "127.0.0.1:" + std::to_string(port_),
                                    "--store", store_,     "--quiet"};
   args.insert(args.end(), extra_.begin(), extra_.end());
-  pid_ = spawn_aec(args, {}, log_);
+  pid_ = spawn_aec(args, env_, log_);
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (http_get(port_, "/healthz").find("ok") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline) {

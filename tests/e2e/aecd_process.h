@@ -7,6 +7,8 @@
 
 #include <sys/types.h>
 
+#include "tests/e2e/e2e_support.h"
+
 namespace aec::e2e {
 
 // A port that was free a moment ago (for a server that must come back on the same address).
@@ -17,9 +19,10 @@ std::string http_get(int port, const std::string& target);
 
 class AecdProcess {
  public:
-  // Starts `aec serve --listen 127.0.0.1:PORT --store STORE --quiet EXTRA...`, its output
-  // appended to `log`. Killed (SIGKILL) when destroyed.
-  AecdProcess(std::string store, int port, std::string log, std::vector<std::string> extra = {});
+  // Starts `aec serve --listen 127.0.0.1:PORT --store STORE --quiet EXTRA...` with `env` added
+  // to its environment, its output appended to `log`. Killed (SIGKILL) when destroyed.
+  AecdProcess(std::string store, int port, std::string log, std::vector<std::string> extra = {},
+              Env env = {});
   ~AecdProcess();
   AecdProcess(const AecdProcess&) = delete;
   AecdProcess& operator=(const AecdProcess&) = delete;
@@ -39,6 +42,7 @@ class AecdProcess {
   int port_;
   std::string log_;
   std::vector<std::string> extra_;
+  Env env_;
   pid_t pid_ = -1;
 };
 
