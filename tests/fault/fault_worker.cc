@@ -6,6 +6,7 @@
 // stale call: it must be answered "not held" and change nothing).
 //
 //   fault_worker --store URL --prefix KEY --client N --ops 250 --seed S --history FILE
+//                [--pace MS]   (at most MS between calls; default 25)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,7 @@ struct Options {
   int ops = 250;
   std::uint64_t seed = 1;
   std::string history;
+  int pace_ms = 25;  // at most this long between two calls
 };
 
 std::optional<Options> parse(int argc, char** argv) {
@@ -57,6 +59,8 @@ std::optional<Options> parse(int argc, char** argv) {
       o.ops = std::atoi(value.c_str());
     } else if (flag == "--seed") {
       o.seed = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (flag == "--pace") {
+      o.pace_ms = std::atoi(value.c_str());
     } else if (flag == "--history") {
       o.history = value;
     } else {
@@ -92,7 +96,7 @@ class Worker {
       } else {
         release(key, k, held->second);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(pick(25)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(pick(o_.pace_ms + 1)));
     }
   }
 
@@ -183,7 +187,7 @@ int main(int argc, char** argv) {
   if (!o) {
     std::fprintf(stderr,
                  "usage: fault_worker --store URL --prefix KEY --client N --ops N --seed S "
-                 "--history FILE\n");
+                 "--history FILE [--pace MS]\n");
     return 64;
   }
   aec::Result<std::unique_ptr<aec::Store>> store = aec::open_store(o->store);

@@ -35,6 +35,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -309,47 +310,198 @@ class ProcessFaultTest : public ::testing::TestWithParam<std::string> {
   e2e::Env fake_env_;                                   // T6: libfaketime for runners and aecd
 };
 
+// Workers calling the store directly (fault_worker), each writing its own history file; the
+// checker reads them merged. Used by T1, T8 and T9.
+class Workers {
+ public:
+  Workers(std::string store, std::string dir, std::uint64_t seed)
+      : store_(std::move(store)),
+        dir_(std::move(dir)),
+        prefix_(unique_prefix("calls")),
+        seed_(seed) {}
+  ~Workers() {
+    for (auto& [client, pid] : live_) {
+      kill(pid, SIGKILL);
+      wait_exit_within(pid, 5s);
+    }
+  }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // Starts worker number `client` (1, 2, ...) making `ops` calls, at most `pace_ms` apart.
+  pid_t start(int client, int ops, int pace_ms) {
+    pid_t pid = spawn_group({AEC_FAULT_WORKER, "--store", store_, "--prefix", prefix_, "--client",
+                             std::to_string(client), "--ops", std::to_string(ops), "--seed",
+                             std::to_string(seed_ + static_cast<std::uint64_t>(client)), "--pace",
+                             std::to_string(pace_ms), "--history", file(client)},
+                            {}, dir_ + "/workers.log");
+    EXPECT_GT(pid, 0) << "cannot start a worker";
+    live_[client] = pid;
+    clients_.push_back(client);
+    return pid;
+  }
+  // kill -9 of worker `client`, whatever call it is in the middle of.
+  void kill9(int client) {
+    kill(live_.at(client), SIGKILL);
+    wait_exit_within(live_.at(client), 5s);
+    live_.erase(client);
+  }
+  // Waits for every live worker to finish; false if one fails or does not finish in time.
+  [[nodiscard]] bool finish(milliseconds within) {
+    bool ok = true;
+    for (auto& [client, pid] : live_) {
+      std::optional<int> code = wait_exit_within(pid, within);
+      EXPECT_EQ(code, std::optional<int>(0))
+          << "worker " << client << ": " << e2e::read_file(dir_ + "/workers.log");
+      ok = ok && code == 0;
+    }
+    live_.clear();
+    return ok;
+  }
+  std::vector<int> live() const {
+    std::vector<int> out;
+    for (const auto& [client, pid] : live_) {
+      out.push_back(client);
+    }
+    return out;
+  }
+  // The merged histories, checked; every violation is a test failure.
+  CheckReport check() const {
+    History all;
+    for (int client : clients_) {
+      EXPECT_TRUE(all.merge_file(file(client))) << "unreadable history " << file(client);
+    }
+    std::map<std::string, int> limits = {
+        {prefix_ + "/0", 1}, {prefix_ + "/1", 1}, {prefix_ + "/2", 2}, {prefix_ + "/3", 2}};
+    CheckReport report = check_calls(all.events(), limits);
+    for (const std::string& v : report.violations) {
+      ADD_FAILURE() << v;
+    }
+    return report;
+  }
+
+ private:
+  std::string file(int client) const { return dir_ + "/worker-" + std::to_string(client) + ".txt"; }
+  std::string store_;
+  std::string dir_;
+  std::string prefix_;
+  std::uint64_t seed_;
+  std::map<int, pid_t> live_;
+  std::vector<int> clients_;
+};
+
+std::string calls_summary(const std::string& store, const std::string& test, std::uint64_t seed,
+                          const CheckReport& r) {
+  return "fault: store=" + store + " test=" + test + " seed=" + std::to_string(seed) +
+         " calls=" + std::to_string(r.calls) + " grants=" + std::to_string(r.grants) +
+         " indeterminate=" + std::to_string(r.indeterminate) +
+         " violations=" + std::to_string(r.violations.size());
+}
+
 TEST_P(ProcessFaultTest, T1HistoryOfDirectCalls) {
   constexpr int kWorkers = 8;
   constexpr int kOps = AEC_FAULT_T1_OPS;
-  std::string prefix = unique_prefix("t1");
-  std::vector<pid_t> workers;
   std::uint64_t seed = std::random_device{}();
   std::cout << "fault: T1 seed " << seed << "\n";
-  for (int w = 0; w < kWorkers; ++w) {
-    workers.push_back(
-        spawn_group({AEC_FAULT_WORKER, "--store", store_.url, "--prefix", prefix, "--client",
-                     std::to_string(w + 1), "--ops", std::to_string(kOps), "--seed",
-                     std::to_string(seed + static_cast<std::uint64_t>(w)), "--history",
-                     dir_.file("worker-" + std::to_string(w + 1) + ".txt")},
-                    {}, dir_.file("workers.log")));
-    ASSERT_GT(workers.back(), 0);
+  Workers workers(store_.url, dir_.path().string(), seed);
+  for (int w = 1; w <= kWorkers; ++w) {
+    workers.start(w, kOps, 25);
   }
-  for (pid_t pid : workers) {
-    std::optional<int> code = wait_exit_within(pid, 120s);
-    ASSERT_TRUE(code.has_value()) << "a worker did not finish";
-    ASSERT_EQ(*code, 0) << e2e::read_file(dir_.file("workers.log"));
-  }
-  History all;
-  for (int w = 0; w < kWorkers; ++w) {
-    ASSERT_TRUE(all.merge_file(dir_.file("worker-" + std::to_string(w + 1) + ".txt")));
-  }
-  std::map<std::string, int> limits = {
-      {prefix + "/0", 1}, {prefix + "/1", 1}, {prefix + "/2", 2}, {prefix + "/3", 2}};
-  std::vector<Event> events = all.events();
-  CheckReport report = check_calls(events, limits);
-  for (const std::string& v : report.violations) {
-    ADD_FAILURE() << v;
-  }
+  ASSERT_TRUE(workers.finish(120s));
+  CheckReport report = workers.check();
   // Every call resolved as ok, fail or info (a worker abandons a lease now and then instead of
   // calling: a little under kOps calls each).
   EXPECT_EQ(report.unanswered, 0);
   EXPECT_GT(report.calls, kWorkers * kOps * 9 / 10);
   EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";
-  summary("fault: store=" + name() + " test=T1 seed=" + std::to_string(seed) +
-          " calls=" + std::to_string(report.calls) + " grants=" + std::to_string(report.grants) +
-          " indeterminate=" + std::to_string(report.indeterminate) +
-          " violations=" + std::to_string(report.violations.size()));
+  summary(calls_summary(name(), "T1", seed, report));
+}
+
+// T8: the server crashes under load (kill -9 of aecd, or PostgreSQL stopped in immediate mode),
+// and comes back. Its workers ride through it (their calls fail or end unknown meanwhile). No
+// token is reissued after the restart (I1), and no lease it acknowledged is lost: a renewal
+// answered "not held" while its lease surely lived would be one (I2).
+TEST_P(ProcessFaultTest, T8ServerCrash) {
+  if (name() != "aecd" && name() != "postgres") {
+    GTEST_SKIP() << "T8 crashes a server: aecd or PostgreSQL (etcd's members die in "
+                    "e2e_etcd_leader_kill_test; sqlite has no server)";
+  }
+  constexpr int kWorkers = 8;
+  std::uint64_t seed = std::random_device{}();
+  std::cout << "fault: T8 seed " << seed << "\n";
+  Workers workers(store_.url, dir_.path().string(), seed);
+  for (int w = 1; w <= kWorkers; ++w) {
+    workers.start(w, 100'000, 25);  // until stopped: they run through every crash
+  }
+  auto run_for = [&](milliseconds d) { std::this_thread::sleep_for(d); };  // load, not a wait
+  std::string servers_dir = testing::servers_dir();
+  for (int c = 0; c < AEC_FAULT_T8_CYCLES; ++c) {
+    run_for(1500ms);
+    if (name() == "aecd") {
+      store_.aecd->kill9();
+      store_.aecd->start();
+      ASSERT_TRUE(store_.aecd->running());
+    } else {
+      ASSERT_FALSE(servers_dir.empty()) << "no servers folder: cannot restart PostgreSQL";
+      std::string cmd = std::string(AEC_SOURCE_DIR) +
+                        "/scripts/dev-servers.sh restart-postgres --mode immediate --dir " +
+                        servers_dir + " >/dev/null 2>&1";
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+    std::cout << "fault: T8 cycle " << c << ": " << name() << " crashed and restarted\n";
+  }
+  run_for(1500ms);
+  for (int client : workers.live()) {
+    workers.kill9(client);  // their last calls may be cut off: no answer, no judgement
+  }
+  CheckReport report = workers.check();
+  EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";
+  summary(calls_summary(name(), "T8", seed, report) +
+          " crashes=" + std::to_string(AEC_FAULT_T8_CYCLES));
+}
+
+// T9: sqlite writers killed (-9) at random moments, most of them inside a write transaction:
+// the file stays sound (PRAGMA integrity_check) and no token is ever reissued.
+TEST_P(ProcessFaultTest, T9SqliteWriterKilled) {
+  if (name() != "sqlite") {
+    GTEST_SKIP() << "T9 is about the sqlite file";
+  }
+  constexpr int kWorkers = 6;
+  std::uint64_t seed = std::random_device{}();
+  std::cout << "fault: T9 seed " << seed << "\n";
+  std::mt19937_64 rng(seed);
+  Workers workers(store_.url, dir_.path().string(), seed);
+  int next_client = 1;
+  for (; next_client <= kWorkers; ++next_client) {
+    workers.start(next_client, 100'000, 0);  // calls back to back: most time is in a write
+  }
+  for (int c = 0; c < AEC_FAULT_T9_CYCLES; ++c) {
+    // A random moment: the fault's timing is the point (20-80 ms of load, then a kill).
+    std::this_thread::sleep_for(milliseconds(20 + rng() % 60));
+    std::vector<int> live = workers.live();
+    workers.kill9(live[rng() % live.size()]);
+    workers.start(next_client++, 100'000, 0);
+  }
+  for (int client : workers.live()) {
+    workers.kill9(client);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir_.file("aec.db")).c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  std::string verdict;
+  sqlite3_exec(
+      db, "PRAGMA integrity_check",
+      [](void* out, int, char** values, char**) {
+        *static_cast<std::string*>(out) += values[0] == nullptr ? "" : values[0];
+        return 0;
+      },
+      &verdict, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(verdict, "ok");
+  CheckReport report = workers.check();
+  EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";
+  summary(calls_summary(name(), "T9", seed, report) +
+          " kills=" + std::to_string(AEC_FAULT_T9_CYCLES) + " integrity=" + verdict);
 }
 
 void ProcessFaultTest::kill_cycles(const std::string& test, int cycles, bool group,
