@@ -164,6 +164,35 @@ TEST(HttpStoreTest, AServerThatNeverAnswersTimesOut) {
   EXPECT_LT(Steady::now() - start, 3s);
 }
 
+// Found by the reliability suite (T5, a half-open connection to aecd): a renewal waited out the
+// whole request timeout (30 s) on a dead connection, long after its lease was lost, and the
+// runner could not exit meanwhile. A renewal now gives up after its ttl.
+TEST(HttpStoreTest, HalfOpenRenewGivesUpAfterItsTtl) {
+  Socket silent(/*listening=*/true);
+  auto store = open_or_die(silent.url());  // the default request timeout: 30 s
+  auto start = Steady::now();
+  auto r = store->renew("k", 7, 500ms);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("no answer within 500ms"), std::string::npos)
+      << r.error().message();
+  EXPECT_LT(Steady::now() - start, 10s);
+}
+
+// The same fault, next step: the runner records its lost lease with a release that must not
+// wait out the request timeout either (the lease is gone; it only says how the run ended).
+TEST(HttpStoreTest, HalfOpenReleaseOfALostLeaseGivesUpSoon) {
+  Socket silent(/*listening=*/true);
+  auto store = open_or_die(silent.url());
+  auto start = Steady::now();
+  auto r = store->release("k", 7, {.status = ExecutionStatus::Lost, .reason = "lost"});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("no answer within 5s"), std::string::npos)
+      << r.error().message();
+  EXPECT_LT(Steady::now() - start, 15s);
+}
+
 TEST(HttpStoreTest, StopAbortsAParkedAcquireAtOnce) {
   Socket silent(/*listening=*/true);
   auto store = open_or_die(silent.url());

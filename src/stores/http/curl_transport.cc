@@ -223,7 +223,16 @@ Result<HttpAnswer> CurlTransport::send(const HttpCall& call) {
                                      call.method, options_.base_url, call.target));
     }
     Attempt a = perform(*h, call);
-    give_back(std::move(h));
+    if (a.code == CURLE_OK || a.cancelled) {
+      give_back(std::move(h));
+    } else {
+      // The way to the server failed under this connection (timed out, reset): the idle ones
+      // share that way and may be dead without knowing it (half open after a network fault, a
+      // NAT that dropped them). The next call connects afresh instead of waiting out its timeout
+      // on one of them (found by the reliability suite's half-open partition, T5).
+      std::lock_guard lock(mu_);
+      idle_.clear();
+    }
     if (a.cancelled) {
       return cancelled();
     }
