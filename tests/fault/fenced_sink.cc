@@ -174,6 +174,16 @@ std::optional<Event> FencedSink::wait_start(int client, std::int64_t after,
   return found;
 }
 
+std::optional<Event> FencedSink::latest_start(int client) const {
+  std::lock_guard lock(mu_);
+  for (auto it = starts_.rbegin(); it != starts_.rend(); ++it) {
+    if (it->client == client) {
+      return *it;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Event> FencedSink::wait_end(int pid, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   std::optional<Event> found;

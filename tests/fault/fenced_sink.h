@@ -39,6 +39,8 @@ class FencedSink {
   // arrives; nullopt if none arrives within `timeout`.
   std::optional<Event> wait_start(int client, std::int64_t after,
                                   std::chrono::milliseconds timeout);
+  // The latest Start of a child of runner `client`, if any.
+  std::optional<Event> latest_start(int client) const;
   // The End of the child with pid `pid` (its connection closed); nullopt after `timeout`.
   std::optional<Event> wait_end(int pid, std::chrono::milliseconds timeout);
 
