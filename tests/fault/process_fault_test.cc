@@ -71,6 +71,14 @@ double ms(std::int64_t ns) {
   return static_cast<double>(ns) / 1e6;
 }
 
+// A test's size: its CI figure (set by CMake, smaller under a sanitizer), or the environment's
+// value of the same name (scripts/soak.sh sets the soak figures that way).
+int figure(const char* name, int ci) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : ci;
+}
+#define AEC_FIGURE(NAME) figure(#NAME, NAME)
+
 // The p-th percentile (nearest rank) of `v`, in ms; 0 for none.
 double percentile(std::vector<std::int64_t> v, double p) {
   if (v.empty()) {
@@ -403,7 +411,7 @@ std::string calls_summary(const std::string& store, const std::string& test, std
 
 TEST_P(ProcessFaultTest, T1HistoryOfDirectCalls) {
   constexpr int kWorkers = 8;
-  constexpr int kOps = AEC_FAULT_T1_OPS;
+  const int kOps = AEC_FIGURE(AEC_FAULT_T1_OPS);
   std::uint64_t seed = std::random_device{}();
   std::cout << "fault: T1 seed " << seed << "\n";
   Workers workers(store_.url, dir_.path().string(), seed);
@@ -438,7 +446,7 @@ TEST_P(ProcessFaultTest, T8ServerCrash) {
   }
   auto run_for = [&](milliseconds d) { std::this_thread::sleep_for(d); };  // load, not a wait
   std::string servers_dir = testing::servers_dir();
-  for (int c = 0; c < AEC_FAULT_T8_CYCLES; ++c) {
+  for (int c = 0; c < AEC_FIGURE(AEC_FAULT_T8_CYCLES); ++c) {
     run_for(1500ms);
     if (name() == "aecd") {
       store_.aecd->kill9();
@@ -460,7 +468,7 @@ TEST_P(ProcessFaultTest, T8ServerCrash) {
   CheckReport report = workers.check();
   EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";
   summary(calls_summary(name(), "T8", seed, report) +
-          " crashes=" + std::to_string(AEC_FAULT_T8_CYCLES));
+          " crashes=" + std::to_string(AEC_FIGURE(AEC_FAULT_T8_CYCLES)));
 }
 
 // T9: sqlite writers killed (-9) at random moments, most of them inside a write transaction:
@@ -478,7 +486,7 @@ TEST_P(ProcessFaultTest, T9SqliteWriterKilled) {
   for (; next_client <= kWorkers; ++next_client) {
     workers.start(next_client, 100'000, 0);  // calls back to back: most time is in a write
   }
-  for (int c = 0; c < AEC_FAULT_T9_CYCLES; ++c) {
+  for (int c = 0; c < AEC_FIGURE(AEC_FAULT_T9_CYCLES); ++c) {
     // A random moment: the fault's timing is the point (20-80 ms of load, then a kill).
     std::this_thread::sleep_for(milliseconds(20 + rng() % 60));
     std::vector<int> live = workers.live();
@@ -504,7 +512,7 @@ TEST_P(ProcessFaultTest, T9SqliteWriterKilled) {
   CheckReport report = workers.check();
   EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";
   summary(calls_summary(name(), "T9", seed, report) +
-          " kills=" + std::to_string(AEC_FAULT_T9_CYCLES) + " integrity=" + verdict);
+          " kills=" + std::to_string(AEC_FIGURE(AEC_FAULT_T9_CYCLES)) + " integrity=" + verdict);
 }
 
 void ProcessFaultTest::kill_cycles(const std::string& test, int cycles, bool group,
@@ -582,11 +590,11 @@ void ProcessFaultTest::kill_cycles(const std::string& test, int cycles, bool gro
 }
 
 TEST_P(ProcessFaultTest, T2KillHolderGroup) {
-  kill_cycles("T2", AEC_FAULT_T2_CYCLES, true);
+  kill_cycles("T2", AEC_FIGURE(AEC_FAULT_T2_CYCLES), true);
 }
 
 TEST_P(ProcessFaultTest, T3KillSupervisorOnly) {
-  kill_cycles("T3", AEC_FAULT_T3_CYCLES, false);
+  kill_cycles("T3", AEC_FIGURE(AEC_FAULT_T3_CYCLES), false);
 }
 
 // The store's URL with its (first) host:port replaced by 127.0.0.1:`port`, and where it points.
@@ -660,7 +668,7 @@ TEST_P(ProcessFaultTest, T5Partition) {
   std::vector<std::int64_t> slacks;    // successor's start - stale child's death, when taken over
   std::vector<std::int64_t> regrants;  // a holder through the healed proxy: start - release
   int lost = 0;
-  for (int c = 0; c < AEC_FAULT_T5_CYCLES; ++c) {
+  for (int c = 0; c < AEC_FIGURE(AEC_FAULT_T5_CYCLES); ++c) {
     const Step& step = schedule[static_cast<std::size_t>(c) % schedule.size()];
     int holder_id = client;
     int waiter_id = ++client;
@@ -715,7 +723,7 @@ TEST_P(ProcessFaultTest, T5Partition) {
         << "a grant after healing took longer than ttl + 1 s";
   }
   std::ostringstream line;
-  line << "fault: store=" << name() << " test=T5 cycles=" << AEC_FAULT_T5_CYCLES
+  line << "fault: store=" << name() << " test=T5 cycles=" << AEC_FIGURE(AEC_FAULT_T5_CYCLES)
        << " violations=" << report.violations.size() << " lost=" << lost << std::fixed
        << std::setprecision(1)
        << " i4_slack_min_ms=" << (slacks.empty() ? 0.0 : percentile(slacks, 0))
@@ -736,7 +744,7 @@ TEST_P(ProcessFaultTest, T6ClockSteps) {
     std::ofstream(clock_file_, std::ios::trunc)
         << std::showpos << std::fixed << std::setprecision(3) << s << "\n";
   };
-  kill_cycles("T6", AEC_FAULT_T6_CYCLES, true, [&](int c) {
+  kill_cycles("T6", AEC_FIGURE(AEC_FAULT_T6_CYCLES), true, [&](int c) {
     double magnitude_ms = std::exp2(std::uniform_real_distribution<double>(2, 18)(rng));
     double step_s = (rng() % 2 == 0 ? 1 : -1) * magnitude_ms / 1000;
     std::ostringstream what;
@@ -784,7 +792,7 @@ TEST_P(ProcessFaultTest, T10EtcdMembersFail) {
   start_runner(0, key);
   ASSERT_TRUE(await_child(0));
   std::vector<std::int64_t> takeovers;
-  for (int c = 0; c < AEC_FAULT_T10_CYCLES; ++c) {
+  for (int c = 0; c < AEC_FIGURE(AEC_FAULT_T10_CYCLES); ++c) {
     const std::string& kind = kinds[static_cast<std::size_t>(c) % kinds.size()];
     Result<testing::EtcdMember> lead = testing::leader(client, *cluster);
     ASSERT_TRUE(lead.has_value()) << lead.error().to_string();
@@ -820,15 +828,15 @@ TEST_P(ProcessFaultTest, T10EtcdMembersFail) {
     std::cout << "fault: T10 cycle " << c << ": " << kind << " m" << victim.n << ", takeover "
               << ms(takeovers.back()) << " ms\n";
   }
-  kill(runners_[AEC_FAULT_T10_CYCLES].pid, SIGTERM);
-  EXPECT_NE(reap(AEC_FAULT_T10_CYCLES, 10s), -1);
+  kill(runners_[AEC_FIGURE(AEC_FAULT_T10_CYCLES)].pid, SIGTERM);
+  EXPECT_NE(reap(AEC_FIGURE(AEC_FAULT_T10_CYCLES), 10s), -1);
   CheckReport report = check();
   EXPECT_EQ(report.overlap_ns, 0) << "two children of one key were alive at once";
   if (!kSanitized) {
     EXPECT_LE(percentile(takeovers, 100), static_cast<double>((kTtl + 2500ms).count()));
   }
   std::ostringstream line;
-  line << "fault: store=etcd test=T10 cycles=" << AEC_FAULT_T10_CYCLES
+  line << "fault: store=etcd test=T10 cycles=" << AEC_FIGURE(AEC_FAULT_T10_CYCLES)
        << " violations=" << report.violations.size() << std::fixed << std::setprecision(0)
        << " takeover_p50_ms=" << percentile(takeovers, 50)
        << " takeover_max_ms=" << percentile(takeovers, 100)
@@ -839,7 +847,7 @@ TEST_P(ProcessFaultTest, T10EtcdMembersFail) {
 TEST_P(ProcessFaultTest, T4PauseHolder) {
   // Pauses in ttls, in this order, round and round.
   const std::vector<double> pauses = {0.3, 0.9, 1.5, 3, 10};
-  const int cycles = AEC_FAULT_T4_CYCLES;
+  const int cycles = AEC_FIGURE(AEC_FAULT_T4_CYCLES);
   std::string key = unique_prefix("t4");
   start_runner(0, key);
   ASSERT_TRUE(await_child(0));
@@ -945,7 +953,7 @@ TEST_P(ProcessFaultTest, T11MixedNemesis) {
   }
   std::vector<Strike> schedule;
   milliseconds planned{0};
-  const milliseconds budget = std::chrono::seconds(AEC_FAULT_T11_SECONDS);
+  const milliseconds budget = std::chrono::seconds(AEC_FIGURE(AEC_FAULT_T11_SECONDS));
   while (planned < budget) {
     Strike s;
     s.at = std::chrono::duration_cast<milliseconds>(kTtl * uniform(1, 3));
@@ -1045,7 +1053,7 @@ TEST_P(ProcessFaultTest, T11MixedNemesis) {
   CheckReport report = check();
   EXPECT_GT(report.grants, 10) << "too few grants to say anything";
   std::ostringstream line;
-  line << "fault: store=" << name() << " test=T11 seconds=" << AEC_FAULT_T11_SECONDS
+  line << "fault: store=" << name() << " test=T11 seconds=" << AEC_FIGURE(AEC_FAULT_T11_SECONDS)
        << " seed=" << seed << " strikes=" << strikes << " grants=" << report.grants
        << " violations=" << report.violations.size() << " stale_rejected=" << report.rejected
        << " stuck_after_heal=" << stuck;
