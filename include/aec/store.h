@@ -23,7 +23,7 @@ namespace aec {
 struct AcquireRequest {
   std::string key;           // must pass validate_key()
   std::string execution_id;  // non-empty; recorded in history
-  milliseconds ttl{30'000};  // lease duration by the store's clock; >= 1 ms
+  milliseconds ttl{30'000};  // lease duration by the store's clock; 1 ms to 3650 days
   int limit = 1;             // at most this many live leases on the key, counting this one; >= 1
   // Grant nothing, and report Done, when the key has a Succeeded execution in its history.
   bool once = false;
@@ -35,6 +35,7 @@ struct AcquireRequest {
   // again at once). With queue=true a Busy answer keeps, or takes, a place at the tail, valid for
   // queue_ttl by the store's clock: a waiter asks again within queue_ttl to keep it (a dead
   // waiter's place lapses), and leave_queue() gives it up. A grant removes the caller's place.
+  // At most 3650 days, as `park` and every duration a store takes.
   bool queue = false;
   milliseconds queue_ttl{3'000};
   // With queue: a store that can hold a caller in line on a server (the http store, through
@@ -98,7 +99,7 @@ struct ListFilter {
 };
 
 struct PurgeRequest {
-  // Delete executions that ended more than this long ago (wall clock).
+  // Delete executions that ended more than this long ago (wall clock); 0 to 3650 days.
   milliseconds older_than{20 * 60 * 1000};
   // Only executions with these statuses; Running is never purged.
   std::vector<ExecutionStatus> statuses;
@@ -180,7 +181,7 @@ class Store {
                                                    const Owner& by) = 0;
 
   // Deletes old history in bounded batches and reaps expired leases. Never deletes a live lease
-  // or a key's token counter.
+  // or a key's token counter. InvalidArgument for an older_than outside 0 to 3650 days.
   virtual Result<PurgeResult> purge(const PurgeRequest& req) = 0;
 
   // Gives up the queue place of `execution_id` on `key` (a waiter that times out or is

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace aec::wire {
 namespace {
 
@@ -78,6 +80,9 @@ std::optional<SysTime> parse_time(std::string_view text) {
       (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':') {
     return std::nullopt;
   }
+  if (y < kMinYear || y > kMaxYear) {
+    return std::nullopt;  // SysTime would overflow
+  }
   std::chrono::year_month_day date{std::chrono::year(y), std::chrono::month(mo),
                                    std::chrono::day(d)};
   auto frac = fraction(text, 19);
@@ -129,7 +134,7 @@ Status Fields::finish() const {
   for (const auto& [name, value] : j_.items()) {
     if (std::find(known_.begin(), known_.end(), name) == known_.end()) {
       return invalid_argument(
-          fmt::format("unknown field '{}' (known: {})", path(name), fmt::join(known_, ", ")));
+          fmt::format("unknown field {} (known: {})", quote(path(name)), fmt::join(known_, ", ")));
     }
   }
   return Status::ok();
@@ -223,7 +228,9 @@ void Fields::time(std::string_view name, SysTime& out, Need need) {
     t = parse_time(v->get_ref<const std::string&>());
   }
   if (!t) {
-    fail(name, "must be an RFC 3339 UTC time like \"2026-11-29T03:40:00.123Z\"");
+    fail(name, fmt::format("must be an RFC 3339 UTC time like \"2026-11-29T03:40:00.123Z\", "
+                           "from year {} to {}",
+                           kMinYear, kMaxYear));
     return;
   }
   out = *t;
@@ -292,7 +299,7 @@ void Fields::labels(std::string_view name, Labels& out) {
   Labels labels;
   for (const auto& [k, value] : v->items()) {
     if (!value.is_string()) {
-      fail(name, fmt::format("label '{}' must be a string", k));
+      fail(name, fmt::format("label {} must be a string", quote(k)));
       return;
     }
     labels[k] = value.get<std::string>();

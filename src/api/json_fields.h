@@ -8,7 +8,8 @@
 // Every reader marks its field known, leaves `out` unchanged when the field is absent, and on a
 // wrong type or range records one InvalidArgument naming the field and what it must be. Only the
 // first problem is kept; readers after it do nothing. finish() also reports a field no reader
-// asked for. Nothing here throws.
+// asked for. Names and texts from the JSON are quoted escaped (core/text.h quote()), so every
+// message is one line. Nothing here throws.
 #pragma once
 
 #include <cstdint>
@@ -24,11 +25,16 @@
 #include <aec/execution.h>
 #include <aec/status.h>
 
+#include "core/duration.h"
+
 namespace aec::wire {
 
 enum class Need { Optional, Required };
 
-// "2026-11-29T03:40:00.123Z" (RFC 3339, UTC, any number of fraction digits, or none).
+// "2026-11-29T03:40:00.123Z" (RFC 3339, UTC, any number of fraction digits, or none), of a year
+// from kMinYear to kMaxYear: the whole years SysTime (int64 nanoseconds since 1970) holds.
+inline constexpr int kMinYear = 1678;
+inline constexpr int kMaxYear = 2261;
 std::optional<SysTime> parse_time(std::string_view text);
 
 class Fields {
@@ -43,9 +49,9 @@ class Fields {
                Need need = Need::Optional);
   void integer(std::string_view name, int& out, int min, int max = std::numeric_limits<int>::max());
   void size(std::string_view name, std::size_t& out, std::size_t min, std::size_t max);
-  // Integer milliseconds in [min_ms, max_ms].
+  // Integer milliseconds in [min_ms, max_ms] (at most kMaxDuration: core/duration.h).
   void duration(std::string_view name, milliseconds& out, std::int64_t min_ms,
-                std::int64_t max_ms = std::numeric_limits<std::int64_t>::max());
+                std::int64_t max_ms = kMaxDuration.count());
   void flag(std::string_view name, bool& out);
   // An integer, or null for none.
   void nullable_int(std::string_view name, std::optional<int>& out);

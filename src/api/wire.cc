@@ -2,7 +2,11 @@
 // wire_leases.cc.
 #include "api/wire.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+
+#include "core/text.h"
 
 namespace aec::wire {
 namespace {
@@ -100,11 +104,15 @@ std::optional<Status> decode_error(const json& j) {
   std::string message;
   if (auto it = e.find("message"); it != e.end() && it->is_string()) {
     message = it->get<std::string>();
+    // A Status is one line, whatever a server sends.
+    std::replace_if(
+        message.begin(), message.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   }
   const auto& word = e["code"].get_ref<const std::string&>();
   Code code = code_for_word(word);
   if (code == Code::Internal && word != code_name(Code::Internal)) {
-    message = fmt::format("{} (code '{}')", message, word);  // a code this client does not know
+    // A code this client does not know.
+    message = fmt::format("{} (code {})", message, quote(word));
   }
   return Status(code, std::move(message));
 }
@@ -190,7 +198,7 @@ Result<std::string> decode_path_segment(std::string_view segment) {
     int lo = i + 2 < segment.size() ? hex_value(segment[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
       return invalid_argument(fmt::format(
-          "path segment '{}': '%' at byte {} is not followed by two hex digits", segment, i));
+          "path segment {}: '%' at byte {} is not followed by two hex digits", quote(segment), i));
     }
     out += static_cast<char>(hi * 16 + lo);
     i += 2;

@@ -51,7 +51,7 @@ void print_executions(const std::vector<Execution>& executions, bool json) {
     for (const Execution& e : executions) {
       out.push_back(to_json(e));
     }
-    fmt::print("{}\n", out.dump(2));
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
   std::vector<Row> rows = {
@@ -64,7 +64,7 @@ void print_executions(const std::vector<Execution>& executions, bool json) {
 
 void print_key_state(const KeyState& s, bool json) {
   if (json) {
-    fmt::print("{}\n", to_json(s).dump(2));
+    fmt::print("{}\n", to_json(s).dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
   fmt::print("key:        {}\n", s.key);

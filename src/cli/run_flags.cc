@@ -7,6 +7,7 @@
 #include "cli/cli_context.h"
 #include "core/duration.h"
 #include "core/status_macros.h"
+#include "core/text.h"
 
 namespace aec::cli {
 
@@ -94,6 +95,8 @@ Result<std::string> key_of(const RunFlags& f) {
 
 Result<RunPlan> plan_run(const RunFlags& f) {
   AEC_ASSIGN_OR_RETURN(std::string key, key_of(f));
+  // Recorded in the store and written into the termination message: text, like a key.
+  AEC_RETURN_IF_ERROR(check_clean_text("--execution-id", f.execution_id));
   RunPlan plan;
   AEC_ASSIGN_OR_RETURN(plan.options.ttl, parse_duration(f.ttl));
   if (plan.options.ttl < milliseconds(100)) {

@@ -51,7 +51,9 @@ void write_report(const Context& ctx, const RunPlan& plan, const Report& r) {
       {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
       {"vdk_status", runner::vdk_status(r.status, r.exit_code)},
   };
-  Status s = runner::write_termination_message(plan.termination_message, j.dump());
+  // Replace, not throw: the command's name in a reason need not be UTF-8.
+  Status s = runner::write_termination_message(
+      plan.termination_message, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (!s.is_ok()) {
     fmt::print(stderr, "aec {}: warning: {}\n", ctx.verb, s.message());
   }

@@ -35,7 +35,7 @@ VerbMain setup_admin(CLI::App& app, const Invocation&) {
     }
     if (ctx->json) {
       nlohmann::json j = {{"store", (*store)->url()}, {"schema", "current"}};
-      fmt::print("{}\n", j.dump(2));
+      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       fmt::print("{}: schema current for aec {}\n", (*store)->url(), version());
     }

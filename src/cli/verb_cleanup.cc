@@ -68,7 +68,7 @@ VerbMain setup_cleanup(CLI::App& app, const Invocation&) {
     if (ctx->json) {
       nlohmann::json j = {{"executions_deleted", purged->executions_deleted},
                           {"leases_expired", purged->leases_expired}};
-      fmt::print("{}\n", j.dump(2));
+      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       fmt::print(
           "deleted {} execution(s) that ended more than {} ago; reaped {} expired "

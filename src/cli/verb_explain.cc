@@ -100,7 +100,7 @@ VerbMain setup_explain(CLI::App& app, const Invocation&) {
                           {"action", v->action},
                           {"reason", v->reason},
                           {"exit_code", v->exit_code ? nlohmann::json(*v->exit_code) : nullptr}};
-      fmt::print("{}\n", j.dump(2));
+      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       fmt::print("aec run would {}: {}\nexit code: {}\n", v->action, v->reason, code);
     }

@@ -6,12 +6,19 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace aec {
 namespace {
 
 Status bad_duration(std::string_view text) {
   return invalid_argument(fmt::format(
-      "bad duration '{}': use a number with a unit, e.g. 250ms, 30s, 5m, 1h30m, 2d", text));
+      "bad duration {}: use a number with a unit, e.g. 250ms, 30s, 5m, 1h30m, 2d", quote(text)));
+}
+
+Status too_long(std::string_view text) {
+  return invalid_argument(
+      fmt::format("duration {} is too long: at most {}", quote(text), max_duration_text()));
 }
 
 // Milliseconds per unit, or 0 for an unknown unit.
@@ -57,12 +64,16 @@ Result<milliseconds> parse_duration(std::string_view text) {
     if (per == 0 || (bare_number && (unit_start != text.size() || total != 0))) {
       return bad_duration(text);  // unknown unit, or a bare number mixed with units
     }
-    if (n > (INT64_MAX - total) / per) {
-      return invalid_argument(fmt::format("duration '{}' is too long", text));
+    if (n > (kMaxDuration.count() - total) / per) {
+      return too_long(text);
     }
     total += n * per;
   }
   return milliseconds(total);
+}
+
+std::string max_duration_text() {
+  return fmt::format("{}d", std::chrono::duration_cast<std::chrono::days>(kMaxDuration).count());
 }
 
 std::string format_duration(milliseconds d) {

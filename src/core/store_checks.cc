@@ -6,7 +6,25 @@
 
 #include <aec/key.h>
 
+#include "core/duration.h"
+
 namespace aec {
+namespace {
+
+// InvalidArgument "WHAT must be at least MIN" or "WHAT must be at most 3650d" outside
+// [min, kMaxDuration]: so that the stores' `now + d` cannot overflow.
+Status check_duration(std::string_view what, milliseconds d, milliseconds min) {
+  if (d < min) {
+    return invalid_argument(fmt::format("{} must be at least {}", what, format_duration(min)));
+  }
+  if (d > kMaxDuration) {
+    return invalid_argument(fmt::format("{} must be at most {} ({} ms)", what, max_duration_text(),
+                                        kMaxDuration.count()));
+  }
+  return Status::ok();
+}
+
+}  // namespace
 
 Status check_acquire_request(const AcquireRequest& req) {
   if (Status s = validate_key(req.key); !s.is_ok()) {
@@ -15,13 +33,16 @@ Status check_acquire_request(const AcquireRequest& req) {
   if (req.execution_id.empty()) {
     return invalid_argument("execution id is empty");
   }
-  if (req.ttl < milliseconds(1)) {
-    return invalid_argument("ttl must be at least 1ms");
-  }
   if (req.limit < 1) {
     return invalid_argument(fmt::format("limit must be at least 1, not {}", req.limit));
   }
-  return Status::ok();
+  if (Status s = check_duration("ttl", req.ttl, milliseconds(1)); !s.is_ok()) {
+    return s;
+  }
+  if (Status s = check_duration("queue_ttl", req.queue_ttl, milliseconds(0)); !s.is_ok()) {
+    return s;
+  }
+  return check_duration("park", req.park, milliseconds(0));
 }
 
 Status check_lease_args(std::string_view key, std::int64_t token, milliseconds ttl) {
@@ -31,10 +52,11 @@ Status check_lease_args(std::string_view key, std::int64_t token, milliseconds t
   if (token < 1) {
     return invalid_argument(fmt::format("fencing token must be positive, not {}", token));
   }
-  if (ttl < milliseconds(1)) {
-    return invalid_argument("ttl must be at least 1ms");
-  }
-  return Status::ok();
+  return check_duration("ttl", ttl, milliseconds(1));
+}
+
+Status check_purge_request(const PurgeRequest& req) {
+  return check_duration("older_than", req.older_than, milliseconds(0));
 }
 
 Status check_release_args(std::string_view key, std::int64_t token, const Outcome& outcome) {

@@ -11,12 +11,15 @@
 
 namespace aec {
 
-// InvalidArgument for a bad key, empty execution id, ttl < 1 ms, limit < 1.
+// InvalidArgument for a bad key, empty execution id, limit < 1, ttl < 1 ms, a negative queue_ttl
+// or park, or a ttl, queue_ttl or park past kMaxDuration (core/duration.h).
 Status check_acquire_request(const AcquireRequest& req);
-// InvalidArgument for a bad key, token < 1, ttl < 1 ms.
+// InvalidArgument for a bad key, token < 1, ttl < 1 ms or past kMaxDuration.
 Status check_lease_args(std::string_view key, std::int64_t token, milliseconds ttl);
 // InvalidArgument for a bad key, token < 1, or an outcome status of Running or Skipped.
 Status check_release_args(std::string_view key, std::int64_t token, const Outcome& outcome);
+// InvalidArgument for older_than < 0 or past kMaxDuration.
+Status check_purge_request(const PurgeRequest& req);
 // InvalidArgument when a handoff's next acquire is for another key than the release.
 Status check_handoff(std::string_view key, const AcquireRequest& next);
 

@@ -9,6 +9,7 @@
 #include "api/wire.h"
 #include "core/duration.h"
 #include "core/status_macros.h"
+#include "core/text.h"
 #include "server/api_internal.h"
 #include "server/dashboard.h"
 
@@ -39,7 +40,7 @@ Result<std::size_t> limit_param(const Exchange& ex) {
   }
   auto n = whole_number(*text);
   if (!n || *n < 1 || *n > 1000) {
-    return invalid_argument(fmt::format("query parameter limit='{}': use 1 to 1000", *text));
+    return invalid_argument(fmt::format("query parameter limit={}: use 1 to 1000", quote(*text)));
   }
   return static_cast<std::size_t>(*n);
 }
@@ -52,7 +53,7 @@ Result<std::size_t> offset_param(const Exchange& ex) {
   auto n = whole_number(*text);
   if (!n) {
     return invalid_argument(
-        fmt::format("query parameter offset='{}': use a whole number >= 0", *text));
+        fmt::format("query parameter offset={}: use a whole number >= 0", quote(*text)));
   }
   return static_cast<std::size_t>(*n);
 }

@@ -8,6 +8,7 @@
 
 #include "api/wire.h"
 #include "core/status_macros.h"
+#include "core/text.h"
 #include "server/api_internal.h"
 #include "server/vdk_executions.h"
 
@@ -29,9 +30,9 @@ Result<std::vector<ExecutionStatus>> status_params(const Exchange& ex) {
     auto s = parse_execution_status(word);
     if (!s) {
       return invalid_argument(fmt::format(
-          "query parameter status='{}': use running, succeeded, failed, lost, cancelled or "
+          "query parameter status={}: use running, succeeded, failed, lost, cancelled or "
           "skipped",
-          word));
+          quote(word)));
     }
     out.push_back(*s);
   }
@@ -45,8 +46,8 @@ void get_key(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   if (auto text = ex->route().param("index")) {
     auto n = whole_number(*text);
     if (!n) {
-      ex->respond_error(invalid_argument(
-          fmt::format("query parameter index='{}': use the version of an earlier answer", *text)));
+      ex->respond_error(invalid_argument(fmt::format(
+          "query parameter index={}: use the version of an earlier answer", quote(*text))));
       return;
     }
     index = *n;

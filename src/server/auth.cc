@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/text.h"
 #include "server/text_file.h"
 
 namespace aec::server {
@@ -289,15 +290,15 @@ Status Authorizer::authorize(const Principal& who, Access access, std::string_vi
   if (!status.is_ok() || covers(who, key)) {
     return status;
   }
-  return outside_prefixes(who, fmt::format("key '{}'", key));
+  return outside_prefixes(who, "key " + quote(key));
 }
 
 Status Authorizer::authorize_list(const Principal& who, std::string_view prefix) {
   if (who.all_keys || (!prefix.empty() && covers(who, prefix))) {
     return Status::ok();
   }
-  return outside_prefixes(who, prefix.empty() ? std::string("a list without a prefix")
-                                              : fmt::format("prefix '{}'", prefix));
+  return outside_prefixes(
+      who, prefix.empty() ? std::string("a list without a prefix") : "prefix " + quote(prefix));
 }
 
 Status Authorizer::authorize_global(const Principal& who, Access access) {

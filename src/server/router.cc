@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "api/wire.h"
+#include "core/text.h"
 
 namespace aec::server {
 namespace {
@@ -46,7 +47,8 @@ Status parse_query(std::string_view query, std::multimap<std::string, std::strin
     auto name = decode_query_part(pair.substr(0, eq));
     auto value = decode_query_part(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
     if (!name || !value) {
-      return invalid_argument(fmt::format("query parameter '{}' has a malformed %-escape", pair));
+      return invalid_argument(
+          fmt::format("query parameter {} has a malformed %-escape", quote(pair)));
     }
     out.emplace(std::move(*name), std::move(*value));
   }
@@ -130,7 +132,7 @@ Status fill_params(Route route, const std::vector<std::string_view>& raw, RouteM
     auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), m.token);
     if (ec != std::errc() || end != t.data() + t.size() || m.token <= 0) {
       return invalid_argument(
-          fmt::format("lease token '{}' in the path is not a positive integer", t));
+          fmt::format("lease token {} in the path is not a positive integer", quote(t)));
     }
   }
   return Status::ok();
@@ -193,7 +195,7 @@ std::vector<std::string> RouteMatch::params(std::string_view name) const {
 
 std::variant<RouteMatch, RouteError> match_route(std::string_view method, std::string_view target) {
   if (target.empty() || target[0] != '/') {
-    return bad_target(fmt::format("request target '{}' is not an absolute path", target));
+    return bad_target(fmt::format("request target {} is not an absolute path", quote(target)));
   }
   std::size_t q = target.find('?');
   std::string_view path = target.substr(0, q);

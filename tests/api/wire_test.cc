@@ -2,7 +2,14 @@
 // message naming the field.
 #include "api/wire.h"
 
+#include <cstdint>
+#include <optional>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "api/json_fields.h"
+#include "core/duration.h"
 
 namespace aec::wire {
 namespace {
@@ -72,6 +79,66 @@ TEST(WireTest, TimesAcceptRfc3339UtcFractions) {
   }
 }
 
+// Fuzz bug "time-range": years 0000-9999 were taken, and the conversion of those outside
+// 1678-2261 to SysTime (int64 nanoseconds) overflowed.
+TEST(WireTest, TimeRangeYearsSysTimeCannotHoldAreRejected) {
+  for (const char* bad : {"0227-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z",
+                          "1677-12-31T23:59:59Z", "2262-01-01T00:00:00Z", "0000-01-01T00:00:00Z"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(parse_time(bad).has_value());
+    json j = encode(sample_execution());
+    j["started_at"] = bad;
+    expect_rejected([](const json& v) { return decode_execution(v); }, j, "from year 1678 to 2261");
+  }
+  for (const char* good :
+       {"1678-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2261-12-31T23:59:59.999Z"}) {
+    SCOPED_TRACE(good);
+    std::optional<SysTime> t = parse_time(good);
+    ASSERT_TRUE(t.has_value());
+    EXPECT_EQ(parse_time(format_time(*t)), t);
+  }
+}
+
+// Fuzz bug "huge-duration": ttl_ms, queue_ttl_ms and older_than_ms had no upper bound, and the
+// stores' now + ttl overflowed.
+TEST(WireTest, HugeDurationPastTheMaximumIsRejectedNamingTheFieldAndTheMaximum) {
+  const std::int64_t max = 315'360'000'000;  // 3650 days: docs/api.md
+  ASSERT_EQ(kMaxDuration.count(), max);
+  auto acquire = [](const json& v) { return decode_acquire_call(v); };
+  for (const char* field : {"ttl_ms", "queue_ttl_ms"}) {
+    SCOPED_TRACE(field);
+    expect_rejected(acquire, {{"key", "k"}, {field, max + 1}},
+                    fmt::format("field '{}': must be an integer from 1 to {}", field, max));
+    expect_rejected(acquire, {{"key", "k"}, {field, INT64_MAX}}, field);
+    expect_rejected(acquire, {{"key", "k"}, {field, UINT64_MAX}}, field);
+    EXPECT_TRUE(decode_acquire_call(json{{"key", "k"}, {field, max}}).has_value());
+  }
+  expect_rejected([](const json& v) { return decode_renew(v); }, {{"ttl_ms", INT64_MAX}},
+                  fmt::format("field 'ttl_ms': must be an integer from 1 to {}", max));
+  expect_rejected([](const json& v) { return decode_purge_request(v); },
+                  {{"older_than_ms", max + 1}},
+                  fmt::format("field 'older_than_ms': must be an integer from 0 to {}", max));
+  EXPECT_EQ(decode_renew(json{{"ttl_ms", max}}).value(), kMaxDuration);
+}
+
+// Fuzz bug "newline": field and label names a client sent were quoted as they were, so a message
+// could hold a line break.
+TEST(WireTest, NewlineClientTextInMessagesIsEscapedOnOneLine) {
+  auto acquire = [](const json& v) { return decode_acquire_call(v); };
+  expect_rejected(acquire, {{"key", "k"}, {"a\nb", 1}}, "unknown field 'a\\nb'");
+  expect_rejected(acquire, {{"key", "k"}, {"labels", {{"x\ny", 1}}}},
+                  "label 'x\\ny' must be a string");
+  expect_rejected(acquire, {{"key", "k"}, {"it's\r", 1}}, "unknown field 'it\\'s\\r'");
+  auto segment = decode_path_segment("a\n%zz");
+  ASSERT_FALSE(segment.has_value());
+  EXPECT_NE(segment.error().message().find("'a\\n%zz'"), std::string::npos)
+      << segment.error().message();
+  // An error a server sends is read as one line too.
+  auto s = decode_error(encode_error("invalid_argument", "two\r\nlines"));
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->message(), "two  lines");
+}
+
 TEST(WireTest, KeyStateRoundTripsWithHoldersLastEndedAndQueue) {
   KeyState s{.key = "etl/daily",
              .holders = {{.execution = sample_execution("a"), .expires_in = 28'410ms},
@@ -136,7 +203,8 @@ TEST(WireTest, AcquireCallRejectionsNameTheField) {
   expect_rejected(decode, json::object(), "field 'key' is required");
   expect_rejected(decode, {{"key", 5}}, "field 'key': must be a string");
   expect_rejected(decode, {{"key", "k"}, {"ttl", 5}}, "unknown field 'ttl'");
-  expect_rejected(decode, {{"key", "k"}, {"ttl_ms", 0}}, "field 'ttl_ms': must be an integer >= 1");
+  expect_rejected(decode, {{"key", "k"}, {"ttl_ms", 0}},
+                  "field 'ttl_ms': must be an integer from 1 to 315360000000");
   expect_rejected(decode, {{"key", "k"}, {"ttl_ms", 1.5}}, "field 'ttl_ms'");
   expect_rejected(decode, {{"key", "k"}, {"ttl_ms", "30s"}}, "field 'ttl_ms'");
   expect_rejected(decode, {{"key", "k"}, {"limit", 0}}, "field 'limit'");

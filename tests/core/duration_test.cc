@@ -28,6 +28,29 @@ TEST(DurationTest, RejectsWhatIsNotADuration) {
   }
 }
 
+// Fuzz bug "huge-duration": --ttl (and every typed duration) had no upper bound short of int64
+// milliseconds, and now + ttl overflowed.
+TEST(DurationTest, HugeDurationPastTheMaximumIsRefused) {
+  EXPECT_EQ(max_duration_text(), "3650d");
+  EXPECT_EQ(*parse_duration("3650d"), kMaxDuration);
+  EXPECT_EQ(*parse_duration("3649d23h59m59s999ms"), kMaxDuration - 1ms);
+  for (const char* bad :
+       {"3651d", "3650d1ms", "87601h", "9223372036854775807ms", "106751991167d"}) {
+    auto r = parse_duration(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code(), Code::InvalidArgument);
+    EXPECT_NE(r.error().message().find("at most 3650d"), std::string::npos) << r.error().message();
+  }
+}
+
+// Fuzz bug "newline": the text a client typed is quoted escaped, on one line.
+TEST(DurationTest, NewlineBadDurationIsQuotedEscaped) {
+  auto r = parse_duration("5\nm");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("bad duration '5\\nm'"), std::string::npos)
+      << r.error().message();
+}
+
 TEST(DurationTest, FormatsTheShortestExactForm) {
   EXPECT_EQ(format_duration(0ms), "0s");
   EXPECT_EQ(format_duration(250ms), "250ms");

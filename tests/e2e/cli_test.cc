@@ -261,6 +261,18 @@ std::vector<BadInput> bad_inputs() {
       {"--job without --team", {"--job", "j", "--", "true"}, "--job needs --team"},
       {"empty --team", {"--team", "", "--job", "j", "--", "true"}, "team name is empty"},
       {"slash in --job", {"--team", "t", "--job", "a/b", "--", "true"}, "contains '/'"},
+      // Fuzz bug "huge-duration": now + ttl overflowed.
+      {"--ttl past 3650d", {"--key", "k", "--ttl", "3651d", "--", "true"}, "at most 3650d"},
+      {"--on-busy wait past 3650d",
+       {"--key", "k", "--on-busy", "wait=9999999d", "--", "true"},
+       "at most 3650d"},
+      // Fuzz bug "termination-utf8": the id is recorded and written into the message.
+      {"invalid UTF-8 --execution-id",
+       {"--key", "k", "--execution-id", "\xff", "--", "true"},
+       "--execution-id is not valid UTF-8"},
+      {"newline in --execution-id",
+       {"--key", "k", "--execution-id", "a\nb", "--", "true"},
+       "--execution-id contains control character U+000A"},
   };
 }
 
@@ -548,6 +560,24 @@ TEST_F(CliTest, TerminationMessageForSkipNamesTheHolder) {
     EXPECT_TRUE(tm["exit_code"].is_null()) << file;
   }
   EXPECT_EQ(h.finish(), 0);
+}
+
+// Fuzz bug "termination-utf8": a command name that is not UTF-8 made the JSON serializer throw,
+// and aec run aborted (exit 134) instead of writing its termination message.
+TEST_F(CliTest, TerminationUtf8CommandNameIsWrittenReplaced) {
+  Output o = aec({"run", "--key", "k", "--termination-message", path("tm"), "--", "/x\xff"});
+  EXPECT_EQ(o.exit_code, 127) << o.err;
+  Json tm = read_json(path("tm"));
+  ASSERT_FALSE(tm.is_discarded()) << read_file(path("tm"));
+  EXPECT_EQ(tm["status"], "failed");
+  EXPECT_EQ(tm["reason"], "command not found: /x\xEF\xBF\xBD");  // U+FFFD for the \xff
+  // The failure recorded with that reason reads back as JSON too.
+  Output history = aec({"history", "k", "--json"});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  Json h = Json::parse(history.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(h.is_discarded()) << history.out;
+  ASSERT_EQ(h.size(), 1U) << history.out;
+  EXPECT_EQ(h[0]["reason"], "command not found: /x\xEF\xBF\xBD");
 }
 
 // ---- 8. Admin verbs ---------------------------------------------------------------------------

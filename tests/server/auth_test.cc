@@ -131,6 +131,18 @@ TEST(AuthTest, MessagesSayWhatIsMissing) {
   EXPECT_TRUE(Authorizer::authorize(writer, Access::Read, "etl/").is_ok());
 }
 
+// Fuzz bug "newline": the key or prefix a client sent was quoted as it was in a 403's message.
+TEST(AuthTest, NewlineKeysAndPrefixesAreQuotedEscapedOnOneLine) {
+  Authorizer a = load();
+  Principal writer = principal(a, kWriterToken);
+  std::string key = Authorizer::authorize(writer, Access::Write, "ops/\nx").message();
+  EXPECT_EQ(key.find('\n'), std::string::npos) << key;
+  EXPECT_NE(key.find("key 'ops/\\nx'"), std::string::npos) << key;
+  std::string prefix = Authorizer::authorize_list(writer, "ops\r\n").message();
+  EXPECT_EQ(prefix.find_first_of("\r\n"), std::string::npos) << prefix;
+  EXPECT_NE(prefix.find("prefix 'ops\\r\\n'"), std::string::npos) << prefix;
+}
+
 TEST(AuthTest, ListsNeedAPrefixWithinTheToken) {
   Authorizer a = load();
   Principal reader = principal(a, kReaderToken);

@@ -64,6 +64,51 @@ TEST(ServerLimits, MalformedBodiesAndKeysAre400NamingWhatIsWrong) {
   EXPECT_EQ(at_limit.status, 200) << "a key of exactly 512 bytes is valid: " << at_limit.body;
 }
 
+// Fuzz bug "newline": 400 messages quoted decoded client text (query values, the path's lease
+// token, JSON field and label names) as it was, so an error could span lines.
+TEST(ServerLimits, NewlineClientTextIn400MessagesIsEscapedOnOneLine) {
+  auto t = TestServer::start(memory_store());
+  ASSERT_TRUE(t.server);
+  struct Case {
+    std::string method, target, body, says;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/v1/keys?limit=%0A", "", "limit='\\n'"},
+      {"GET", "/v1/keys?offset=1%0D%0A", "", "offset='1\\r\\n'"},
+      {"GET", "/v1/keys/a/history?status=x%0Ay", "", "status='x\\ny'"},
+      {"GET", "/v1/keys/a?index=%0A", "", "index='\\n'"},
+      {"GET", "/v1/keys/a?wait=5%0Am", "", "'5\\nm'"},
+      {"POST", "/v1/keys/a/leases/%0A/renew", "", "lease token '\\n'"},
+      {"POST", "/v1/leases", R"({"key": "a/k", "a\nb": 1})", "unknown field 'a\\nb'"},
+      {"POST", "/v1/leases", R"({"key": "a/k", "labels": {"x\ny": 1}})", "label 'x\\ny'"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.target + " " + c.body);
+    HttpReply r = t.call(c.method, c.target, "", c.body);
+    ASSERT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.error_message().find_first_of("\r\n"), std::string::npos) << r.body;
+    EXPECT_NE(r.error_message().find(c.says), std::string::npos) << r.body;
+  }
+}
+
+// Fuzz bug "huge-duration": ttl_ms and the like had no upper bound; now + ttl overflowed.
+TEST(ServerLimits, HugeDurationIs400NamingTheFieldAndTheMaximum) {
+  auto t = TestServer::start(memory_store());
+  ASSERT_TRUE(t.server);
+  HttpReply acquire =
+      t.call("POST", "/v1/leases", "", R"({"key": "a/k", "ttl_ms": 9223372036854775807})");
+  ASSERT_EQ(acquire.status, 400) << acquire.body;
+  EXPECT_NE(
+      acquire.error_message().find("field 'ttl_ms': must be an integer from 1 to 315360000000"),
+      std::string::npos)
+      << acquire.body;
+  HttpReply purge = t.call("POST", "/v1/purge", "", R"({"older_than_ms": 315360000001})");
+  ASSERT_EQ(purge.status, 400) << purge.body;
+  EXPECT_NE(purge.error_message().find("'older_than_ms'"), std::string::npos) << purge.body;
+  HttpReply at_max = t.call("POST", "/v1/leases", "", R"({"key": "a/k", "ttl_ms": 315360000000})");
+  EXPECT_EQ(at_max.status, 200) << at_max.body;
+}
+
 TEST(ServerLimits, HalfARequestHeadIsCutOffAfterHeaderTimeout) {
   auto t = TestServer::start(memory_store(), {.header_timeout = 300ms, .idle_timeout = 10s});
   ASSERT_TRUE(t.server);

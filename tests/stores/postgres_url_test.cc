@@ -45,6 +45,23 @@ TEST(PgUrl, ThePasswordIsNeverShown) {
   EXPECT_EQ(bad.error().message().find("s3cret"), std::string::npos) << bad.error().message();
 }
 
+// Fuzz bug "pg-password-echo": libpq's message about a malformed %-escape quoted the password.
+TEST(PgUrl, PgPasswordEchoIsRedactedFromLibpqsMessage) {
+  for (const char* url :
+       {"postgres://aec:s3cret-pass%zz@db:5432/aec",
+        "postgres://h/db?listen=postgres%3A%2F%2Faec%3As3cret-pass%25zz%40h%2Fdb"}) {
+    SCOPED_TRACE(url);
+    auto bad = parse_pg_url(url);
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().code(), Code::InvalidArgument);
+    EXPECT_NE(bad.error().message().find("percent-encoded"), std::string::npos)
+        << bad.error().message();
+    EXPECT_EQ(bad.error().message().find("s3cret-pass%zz"), std::string::npos)
+        << bad.error().message();
+    EXPECT_NE(bad.error().message().find("***"), std::string::npos) << bad.error().message();
+  }
+}
+
 TEST(PgUrl, MistakesAreOneLineNamingTheFix) {
   struct Case {
     const char* url;

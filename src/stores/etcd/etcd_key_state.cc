@@ -1,6 +1,7 @@
 #include "stores/etcd/etcd_key_state.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/status_macros.h"
 #include "stores/etcd/txn_ops.h"
@@ -13,11 +14,17 @@ namespace {
 // further back cannot change a decision that the counters would not also see).
 constexpr std::size_t kMaxPlaceCompares = 64;
 
+// The number that follows `dir` in `etcd_key` ("l/00000000000000000042": 42); 0, which no token
+// or seq is, when there is none: a key outside `dir` (etcd answered a range with a key it does
+// not cover), a tail that is not digits, or a number past int64.
 std::int64_t number_after(std::string_view etcd_key, std::string_view dir) {
+  if (!etcd_key.starts_with(dir)) {
+    return 0;
+  }
   std::string_view tail = etcd_key.substr(dir.size());
   std::int64_t n = 0;
   for (char c : tail) {
-    if (c < '0' || c > '9') {
+    if (c < '0' || c > '9' || n > (std::numeric_limits<std::int64_t>::max() - (c - '0')) / 10) {
       return 0;
     }
     n = n * 10 + (c - '0');
@@ -35,6 +42,7 @@ std::vector<RequestOp> snapshot_ops(const Layout& layout, std::string_view key) 
 
 // Reads the snapshot from the answers to snapshot_ops(), which start at answer `at` of `r`.
 Status read_ranges(const TxnResponse& r, int at, const Layout& layout, KeySnapshot& s) {
+  AEC_RETURN_IF_ERROR(check_answers(r, at + 5, "the key " + s.key));
   auto range = [&](int i) -> const auto& {
     return r.responses(at + i).response_range().kvs();
   };
@@ -116,6 +124,8 @@ Result<std::vector<std::pair<std::int64_t, Execution>>> read_entries(
       *read.add_success() = op_get(layout.entry(key, seqs[i]), {}, {.revision = revision});
     }
     AEC_ASSIGN_OR_RETURN(TxnResponse r, client.txn(read));
+    AEC_RETURN_IF_ERROR(check_answers(r, static_cast<int>(end - at),
+                                      "history entries of the key " + std::string(key)));
     for (std::size_t i = at; i < end; ++i) {
       const auto& kvs = r.responses(static_cast<int>(i - at)).response_range().kvs();
       if (!kvs.empty()) {

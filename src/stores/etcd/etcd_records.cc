@@ -1,7 +1,11 @@
 #include "stores/etcd/etcd_records.h"
 
+#include <limits>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "core/text.h"
 
 namespace aec::etcd {
 namespace {
@@ -9,8 +13,8 @@ namespace {
 using nlohmann::json;
 
 Status corrupt(std::string_view what, std::string_view text) {
-  return Status(Code::DataLoss,
-                fmt::format("etcd store: a malformed {} value: {}", what, text.substr(0, 200)));
+  return Status(Code::DataLoss, fmt::format("etcd store: a malformed {} value: {}", what,
+                                            quote(text.substr(0, 200))));
 }
 
 std::optional<json> parse(std::string_view text) {
@@ -44,30 +48,79 @@ json execution_json(const Execution& e) {
   return j;
 }
 
+// Reads field `name` of object `j` into `out` when present (absent: `out` keeps its default).
+// False when it is there with another type: json::get() would throw, a corrupt value.
+bool read_text(const json& j, const char* name, std::string& out) {
+  auto it = j.find(name);
+  if (it == j.end()) {
+    return true;
+  }
+  if (!it->is_string()) {
+    return false;
+  }
+  out = it->get<std::string>();
+  return true;
+}
+
+bool read_int(const json& j, const char* name, std::int64_t& out) {
+  auto it = j.find(name);
+  if (it == j.end()) {
+    return true;
+  }
+  if (!it->is_number_integer() ||
+      (it->is_number_unsigned() &&
+       it->get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max()))) {
+    return false;
+  }
+  out = it->get<std::int64_t>();
+  return true;
+}
+
+// Milliseconds since 1970 as a SysTime; false past what SysTime (int64 ns) holds.
+bool read_time(const json& j, const char* name, SysTime& out) {
+  constexpr std::int64_t kMaxMs =
+      std::chrono::duration_cast<milliseconds>(SysTime::duration::max()).count();
+  std::int64_t ms = 0;
+  if (!j.contains(name)) {
+    return true;
+  }
+  if (!read_int(j, name, ms) || ms < -kMaxMs || ms > kMaxMs) {
+    return false;
+  }
+  out = SysTime(milliseconds(ms));
+  return true;
+}
+
 std::optional<Execution> execution_of(const json& j) {
   if (!j.is_object()) {
     return std::nullopt;
   }
-  std::optional<ExecutionStatus> status = parse_execution_status(j.value("status", std::string()));
+  std::string word;
+  if (!read_text(j, "status", word)) {
+    return std::nullopt;
+  }
+  std::optional<ExecutionStatus> status = parse_execution_status(word);
   if (!status || !j.contains("id") || !j.contains("labels") || !j["labels"].is_object()) {
     return std::nullopt;
   }
-  Execution e{.id = j.value("id", std::string()),
-              .key = j.value("key", std::string()),
-              .token = j.value("token", std::int64_t{0}),
-              .status = *status,
-              .owner = {.host = j.value("host", std::string()),
-                        .pid = j.value("pid", std::int64_t{0}),
-                        .user = j.value("user", std::string())},
-              .started_at = SysTime(milliseconds(j.value("started", std::int64_t{0}))),
-              .reason = j.value("reason", std::string())};
+  Execution e{.status = *status};
+  if (!read_text(j, "id", e.id) || !read_text(j, "key", e.key) || !read_int(j, "token", e.token) ||
+      !read_text(j, "host", e.owner.host) || !read_int(j, "pid", e.owner.pid) ||
+      !read_text(j, "user", e.owner.user) || !read_time(j, "started", e.started_at) ||
+      !read_text(j, "reason", e.reason)) {
+    return std::nullopt;
+  }
   for (const auto& [k, v] : j["labels"].items()) {
     if (v.is_string()) {
       e.labels[k] = v.get<std::string>();
     }
   }
   if (j.contains("ended") && j["ended"].is_number_integer()) {
-    e.ended_at = SysTime(milliseconds(j["ended"].get<std::int64_t>()));
+    SysTime ended{};
+    if (!read_time(j, "ended", ended)) {
+      return std::nullopt;
+    }
+    e.ended_at = ended;
   }
   if (j.contains("exit") && j["exit"].is_number_integer()) {
     e.exit_code = j["exit"].get<int>();
@@ -154,10 +207,11 @@ std::string to_text(const Meta& meta) {
 
 Result<Meta> meta_from_text(std::string_view text) {
   std::optional<json> j = parse(text);
-  if (!j || !(*j)["running"].is_array()) {
+  Meta meta;
+  if (!j || !(*j)["running"].is_array() || !read_text(*j, "key", meta.key) ||
+      !read_int(*j, "ok", meta.last_ok)) {
     return corrupt("meta", text);
   }
-  Meta meta{.key = j->value("key", std::string()), .last_ok = j->value("ok", std::int64_t{0})};
   for (const json& pair : (*j)["running"]) {
     if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_integer() ||
         !pair[1].is_number_integer()) {
@@ -177,13 +231,15 @@ std::string to_text(const LeaseValue& lease) {
 Result<LeaseValue> lease_from_text(std::string_view text) {
   std::optional<json> j = parse(text);
   std::optional<Execution> e = j ? execution_of((*j)["e"]) : std::nullopt;
-  if (!e) {
+  LeaseValue lease;
+  std::int64_t ttl_ms = 0;
+  if (!e || !read_int(*j, "seq", lease.seq) || !read_int(*j, "ttl", ttl_ms)) {
     return corrupt("lease", text);
   }
-  return LeaseValue{.execution = std::move(*e),
-                    .seq = j->value("seq", std::int64_t{0}),
-                    .ttl = milliseconds(j->value("ttl", std::int64_t{0})),
-                    .expires_ns = expiry_of(*j)};
+  lease.execution = std::move(*e);
+  lease.ttl = milliseconds(ttl_ms);
+  lease.expires_ns = expiry_of(*j);
+  return lease;
 }
 
 std::string to_text(const PlaceValue& place) {
@@ -194,11 +250,12 @@ std::string to_text(const PlaceValue& place) {
 
 Result<PlaceValue> place_from_text(std::string_view text) {
   std::optional<json> j = parse(text);
-  if (!j || !(*j)["id"].is_string()) {
+  std::int64_t ttl_ms = 0;
+  if (!j || !(*j)["id"].is_string() || !read_int(*j, "ttl", ttl_ms)) {
     return corrupt("queue place", text);
   }
   return PlaceValue{.execution_id = (*j)["id"].get<std::string>(),
-                    .ttl = milliseconds(j->value("ttl", std::int64_t{0})),
+                    .ttl = milliseconds(ttl_ms),
                     .expires_ns = expiry_of(*j)};
 }
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/status_macros.h"
+#include "core/store_checks.h"
 #include "stores/etcd/etcd_store_impl.h"
 #include "stores/etcd/txn_ops.h"
 
@@ -90,6 +91,7 @@ Status EtcdStore::delete_entries(const std::vector<std::pair<std::string, std::s
       *read.add_success() = op_get(layout_.meta(key));
     }
     AEC_ASSIGN_OR_RETURN(TxnResponse metas, client_->txn(read));
+    AEC_RETURN_IF_ERROR(check_answers(metas, static_cast<int>(keys.size()), "meta keys"));
     WritePlan plan;
     int i = 0;
     for (const std::string& key : keys) {
@@ -156,6 +158,7 @@ Result<std::int64_t> EtcdStore::purge_history(const PurgeRequest& req) {
 }
 
 Result<PurgeResult> EtcdStore::purge(const PurgeRequest& req) {
+  AEC_RETURN_IF_ERROR(check_purge_request(req));
   PurgeResult result;
   AEC_ASSIGN_OR_RETURN(result.leases_expired, reap_all());
   AEC_ASSIGN_OR_RETURN(result.executions_deleted, purge_history(req));

@@ -88,6 +88,7 @@ Result<std::vector<Execution>> EtcdStore::list(const ListFilter& filter) {
                                    {.revision = r.header().revision()});
     }
     AEC_ASSIGN_OR_RETURN(TxnResponse leases, client_->txn(read));
+    AEC_RETURN_IF_ERROR(check_answers(leases, static_cast<int>(end - at), "leases"));
     for (std::size_t i = at; i < end; ++i) {
       const auto& kvs = leases.responses(static_cast<int>(i - at)).response_range().kvs();
       bool live = false;

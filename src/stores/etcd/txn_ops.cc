@@ -1,5 +1,7 @@
 #include "stores/etcd/txn_ops.h"
 
+#include <fmt/format.h>
+
 namespace aec::etcd {
 namespace {
 
@@ -121,6 +123,16 @@ std::string prefix_end(std::string_view prefix) {
     end.pop_back();
   }
   return std::string(1, '\0');
+}
+
+Status check_answers(const TxnResponse& r, int n, std::string_view what) {
+  if (r.responses_size() >= n) {
+    return Status::ok();
+  }
+  return internal_error(
+      fmt::format("etcd answered a transaction reading {} with {} result(s) "
+                  "where {} were due: a broken answer",
+                  what, r.responses_size(), n));
 }
 
 bool writes(const TxnRequest& request) {

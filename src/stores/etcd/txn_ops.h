@@ -40,6 +40,11 @@ RequestOp op_delete(std::string_view key, std::string_view range_end = {}, bool 
 // key) when there is no such byte.
 std::string prefix_end(std::string_view prefix);
 
+// Ok when `r` holds at least `n` answers; else Internal naming `what` was read. etcd answers every
+// operation of the branch it ran, in order: fewer answers is a broken server (or proxy), and
+// reading the missing ones would overrun the list.
+Status check_answers(const TxnResponse& r, int n, std::string_view what);
+
 // True when the transaction can change the store: a put or delete in either branch, nested
 // transactions included.
 bool writes(const TxnRequest& request);

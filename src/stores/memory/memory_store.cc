@@ -387,6 +387,9 @@ Result<ForceReleaseResult> MemoryStore::force_release(std::string_view key, std:
 }
 
 Result<PurgeResult> MemoryStore::purge(const PurgeRequest& req) {
+  if (Status s = check_purge_request(req); !s.is_ok()) {
+    return s;
+  }
   std::lock_guard lock(mu_);
   PurgeResult result;
   MonoTime now = clock_->monotonic_now();

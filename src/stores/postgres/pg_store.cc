@@ -436,6 +436,7 @@ Status PostgresStore::leave_queue(std::string_view key, std::string_view executi
 }
 
 Result<PurgeResult> PostgresStore::purge(const PurgeRequest& req) {
+  AEC_RETURN_IF_ERROR(check_purge_request(req));
   PurgeResult result;
   for (;;) {  // batches of keys, one transaction each
     std::vector<Param> params = {"100", wall_ms(), store_time()};

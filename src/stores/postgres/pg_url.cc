@@ -1,6 +1,8 @@
 #include "stores/postgres/pg_url.h"
 
 #include <charconv>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -9,20 +11,41 @@
 namespace aec::pg {
 namespace {
 
-// `url` with the password of its user info replaced by "***".
-std::string redacted(std::string_view url) {
+// Where the password of `url`'s user info is (start, length); nullopt when it has none.
+std::optional<std::pair<std::size_t, std::size_t>> password_span(std::string_view url) {
   std::size_t start = url.find("://");
   start = start == std::string_view::npos ? 0 : start + 3;
   std::size_t end = url.find_first_of("/?#", start);
   std::size_t at = url.substr(0, end).rfind('@');
   if (at == std::string_view::npos || at < start) {
-    return std::string(url);
+    return std::nullopt;
   }
   std::size_t colon = url.substr(0, at).find(':', start);
   if (colon == std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::pair{colon + 1, at - colon - 1};
+}
+
+// `url` with the password of its user info replaced by "***".
+std::string redacted(std::string_view url) {
+  auto span = password_span(url);
+  if (!span) {
     return std::string(url);
   }
-  return fmt::format("{}***{}", url.substr(0, colon + 1), url.substr(at));
+  return fmt::format("{}***{}", url.substr(0, span->first), url.substr(span->first + span->second));
+}
+
+// `text` with every copy of `secret` replaced by "***".
+std::string without(std::string text, std::string_view secret) {
+  if (secret.empty()) {
+    return text;
+  }
+  for (std::size_t at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + 3)) {
+    text.replace(at, secret.size(), "***");
+  }
+  return text;
 }
 
 int hex(char c) {
@@ -74,6 +97,10 @@ Status check_conninfo(const std::string& conninfo, std::string_view shown, const
   if (options == nullptr) {
     std::string msg = err != nullptr ? err : "out of memory";
     PQfreemem(err);
+    // libpq quotes what it could not read, such as a password with a malformed %-escape.
+    if (auto span = password_span(conninfo)) {
+      msg = without(std::move(msg), std::string_view(conninfo).substr(span->first, span->second));
+    }
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
       msg.pop_back();
     }

@@ -460,6 +460,7 @@ Status SqliteStore::leave_queue(std::string_view key, std::string_view execution
 }
 
 Result<PurgeResult> SqliteStore::purge(const PurgeRequest& req) {
+  AEC_RETURN_IF_ERROR(check_purge_request(req));
   PurgeResult result;
   for (;;) {
     AEC_ASSIGN_OR_RETURN(int reaped, reap_all());
