@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the reliability suite at its soak figures (../shared/RELIABILITY.md, B.2): the fault tests
-# on real processes (T1-T11) for every store, and the deterministic simulation (T12) with
+# on real processes (T1-T11, T13) for every store, and the deterministic simulation (T12) with
 # 2,000,000 seeds. Opt-in: hours, not minutes; CI runs the same tests at their CI figures.
 # Ends with one table: per store and test, the cycles run, violations, takeover p50/p99/max,
 # stale writes rejected and unfenced overlap.
 #
 #   scripts/soak.sh                      # everything at the soak figures
-#   scripts/soak.sh --tests T2,T4        # only these tests (T1..T12)
+#   scripts/soak.sh --tests T2,T4        # only these tests (T1-T6, T8-T13)
 #   scripts/soak.sh --stores sqlite,aecd # only these stores (sqlite, aecd, postgres, etcd)
 #   scripts/soak.sh --ci                 # the CI figures (minutes; to try the script)
 #
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 die() { echo "soak.sh: $*" >&2; exit 64; }
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-tests="T1,T2,T3,T4,T5,T6,T8,T9,T10,T11,T12"
+tests="T1,T2,T3,T4,T5,T6,T8,T9,T10,T11,T12,T13"
 stores="sqlite,aecd,postgres,etcd"
 ci=0
 while [ $# -gt 0 ]; do
@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for t in ${tests//,/ }; do
-  [[ "$t" =~ ^T([1-9]|1[0-2])$ && "$t" != T7 ]] || die "unknown test '$t' (T1-T6, T8-T12)"
+  [[ "$t" =~ ^T([1-9]|1[0-3])$ && "$t" != T7 ]] || die "unknown test '$t' (T1-T6, T8-T13)"
 done
 for s in ${stores//,/ }; do
   [[ " sqlite aecd postgres etcd " == *" $s "* ]] || die "unknown store '$s' (sqlite, aecd, postgres, etcd)"
@@ -42,13 +42,13 @@ if [ "$ci" -eq 0 ]; then
   export AEC_FAULT_T1_OPS=12500 AEC_FAULT_T2_CYCLES=1000 AEC_FAULT_T3_CYCLES=300
   export AEC_FAULT_T4_CYCLES=500 AEC_FAULT_T5_CYCLES=500 AEC_FAULT_T6_CYCLES=200
   export AEC_FAULT_T8_CYCLES=50 AEC_FAULT_T9_CYCLES=2000 AEC_FAULT_T10_CYCLES=200
-  export AEC_FAULT_T11_SECONDS=1800 AEC_SIM_SEEDS=2000000
+  export AEC_FAULT_T11_SECONDS=1800 AEC_FAULT_T13_CALLS=10000 AEC_SIM_SEEDS=2000000
 fi
 
 say "Building (dev preset)"
 cmake --preset dev >/dev/null
-cmake --build --preset dev -- -j"$(nproc 2>/dev/null || echo 2)" process_fault_test sim_test \
-  fault_child fault_worker aec >/dev/null
+cmake --build --preset dev -- -j"$(nproc 2>/dev/null || echo 2)" process_fault_test \
+  server_fault_test sim_test fault_child fault_worker aec >/dev/null
 
 servers=$(mktemp -d /tmp/aec-soak-XXXXXX)
 cleanup() { scripts/dev-servers.sh down --dir "$servers" >/dev/null 2>&1 || true; rm -rf "$servers"; }
@@ -65,16 +65,28 @@ rm -f "$summary"
 # gtest filters know only * and ?: the tests' full names.
 declare -A names=([T1]=T1HistoryOfDirectCalls [T2]=T2KillHolderGroup [T3]=T3KillSupervisorOnly
   [T4]=T4PauseHolder [T5]=T5Partition [T6]=T6ClockSteps [T8]=T8ServerCrash
-  [T9]=T9SqliteWriterKilled [T10]=T10EtcdMembersFail [T11]=T11MixedNemesis)
-filter=""
+  [T9]=T9SqliteWriterKilled [T10]=T10EtcdMembersFail [T11]=T11MixedNemesis
+  [T13]=T13LostAnswersAndRetries)
+filter=""         # process_fault_test
+server_filter=""  # server_fault_test: the tests that crash a shared server
 for t in ${tests//,/ }; do
   [ "$t" = T12 ] && continue
-  for s in ${stores//,/ }; do filter+="${filter:+:}Stores/ProcessFaultTest.${names[$t]}/$s"; done
+  for s in ${stores//,/ }; do
+    if [ "$t" = T8 ] || [ "$t" = T10 ]; then
+      server_filter+="${server_filter:+:}Stores/ProcessFaultTest.${names[$t]}/$s"
+    else
+      filter+="${filter:+:}Stores/ProcessFaultTest.${names[$t]}/$s"
+    fi
+  done
 done
 failed=0
 if [ -n "$filter" ]; then
   say "Fault tests: $tests on $stores"
   build/dev/tests/fault/process_fault_test --gtest_filter="$filter" || failed=1
+fi
+if [ -n "$server_filter" ]; then
+  say "Server crashes: $tests on $stores"
+  build/dev/tests/fault/server_fault_test --gtest_filter="$server_filter" || failed=1
 fi
 if [[ ",$tests," == *,T12,* ]]; then
   say "Deterministic simulation (T12): ${AEC_SIM_SEEDS:-the CI figure of} seeds"

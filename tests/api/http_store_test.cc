@@ -232,6 +232,61 @@ TEST(HttpStoreTest, StopAbortsABlockingWaitAndTheRetries) {
   EXPECT_EQ(call.get().status().code(), Code::Cancelled);
 }
 
+// Reads one whole request (head and Content-Length body) from `conn`; "" when it closes first.
+std::string read_request(int conn) {
+  std::string request;
+  char buf[4096];
+  for (;;) {
+    std::size_t end = request.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::size_t length = request.find("Content-Length: ");
+      std::size_t body = length == std::string::npos ? 0 : std::stoul(request.substr(length + 16));
+      if (request.size() >= end + 4 + body) {
+        return request;
+      }
+    }
+    ssize_t n = ::read(conn, buf, sizeof(buf));
+    if (n <= 0) {
+      return "";
+    }
+    request.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// Found by the reliability suite (T8, aecd killed under load): aecd applied a release and died
+// before answering; libcurl sent the release again on a new connection (it does that when a
+// reused connection breaks with no answer), the restarted aecd answered "lost", and the runner
+// reported a lease lost that its own release had freed. Such an answer is now "unknown".
+TEST(HttpStoreTest, AReleaseSentTwiceByLibcurlIsNotReportedLost) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url());
+  auto served = std::async(std::launch::async, [fd = server.fd()] {
+    int first = ::accept(fd, nullptr, nullptr);
+    std::string renew = read_request(first);
+    std::string ok = R"({"outcome": "ok"})";
+    std::string keep = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(ok.size()) + "\r\n\r\n" + ok;
+    EXPECT_EQ(::write(first, keep.data(), keep.size()), static_cast<ssize_t>(keep.size()));
+    std::string release = read_request(first);  // applied; then the server dies, no answer
+    ::close(first);
+    int second = ::accept(fd, nullptr, nullptr);
+    std::string again = read_request(second);
+    std::string lost = http_response(200, R"({"outcome": "lost"})");
+    EXPECT_EQ(::write(second, lost.data(), lost.size()), static_cast<ssize_t>(lost.size()));
+    ::close(second);
+    return std::vector<std::string>{renew, release, again};
+  });
+  ASSERT_TRUE(store->renew("k", 7, 5s).has_value());
+  auto r = store->release("k", 7, {});
+  std::vector<std::string> seen = served.get();
+  ASSERT_EQ(seen.size(), 3U);
+  EXPECT_NE(seen[1].find("/leases/7/release"), std::string::npos);
+  EXPECT_NE(seen[2].find("/leases/7/release"), std::string::npos) << "libcurl did not resend";
+  ASSERT_FALSE(r.has_value()) << "reported as " << (*r == LeaseOutcome::Lost ? "lost" : "ok");
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("sent it again"), std::string::npos) << r.error().message();
+}
+
 TEST(HttpStoreTest, ServerErrorsKeepCodeAndMessageWithTheHost) {
   Socket server(/*listening=*/true);
   auto store = open_or_die(server.url(), {.token = "tok-123"});

@@ -7,6 +7,9 @@
 //
 //   fault_worker --store URL --prefix KEY --client N --ops 250 --seed S --history FILE
 //                [--pace MS]   (at most MS between calls; default 25)
+//                [--lose N]    (T13: 1 in N answers is lost after the store acted; a release
+//                               whose answer was lost is sent again, and some releases race a
+//                               renewal of the same lease from a second thread)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +45,7 @@ struct Options {
   std::uint64_t seed = 1;
   std::string history;
   int pace_ms = 25;  // at most this long between two calls
+  int lose = 0;      // 1 in `lose` answers is lost on its way back (0: none)
 };
 
 std::optional<Options> parse(int argc, char** argv) {
@@ -61,6 +65,8 @@ std::optional<Options> parse(int argc, char** argv) {
       o.seed = std::strtoull(value.c_str(), nullptr, 10);
     } else if (flag == "--pace") {
       o.pace_ms = std::atoi(value.c_str());
+    } else if (flag == "--lose") {
+      o.lose = std::atoi(value.c_str());
     } else if (flag == "--history") {
       o.history = value;
     } else {
@@ -102,6 +108,9 @@ class Worker {
 
  private:
   int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+  // Whether the answer just received is lost on its way back: the store acted, this worker
+  // never hears how. Recorded as Info; the worker goes on not knowing.
+  bool answer_lost() { return o_.lose > 0 && pick(o_.lose) == 0; }
 
   void note(EventKind kind, const std::string& op, const std::string& key, std::int64_t token,
             std::int64_t value = 0) {
@@ -116,7 +125,7 @@ class Worker {
     req.limit = k < 2 ? 1 : 2;
     note(EventKind::Invoke, "acquire", key, 0, kTtl.count());
     aec::Result<aec::AcquireResult> r = store_.acquire(req);
-    if (!r.has_value()) {
+    if (!r.has_value() || answer_lost()) {  // a lost grant lapses: nobody will renew it
       note(EventKind::Info, "acquire", key, 0);
     } else if (r->outcome == aec::AcquireOutcome::Granted) {
       note(EventKind::Ok, "acquire", key, r->lease.token);
@@ -129,7 +138,7 @@ class Worker {
   void renew(const std::string& key, int k, std::int64_t token) {
     note(EventKind::Invoke, "renew", key, token, kTtl.count());
     aec::Result<aec::LeaseOutcome> r = store_.renew(key, token, kTtl);
-    if (!r.has_value()) {
+    if (!r.has_value() || answer_lost()) {
       note(EventKind::Info, "renew", key, token);
     } else if (*r == aec::LeaseOutcome::Ok) {
       note(EventKind::Ok, "renew", key, token);
@@ -140,12 +149,36 @@ class Worker {
   }
 
   void release(const std::string& key, int k, std::int64_t token) {
-    note(EventKind::Invoke, "release", key, token);
-    aec::Result<aec::LeaseOutcome> r = store_.release(key, token, aec::Outcome{});
-    if (!r.has_value()) {
-      note(EventKind::Info, "release", key, token);
-    } else {
-      note(*r == aec::LeaseOutcome::Ok ? EventKind::Ok : EventKind::Fail, "release", key, token);
+    // T13: now and then a renewal of the same lease races the release, from another thread
+    // (recorded as another client): whichever wins, no renewal may succeed after the release.
+    std::thread racer;
+    if (o_.lose > 0 && pick(4) == 0) {
+      racer = std::thread([this, key, token] {
+        const int me = o_.client + 1000;
+        history_.add(Event{aec::fault::boot_ns(), getpid(), EventKind::Invoke, key, token, "renew",
+                           kTtl.count(), me});
+        aec::Result<aec::LeaseOutcome> r = store_.renew(key, token, kTtl);
+        EventKind kind = !r.has_value()                ? EventKind::Info
+                         : *r == aec::LeaseOutcome::Ok ? EventKind::Ok
+                                                       : EventKind::Fail;
+        history_.add(Event{aec::fault::boot_ns(), getpid(), kind, key, token, "renew", 0, me});
+      });
+    }
+    for (int attempt = 0;; ++attempt) {
+      note(EventKind::Invoke, "release", key, token);
+      aec::Result<aec::LeaseOutcome> r = store_.release(key, token, aec::Outcome{});
+      bool lost = !r.has_value() || answer_lost();
+      if (lost) {
+        note(EventKind::Info, "release", key, token);
+      } else {
+        note(*r == aec::LeaseOutcome::Ok ? EventKind::Ok : EventKind::Fail, "release", key, token);
+      }
+      if (!lost || attempt == 1) {
+        break;  // a release whose answer was lost is sent once more: it must free nothing else
+      }
+    }
+    if (racer.joinable()) {
+      racer.join();
     }
     held_.erase(k);
     stale_[k] = token;
@@ -187,7 +220,7 @@ int main(int argc, char** argv) {
   if (!o) {
     std::fprintf(stderr,
                  "usage: fault_worker --store URL --prefix KEY --client N --ops N --seed S "
-                 "--history FILE [--pace MS]\n");
+                 "--history FILE [--pace MS] [--lose N]\n");
     return 64;
   }
   aec::Result<std::unique_ptr<aec::Store>> store = aec::open_store(o->store);

@@ -71,6 +71,7 @@ struct CurlTransport::Handle {
   CURLM* multi = nullptr;  // owns the connection cache: the kept-alive connection lives here
   curl_slist* headers = nullptr;
   char error[CURL_ERROR_SIZE] = {};
+  bool kept_alive = false;  // the last transfer ended well: its connection may still be cached
 
   Handle() = default;
   Handle(const Handle&) = delete;
@@ -88,6 +89,7 @@ struct CurlTransport::Attempt {
   std::string body;
   std::string error;  // libcurl's words for a failure
   bool cancelled = false;
+  bool reconnected = false;  // see HttpAnswer::reconnected
 };
 
 CurlTransport::CurlTransport(TransportOptions options) : options_(std::move(options)) {}
@@ -202,6 +204,10 @@ CurlTransport::Attempt CurlTransport::perform(Handle& h, const HttpCall& call) {
   }
   curl_multi_remove_handle(h.multi, h.easy);  // mid-transfer: aborts it, closing the connection
   curl_easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, &a.status);
+  long connects = 0;  // NOLINT(google-runtime-int): libcurl's type
+  curl_easy_getinfo(h.easy, CURLINFO_NUM_CONNECTS, &connects);
+  a.reconnected = h.kept_alive && connects > 0;
+  h.kept_alive = a.code == CURLE_OK;
   a.error = h.error;
   return a;
 }
@@ -237,7 +243,7 @@ Result<HttpAnswer> CurlTransport::send(const HttpCall& call) {
       return cancelled();
     }
     if (a.code == CURLE_OK) {
-      return HttpAnswer{a.status, std::move(a.body)};
+      return HttpAnswer{a.status, std::move(a.body), a.reconnected};
     }
     auto spent = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
     milliseconds pause = jittered(backoff);

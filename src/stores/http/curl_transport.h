@@ -40,6 +40,11 @@ struct HttpCall {
 struct HttpAnswer {
   long status = 0;  // NOLINT(google-runtime-int): libcurl's type
   std::string body;
+  // The request went over a new connection although a kept-alive one was at hand. libcurl does
+  // that when the kept-alive one turns out dead, before sending or after: it sends a request
+  // again, once, when its reused connection breaks with no answer, even if the server got the
+  // first copy (curl has no switch for this before 8.16). So the server may have acted twice.
+  bool reconnected = false;
 };
 
 class CurlTransport {
