@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds and runs every test with ctest:
-#   1. the dev preset: every test (unit, conformance, e2e, integration);
+#   1. the dev preset: every test (unit, conformance, e2e, integration, the fault tests);
 #   2. the asan preset: every test again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the tsan preset: the tests labelled tsan (the concurrent parts) under ThreadSanitizer.
+#   3. the tsan preset: the tests labelled tsan (the concurrent parts) under ThreadSanitizer;
+#   4. the fuzz targets (scripts/fuzz.sh): their regression inputs, then 30 s of fuzzing each.
+#      The fuzz preset (clang) builds in the background, at the lowest priority, from the start.
 #
-#   scripts/test.sh            # all three
+#   scripts/test.sh            # all four
 #   scripts/test.sh --quick    # the dev preset only
+#   scripts/test.sh --no-fuzz  # the three ctest presets, no fuzzing
 #   scripts/test.sh -- ARGS    # extra ctest arguments, e.g. -- -R Conformance
 #
 # The reliability tests (tests/fault/) append one summary line per store and test to
@@ -15,17 +18,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 presets=(dev asan tsan)
+fuzz=1
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) presets=(dev); shift ;;
+    --quick) presets=(dev); fuzz=0; shift ;;
+    --no-fuzz) fuzz=0; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
   esac
 done
 
 jobs=$(nproc 2>/dev/null || echo 2)
+fuzz_build=""
+if [ "$fuzz" -eq 1 ]; then
+  # Mostly in the time the ctest runs leave the cores idle (fault tests wait out ttls).
+  mkdir -p build
+  # setsid: a group of its own, so that an early exit stops the whole build.
+  setsid bash -c 'nice -n 19 cmake --preset fuzz >/dev/null &&
+                  nice -n 19 cmake --build --preset fuzz -- -j1' >build/fuzz-build.log 2>&1 &
+  fuzz_build=$!
+  trap '[ -z "$fuzz_build" ] || kill -- "-$fuzz_build" 2>/dev/null || true' EXIT
+fi
 for preset in "${presets[@]}"; do
   printf '\033[1m==> %s: configure, build, test\033[0m\n' "$preset"
   cmake --preset "$preset" >/dev/null
@@ -39,3 +54,13 @@ for preset in "${presets[@]}"; do
   fi
   [ "$rc" -eq 0 ] || exit "$rc"
 done
+if [ "$fuzz" -eq 1 ]; then
+  printf '\033[1m==> fuzz: wait for its build, then scripts/fuzz.sh\033[0m\n'
+  if ! wait "$fuzz_build"; then
+    tail -30 build/fuzz-build.log >&2
+    echo "test.sh: the fuzz preset did not build (build/fuzz-build.log)" >&2
+    exit 1
+  fi
+  fuzz_build=""
+  scripts/fuzz.sh --seconds 30
+fi
