@@ -213,12 +213,14 @@ etcd_up() {
   # least 1.5 election timeouts, rounded up to whole seconds), so the fault tests' 1 s ttl is
   # what etcd keeps; with etcd's defaults (100/1000) a 1 s lease lives 2 s. The reliability plan
   # names 10/100; on 2 shared cores a 100 ms election timeout calls elections under load.
+  # --pre-vote: a member restarted by a test (or cut off) rejoins without deposing the leader
+  # (without it, its raised term forces an election whenever it comes back).
   for n in 1 2 3; do
     local cmdline="etcd --name m$n --data-dir $dir/etcd-$n \
 --listen-client-urls http://127.0.0.1:${client[n]} --advertise-client-urls http://127.0.0.1:${client[n]} \
 --listen-peer-urls http://127.0.0.1:${peer[n]} --initial-advertise-peer-urls http://127.0.0.1:${peer[n]} \
 --initial-cluster $cluster --initial-cluster-token aec-test --initial-cluster-state new \
---heartbeat-interval 50 --election-timeout 500 --logger zap --log-outputs $dir/etcd-$n.log"
+--heartbeat-interval 50 --election-timeout 500 --pre-vote --logger zap --log-outputs $dir/etcd-$n.log"
     # Fresh data: the ports are new, and a member's old data would name peers that are gone.
     rm -rf "$dir/etcd-$n"
     echo "$cmdline" >"$dir/etcd-$n.cmd"

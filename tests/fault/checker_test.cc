@@ -110,6 +110,26 @@ TEST(CheckCalls, ALeaseDroppedBeforeItsTtlIsCaught) {
   EXPECT_NE(r.violations.front().find("answered not held"), std::string::npos);
 }
 
+TEST(CheckCalls, ARenewalRacingItsReleaseMayLose) {
+  // Sent together from two threads: the store took the release first.
+  CheckReport r = Calls()
+                      .acquire(1, "k", 0, 5, EventKind::Ok, 1)
+                      .renew(1001, "k", 1, 100, 110, EventKind::Fail)
+                      .release(1, "k", 1, 101, 108, EventKind::Ok)
+                      .check();
+  EXPECT_TRUE(r.violations.empty()) << r.violations.front();
+}
+
+TEST(CheckCalls, AReleaseSentAfterTheAnswerExplainsNothing) {
+  CheckReport r = Calls()
+                      .acquire(1, "k", 0, 5, EventKind::Ok, 1)
+                      .renew(1001, "k", 1, 100, 110, EventKind::Fail)
+                      .release(1, "k", 1, 120, 125, EventKind::Ok)
+                      .check();
+  ASSERT_EQ(r.violations.size(), 1U);
+  EXPECT_NE(r.violations.front().find("answered not held"), std::string::npos);
+}
+
 TEST(CheckCalls, ARenewAfterReleaseThatSucceedsIsCaught) {
   CheckReport r = Calls()
                       .acquire(1, "k", 0, 5, EventKind::Ok, 1)

@@ -195,7 +195,7 @@ TEST_F(EtcdClientTest, KeepAliveKeepsKeyPastItsTtlAndStoppingLetsItExpire) {
   // A settled cluster first: a member restarted by an earlier test may still call an election,
   // and keep-alives sent meanwhile go unanswered.
   ASSERT_TRUE(leader(*client_, cluster_).has_value());
-  // 4 s: long enough that a leader election (1 s election timeout on the test cluster) on a
+  // 4 s: long enough that a leader election (500 ms election timeout on the test cluster) on a
   // loaded machine does not let the lease lapse between keep-alives (sent every ttl / 3).
   auto granted = client_->lease_grant(4s);
   ASSERT_TRUE(granted.has_value());
