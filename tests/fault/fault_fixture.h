@@ -165,6 +165,11 @@ inline std::optional<int> wait_exit_within(pid_t pid, milliseconds timeout) {
   }
 }
 
+// The stores every fault test is instantiated for (a test skips those it does not apply to).
+inline std::vector<std::string> fault_stores() {
+  return {"sqlite", "aecd", "postgres", "etcd"};
+}
+
 class ProcessFaultTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {

@@ -462,8 +462,7 @@ TEST_P(ProcessFaultTest, T11MixedNemesis) {
   summary(line.str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, ProcessFaultTest,
-                         ::testing::Values("sqlite", "aecd", "postgres", "etcd"),
+INSTANTIATE_TEST_SUITE_P(Stores, ProcessFaultTest, ::testing::ValuesIn(fault_stores()),
                          [](const auto& p) { return p.param; });
 
 }  // namespace
