@@ -36,8 +36,10 @@ if [ "$fuzz" -eq 1 ]; then
   # Mostly in the time the ctest runs leave the cores idle (fault tests wait out ttls).
   mkdir -p build
   # setsid: a group of its own, so that an early exit stops the whole build.
-  setsid bash -c 'nice -n 19 cmake --preset fuzz >/dev/null &&
-                  nice -n 19 cmake --build --preset fuzz -- -j1' >build/fuzz-build.log 2>&1 &
+  # All cores: at nice 19 it gets next to none while the other presets build, and all of them
+  # while their tests wait (and at the end, if it is not done by then).
+  setsid bash -c "nice -n 19 cmake --preset fuzz >/dev/null &&
+                  nice -n 19 cmake --build --preset fuzz -- -j$jobs" >build/fuzz-build.log 2>&1 &
   fuzz_build=$!
   trap '[ -z "$fuzz_build" ] || kill -- "-$fuzz_build" 2>/dev/null || true' EXIT
 fi
