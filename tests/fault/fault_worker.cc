@@ -79,6 +79,14 @@ std::optional<Options> parse(int argc, char** argv) {
   return o;
 }
 
+// How a renew or release was answered: Info when nobody knows (an error), else Ok or Fail.
+EventKind answer_of(const aec::Result<aec::LeaseOutcome>& r) {
+  if (!r.has_value()) {
+    return EventKind::Info;
+  }
+  return *r == aec::LeaseOutcome::Ok ? EventKind::Ok : EventKind::Fail;
+}
+
 class Worker {
  public:
   Worker(const Options& o, aec::Store& store)
@@ -158,9 +166,7 @@ class Worker {
         history_.add(Event{aec::fault::boot_ns(), getpid(), EventKind::Invoke, key, token, "renew",
                            kTtl.count(), me});
         aec::Result<aec::LeaseOutcome> r = store_.renew(key, token, kTtl);
-        EventKind kind = !r.has_value()                ? EventKind::Info
-                         : *r == aec::LeaseOutcome::Ok ? EventKind::Ok
-                                                       : EventKind::Fail;
+        EventKind kind = answer_of(r);
         history_.add(Event{aec::fault::boot_ns(), getpid(), kind, key, token, "renew", 0, me});
       });
     }
@@ -190,17 +196,11 @@ class Worker {
     if (pick(2) == 0) {
       note(EventKind::Invoke, "renew", key, token, kTtl.count());
       aec::Result<aec::LeaseOutcome> r = store_.renew(key, token, kTtl);
-      note(!r.has_value()                ? EventKind::Info
-           : *r == aec::LeaseOutcome::Ok ? EventKind::Ok
-                                         : EventKind::Fail,
-           "renew", key, token);
+      note(answer_of(r), "renew", key, token);
     } else {
       note(EventKind::Invoke, "release", key, token);
       aec::Result<aec::LeaseOutcome> r = store_.release(key, token, aec::Outcome{});
-      note(!r.has_value()                ? EventKind::Info
-           : *r == aec::LeaseOutcome::Ok ? EventKind::Ok
-                                         : EventKind::Fail,
-           "release", key, token);
+      note(answer_of(r), "release", key, token);
     }
   }
 
