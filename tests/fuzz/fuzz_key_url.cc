@@ -111,7 +111,8 @@ void check_team_job(std::string_view text) {
 
 // The secret between `from` and the '@' that ends the user info, when the URL has one that no
 // message would hold by chance (10+ characters with a digit and a lower-case letter, no space or
-// quote) and that is written nowhere else in the URL.
+// quote, no '*': a redacted message writes "***" where the secret was) and that is written nowhere
+// else in the URL.
 std::string_view secret_of(std::string_view url, std::size_t from) {
   std::size_t start = url.find("://");
   if (start == std::string_view::npos) {
@@ -133,7 +134,7 @@ std::string_view secret_of(std::string_view url, std::size_t from) {
   auto has = [&](auto pred) { return std::any_of(secret.begin(), secret.end(), pred); };
   bool distinct = secret.size() >= 10 && has([](char c) { return c >= '0' && c <= '9'; }) &&
                   has([](char c) { return c >= 'a' && c <= 'z'; }) &&
-                  !has([](char c) { return c == ' ' || c == '\''; });
+                  !has([](char c) { return c == ' ' || c == '\'' || c == '*'; });
   if (!distinct || other.find(secret) != std::string::npos) {
     return {};  // could turn up in a message by chance, or the URL repeats it elsewhere
   }
