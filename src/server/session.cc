@@ -1,14 +1,17 @@
 #include "server/session.h"
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 #include <type_traits>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
 
 namespace aec::server {
 
@@ -25,6 +28,30 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // the client's. The wait is a courtesy (RFC 8446 6.1 does not require it) and most clients never
 // answer on an idle connection, so it is short: it bounds how long a graceful stop can take.
 constexpr std::chrono::milliseconds kTlsCloseTimeout{1'000};
+
+// The heartbeat a client may ask for while its answer is pending (docs/api.md): "Aec-Heartbeat-Ms:
+// N" gets a "102 Processing" every N ms, so a client can tell a parked call from a dead
+// connection. Bounded below so that many parked callers cannot make the server write constantly.
+constexpr std::string_view kHeartbeatHeader = "Aec-Heartbeat-Ms";
+constexpr std::chrono::milliseconds kMinHeartbeat{1'000};
+constexpr std::chrono::milliseconds kMaxHeartbeat{600'000};
+
+// The heartbeat a request asks for: 0 when none (or when the client speaks HTTP/1.0, which may
+// not be sent a 1xx answer); nullopt when the header is malformed.
+std::optional<std::chrono::milliseconds> heartbeat_of(const Request& req) {
+  auto it = req.find(beast::string_view(kHeartbeatHeader.data(), kHeartbeatHeader.size()));
+  if (it == req.end() || req.version() < 11) {
+    return std::chrono::milliseconds(0);
+  }
+  std::string_view v(it->value().data(), it->value().size());
+  std::int64_t ms = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+  if (ec != std::errc() || end != v.data() + v.size() || ms < kMinHeartbeat.count() ||
+      ms > kMaxHeartbeat.count()) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(ms);
+}
 
 std::string peer_of(const asio::ip::tcp::socket& socket) {
   beast::error_code ec;
@@ -61,7 +88,8 @@ class StreamSession final : public Session,
         limits_(limits),
         dispatch_(std::move(dispatch)),
         log_(std::move(log)),
-        peer_(peer_of(tcp().socket())) {}
+        peer_(peer_of(tcp().socket())),
+        beat_timer_(stream_.get_executor()) {}
 
   ~StreamSession() override {
     if (exchange_) {
@@ -102,6 +130,9 @@ class StreamSession final : public Session,
   void watch_peer();
   void on_watch_done(beast::error_code ec, std::size_t n);
   void on_answer(Response res);
+  void send_answer();
+  void arm_heartbeat();
+  void beat(std::uint64_t exchange);
   void write(Response res, bool close_after);
   void finish();
   void close();
@@ -115,9 +146,14 @@ class StreamSession final : public Session,
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Exchange> exchange_;  // the request being answered
   std::chrono::steady_clock::time_point started_;
-  std::optional<Response> answer_;  // an answer that arrived while the peer watch was pending
+  // An answer that arrived while the peer watch or a heartbeat was pending.
+  std::optional<Response> answer_;
+  std::chrono::milliseconds heartbeat_{0};  // what the pending request asked for; 0: none
+  boost::asio::steady_timer beat_timer_;
+  std::uint64_t exchanges_ = 0;  // requests dispatched: tells a heartbeat whose request it is for
   bool watching_ = false;
-  bool idle_ = false;  // waiting for the next request, or in the TLS handshake
+  bool beating_ = false;  // a "102 Processing" is being written
+  bool idle_ = false;     // waiting for the next request, or in the TLS handshake
   bool closing_ = false;
 };
 
@@ -224,8 +260,16 @@ void StreamSession<Stream>::dispatch_request() {
   if (auto* m = std::get_if<RouteMatch>(&routed)) {
     match = std::move(*m);
   }
+  std::optional<std::chrono::milliseconds> heartbeat = heartbeat_of(req);
+  heartbeat_ = heartbeat.value_or(std::chrono::milliseconds(0));
+  ++exchanges_;
   exchange_ = std::make_shared<Exchange>(std::move(req), std::move(match), peer_, sink);
-  if (auto* err = std::get_if<RouteError>(&routed)) {
+  if (!heartbeat) {
+    exchange_->respond(error_response(
+        exchange_->request(), 400, "invalid_argument",
+        fmt::format("header {} must be a whole number of milliseconds from {} to {}",
+                    kHeartbeatHeader, kMinHeartbeat.count(), kMaxHeartbeat.count())));
+  } else if (auto* err = std::get_if<RouteError>(&routed)) {
     Response res = error_response(exchange_->request(), err->http_status, err->code, err->message);
     if (!err->allow.empty()) {
       res.set(http::field::allow, err->allow);
@@ -236,6 +280,7 @@ void StreamSession<Stream>::dispatch_request() {
   }
   if (!exchange_->answered()) {
     watch_peer();
+    arm_heartbeat();
   }
 }
 
@@ -259,9 +304,7 @@ void StreamSession<Stream>::on_watch_done(beast::error_code ec, std::size_t n) {
   watching_ = false;
   buffer_.commit(n);
   if (answer_) {
-    Response res = std::move(*answer_);
-    answer_.reset();
-    write(std::move(res), false);
+    send_answer();
   } else if (ec) {
     if (exchange_) {
       exchange_->abandon();
@@ -274,15 +317,68 @@ void StreamSession<Stream>::on_watch_done(beast::error_code ec, std::size_t n) {
 
 template <class Stream>
 void StreamSession<Stream>::on_answer(Response res) {
+  beat_timer_.cancel();
+  answer_ = std::move(res);
+  send_answer();
+}
+
+// Writes answer_ once neither the peer watch nor a heartbeat is pending: a heartbeat being
+// written is let finish (its handler comes back here), the watch is cancelled (its handler comes
+// back here). Cancelling a TLS read leaves the TLS session usable: the record bytes already read
+// stay in the stream for the next read. Cancelling is never done under a heartbeat's write,
+// which would leave a partial "102" on the wire.
+template <class Stream>
+void StreamSession<Stream>::send_answer() {
+  if (!answer_ || beating_) {
+    return;
+  }
   if (watching_) {
-    answer_ = std::move(res);
-    // The watch's handler writes the answer. Cancelling a TLS read leaves the TLS session
-    // usable: the record bytes already read stay in the stream for the next read.
     beast::error_code ignored;
     tcp().socket().cancel(ignored);
     return;
   }
+  Response res = std::move(*answer_);
+  answer_.reset();
   write(std::move(res), false);
+}
+
+template <class Stream>
+void StreamSession<Stream>::arm_heartbeat() {
+  if (heartbeat_ <= std::chrono::milliseconds(0)) {
+    return;
+  }
+  beat_timer_.expires_after(heartbeat_);
+  beat_timer_.async_wait([self = self(), exchange = exchanges_](beast::error_code ec) {
+    if (!ec) {
+      self->beat(exchange);
+    }
+  });
+}
+
+// A "102 Processing" while the answer to request number `exchange` is pending. The peer watch
+// stays pending meanwhile; a client that does not take the bytes within header_timeout is gone
+// (the timeout closes the connection, and the watch's handler abandons the request).
+template <class Stream>
+void StreamSession<Stream>::beat(std::uint64_t exchange) {
+  if (exchange != exchanges_ || !exchange_ || answer_ || beating_) {
+    return;  // answered (or being answered) meanwhile
+  }
+  beating_ = true;
+  auto msg = std::make_shared<http::response<http::empty_body>>(http::status::processing, 11);
+  tcp().expires_after(limits_.header_timeout);
+  http::async_write(stream_, *msg, [self = self(), msg](beast::error_code ec, std::size_t) {
+    self->beating_ = false;
+    if (ec) {
+      self->close();  // the watch's handler, if pending, abandons the request
+      return;
+    }
+    if (self->answer_) {
+      self->send_answer();
+      return;
+    }
+    self->tcp().expires_never();
+    self->arm_heartbeat();
+  });
 }
 
 template <class Stream>
@@ -295,6 +391,7 @@ void StreamSession<Stream>::write(Response res, bool close_after) {
     log_(*exchange_, res.result_int(), std::chrono::steady_clock::now() - started_);
   }
   exchange_.reset();
+  beat_timer_.cancel();
   auto msg = std::make_shared<Response>(std::move(res));
   tcp().expires_after(limits_.header_timeout);
   http::async_write(stream_, *msg, [self = self(), msg, keep](beast::error_code ec, std::size_t) {

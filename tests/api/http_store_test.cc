@@ -342,5 +342,74 @@ TEST(HttpStoreTest, AParkedBusyAnswerIsMarkedParked) {
   EXPECT_NE(seen.get().find(R"("wait_ms":20000)"), std::string::npos);
 }
 
+// Found by the reliability suite (T11, the mixed nemesis): a waiter parked on aecd behind a
+// connection that went half open heard nothing until its parked call timed out (up to 100 s), so
+// its runner could neither wait on nor give up. A parked call now asks for a heartbeat and gives
+// up after kSilentBeats of them are missed.
+TEST(HttpStoreTest, HalfOpenParkedAcquireGivesUpWhenTheHeartbeatStops) {
+  Socket silent(/*listening=*/true);
+  auto store = open_or_die(silent.url(), {.heartbeat = 1s});
+  AcquireRequest req = request();
+  req.queue = true;
+  req.park = 60s;
+  auto start = Steady::now();
+  auto r = store->acquire(req);
+  auto took = Steady::now() - start;
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("nothing from aecd for 3s though it was asked for a "
+                                     "heartbeat every 1s"),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_GE(took, 3s);
+  EXPECT_LT(took, 10s);
+
+  auto waited = store->wait("etl/daily", 3, real_clock()->monotonic_now() + 1min, {});
+  ASSERT_FALSE(waited.has_value());
+  EXPECT_EQ(waited.error().code(), Code::Unavailable);
+  EXPECT_NE(waited.error().message().find("nothing from aecd for 3s"), std::string::npos)
+      << waited.error().message();
+}
+
+// The other side: "102 Processing" answers keep a parked call going past the silence limit,
+// and the final answer after them is read as usual.
+TEST(HttpStoreTest, HeartbeatsKeepAParkedAcquireGoing) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url(), {.heartbeat = 1s});
+  auto served = std::async(std::launch::async, [fd = server.fd()] {
+    int conn = ::accept(fd, nullptr, nullptr);
+    std::string req = read_request(conn);
+    std::string beat = "HTTP/1.1 102 Processing\r\n\r\n";
+    for (int i = 0; i < 10; ++i) {  // 5 s of heartbeats, more than the 3 s silence limit
+      std::this_thread::sleep_for(500ms);
+      EXPECT_EQ(::write(conn, beat.data(), beat.size()), static_cast<ssize_t>(beat.size()));
+    }
+    std::string busy = http_response(200, R"({"outcome": "busy", "holders": [],
+        "waiting_ahead": 0, "retry_in_ms": 500, "version": 4})");
+    EXPECT_EQ(::write(conn, busy.data(), busy.size()), static_cast<ssize_t>(busy.size()));
+    ::close(conn);
+    return req;
+  });
+  AcquireRequest req = request();
+  req.queue = true;
+  req.park = 20s;
+  auto start = Steady::now();
+  auto r = store->acquire(req);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_GE(Steady::now() - start, 5s);
+  EXPECT_EQ(r->outcome, AcquireOutcome::Busy);
+  EXPECT_TRUE(r->parked);
+  EXPECT_NE(served.get().find("Aec-Heartbeat-Ms: 1000\r\n"), std::string::npos);
+}
+
+// A call that is not parked asks for no heartbeat (and so has no silence limit).
+TEST(HttpStoreTest, OnlyParkedCallsAskForAHeartbeat) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url());
+  auto seen = answer_once(server, http_response(200, R"({"outcome": "ok"})"));
+  ASSERT_TRUE(store->renew("k", 7, 5s).has_value());
+  EXPECT_EQ(seen.get().find("Aec-Heartbeat-Ms"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace aec

@@ -289,6 +289,54 @@ TEST(ServerStop, AnswersParkedRequestsAndReleasesNothing) {
   EXPECT_TRUE(holds(*t.store, held)) << "stop() released a lease";
 }
 
+// A parked caller that asks for a heartbeat (Aec-Heartbeat-Ms) gets a "102 Processing" that
+// often until its answer, so it can tell a parked call from a dead connection (T11). HTTP/1.0
+// callers get none (a 1xx answer is not theirs to read), and a malformed value is refused.
+TEST(ServerParking, AParkedCallGetsTheHeartbeatItAskedFor) {
+  auto t = TestServer::start(memory_store());
+  ASSERT_TRUE(t.server);
+  std::int64_t held = grant(*t.store, "holder", 1);
+  auto parked = [](std::string_view version, std::string_view key, std::string_view beat) {
+    std::string body = fmt::format(R"({{"key": "{}", "wait_ms": 30000}})", key);
+    return fmt::format(
+        "POST /v1/leases HTTP/{}\r\nHost: 127.0.0.1\r\nAec-Heartbeat-Ms: {}\r\n"
+        "Content-Length: {}\r\n\r\n{}",
+        version, beat, body.size(), body);
+  };
+  RawConnection waiter(t.port());
+  ASSERT_TRUE(waiter.send(parked("1.1", kKey, "1000")));
+  ASSERT_TRUE(eventually([&] { return metric(t, "aec_waiters") == 1; }));
+  RawConnection old(t.port());  // HTTP/1.0, second in line
+  ASSERT_TRUE(old.send(parked("1.0", kKey, "1000")));
+  for (int beat = 0; beat < 2; ++beat) {
+    HttpReply r = waiter.read_reply(3s);
+    ASSERT_EQ(r.status, 102) << "heartbeat " << beat << ": " << r.body;
+    EXPECT_TRUE(r.body.empty());
+  }
+  HttpReply none = old.read_reply(100ms);
+  EXPECT_EQ(none.status, HttpReply::kTimedOut) << "an HTTP/1.0 caller got " << none.status;
+
+  HttpReply released =
+      t.call("POST", fmt::format("/v1/keys/{}/leases/{}/release", path_key(kKey), held), "", "{}");
+  ASSERT_EQ(released.status, 200) << released.body;
+  HttpReply granted = waiter.read_reply(3s);
+  for (int i = 0; i < 3 && granted.status == 102; ++i) {
+    granted = waiter.read_reply(3s);  // a heartbeat may have crossed the release
+  }
+  ASSERT_EQ(granted.status, 200) << granted.body;
+  EXPECT_EQ(granted.json().value("outcome", ""), "granted") << granted.body;
+
+  for (std::string_view bad : {"999", "600001", "5s", "", "-1000", "1e3"}) {
+    RawConnection c(t.port());
+    HttpReply r = c.exchange(parked("1.1", "a/third", bad));
+    ASSERT_EQ(r.status, 400) << "Aec-Heartbeat-Ms: '" << bad << "': " << r.body;
+    EXPECT_EQ(r.error_message(),
+              "header Aec-Heartbeat-Ms must be a whole number of milliseconds from 1000 to "
+              "600000")
+        << r.body;
+  }
+}
+
 TEST(ServerParking, AWaiterWhoseConnectionDropsLeavesTheLine) {
   // A slow recheck: the grant to B can only come promptly from the release itself.
   auto t = TestServer::start(memory_store(), {.recheck_interval = 5s});

@@ -3,6 +3,7 @@
 // session's timeouts, limits and dropped-peer watch over TLS.
 #include <chrono>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -11,6 +12,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/http/http_store.h"
 #include "tests/server/raw_http.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_cert.h"
@@ -207,6 +209,32 @@ TEST_F(ServerTls, AWaiterWhoseTlsConnectionDropsLeavesTheLine) {
   ASSERT_TRUE(state);
   ASSERT_EQ(state->holders.size(), 1u);
   EXPECT_EQ(state->holders[0].execution.token, held);
+}
+
+// Heartbeats ("102 Processing") go out over TLS while the session also watches the socket: an
+// https:// client parked longer than its silence limit (3 heartbeats) is kept going by them.
+TEST_F(ServerTls, HeartbeatsKeepAParkedHttpsCallGoing) {
+  auto t = TestServer::start(memory_store(), with_tls());
+  ASSERT_TRUE(t.server);
+  auto granted = t.store->acquire({.key = std::string(kKey), .execution_id = "holder", .ttl = 60s});
+  ASSERT_TRUE(granted && granted->outcome == AcquireOutcome::Granted);
+  auto client = open_http_store(t.server->url() + "/?cacert=" + cert_.cert, {}, {.heartbeat = 1s});
+  ASSERT_TRUE(client) << client.error().to_string();
+  auto release_later = std::async(std::launch::async, [&] {
+    // The holder works longer than the client's 3 s silence limit: only heartbeats keep the
+    // parked call alive meanwhile.
+    std::this_thread::sleep_for(4500ms);
+    return t.store->release(kKey, granted->lease.token, Outcome{});
+  });
+  AcquireRequest req{.key = std::string(kKey), .execution_id = "parked", .ttl = 60s};
+  req.queue = true;
+  req.park = 20s;
+  auto start = Clock::now();
+  auto r = (*client)->acquire(req);
+  ASSERT_TRUE(release_later.get());
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
+  EXPECT_GE(Clock::now() - start, 4s);
 }
 
 TEST_F(ServerTls, StopAnswersAParkedTlsRequestPromptly) {

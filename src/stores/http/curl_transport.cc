@@ -25,14 +25,38 @@ void init_curl_once() {
   (void)init;
 }
 
+}  // namespace
+
+struct CurlTransport::Attempt {
+  CURLcode code = CURLE_OK;
+  long status = 0;  // NOLINT(google-runtime-int)
+  std::string body;
+  std::string error;  // libcurl's words for a failure
+  bool cancelled = false;
+  bool reconnected = false;  // see HttpAnswer::reconnected
+  // When a byte of the answer (a heartbeat included) last came, or the call began; and whether
+  // the call was given up for the silence since.
+  std::chrono::steady_clock::time_point heard = std::chrono::steady_clock::now();
+  bool silent = false;
+};
+
+namespace {
+
 std::size_t on_data(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* body = static_cast<std::string*>(user);
+  auto* a = static_cast<CurlTransport::Attempt*>(user);
   std::size_t bytes = size * n;
-  if (body->size() + bytes > kMaxAnswerBytes) {
+  a->heard = std::chrono::steady_clock::now();
+  if (a->body.size() + bytes > kMaxAnswerBytes) {
     return 0;  // ends the transfer with CURLE_WRITE_ERROR
   }
-  body->append(data, bytes);
+  a->body.append(data, bytes);
   return bytes;
+}
+
+// Every header line, those of a "102 Processing" too: only notes that the server is there.
+std::size_t on_header(char*, std::size_t size, std::size_t n, void* user) {
+  static_cast<CurlTransport::Attempt*>(user)->heard = std::chrono::steady_clock::now();
+  return size * n;
 }
 
 // Failures after which the server certainly never saw the request, so sending it again cannot
@@ -83,15 +107,6 @@ struct CurlTransport::Handle {
   }
 };
 
-struct CurlTransport::Attempt {
-  CURLcode code = CURLE_OK;
-  long status = 0;  // NOLINT(google-runtime-int)
-  std::string body;
-  std::string error;  // libcurl's words for a failure
-  bool cancelled = false;
-  bool reconnected = false;  // see HttpAnswer::reconnected
-};
-
 CurlTransport::CurlTransport(TransportOptions options) : options_(std::move(options)) {}
 
 CurlTransport::~CurlTransport() = default;
@@ -136,6 +151,12 @@ void CurlTransport::configure(Handle& h, const HttpCall& call, Attempt& attempt)
   if (!options_.token.empty()) {
     h.headers = append_header(h.headers, "Authorization: Bearer " + options_.token);
   }
+  if (call.heartbeat > milliseconds(0)) {
+    h.headers =
+        append_header(h.headers, fmt::format("Aec-Heartbeat-Ms: {}", call.heartbeat.count()));
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &attempt);
+  }
   std::string url = options_.base_url + call.target;  // libcurl copies it
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h.headers);
@@ -147,7 +168,7 @@ void CurlTransport::configure(Handle& h, const HttpCall& call, Attempt& attempt)
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);  // parked calls sit idle for minutes
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &attempt.body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &attempt);
   if (!options_.cacert.empty()) {
     curl_easy_setopt(e, CURLOPT_CAINFO, options_.cacert.c_str());
   }
@@ -162,8 +183,11 @@ void CurlTransport::configure(Handle& h, const HttpCall& call, Attempt& attempt)
 
 namespace {
 
-// Runs the transfer on `multi` to its end, or until `stop` is requested.
-void drive(CURLM* multi, const std::stop_token& stop, CURLcode& code, bool& cancelled) {
+// Runs the transfer on `multi` to its end, until `stop` is requested (a.cancelled), or until
+// nothing has come for `silence` (a.silent; 0: no limit).
+void drive(CURLM* multi, const std::stop_token& stop, milliseconds silence,
+           CurlTransport::Attempt& a) {
+  CURLcode& code = a.code;
   for (;;) {
     int running = 0;
     if (curl_multi_perform(multi, &running) != CURLM_OK) {
@@ -174,7 +198,12 @@ void drive(CURLM* multi, const std::stop_token& stop, CURLcode& code, bool& canc
       break;
     }
     if (stop.stop_requested()) {
-      cancelled = true;
+      a.cancelled = true;
+      return;
+    }
+    if (silence > milliseconds(0) && std::chrono::steady_clock::now() - a.heard > silence) {
+      a.silent = true;
+      code = CURLE_OPERATION_TIMEDOUT;
       return;
     }
     curl_multi_poll(multi, nullptr, 0, kPollMs, nullptr);
@@ -200,7 +229,7 @@ CurlTransport::Attempt CurlTransport::perform(Handle& h, const HttpCall& call) {
     // A stop request wakes curl_multi_poll at once (an idle parked call would otherwise notice
     // only at the next poll timeout). The callback ends before the handle goes back to the pool.
     std::stop_callback wake(call.stop, [&h] { curl_multi_wakeup(h.multi); });
-    drive(h.multi, call.stop, a.code, a.cancelled);
+    drive(h.multi, call.stop, call.heartbeat * kSilentBeats, a);
   }
   curl_multi_remove_handle(h.multi, h.easy);  // mid-transfer: aborts it, closing the connection
   curl_easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, &a.status);
@@ -277,6 +306,12 @@ Status CurlTransport::failure(const HttpCall& call, const Attempt& a, int attemp
   if (a.code == CURLE_SSL_CACERT_BADFILE) {
     return unavailable(fmt::format(
         "{}: cannot use the certificates to trust ({}): check the file of ?cacert=", where, what));
+  }
+  if (a.silent) {
+    return unavailable(fmt::format(
+        "{}: nothing from aecd for {} though it was asked for a heartbeat every {}: the "
+        "connection is dead (half open, or aecd is stuck)",
+        where, format_duration(call.heartbeat * kSilentBeats), format_duration(call.heartbeat)));
   }
   if (a.code == CURLE_OPERATION_TIMEDOUT) {
     return unavailable(

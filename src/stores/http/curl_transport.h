@@ -35,7 +35,14 @@ struct HttpCall {
   std::string body;              // POST: the JSON body
   milliseconds timeout{30'000};  // the whole exchange, connecting included
   std::stop_token stop;          // aborts the call at once
+  // > 0: asks aecd for a "102 Processing" this often while the answer is pending (the
+  // Aec-Heartbeat-Ms header), and gives the call up, Unavailable, when nothing at all comes for
+  // kSilentBeats of them: the connection is dead though the timeout is far (half open).
+  milliseconds heartbeat{0};
 };
+
+// Heartbeats missed before a call that asked for them is given up.
+inline constexpr int kSilentBeats = 3;
 
 struct HttpAnswer {
   long status = 0;  // NOLINT(google-runtime-int): libcurl's type
@@ -60,9 +67,10 @@ class CurlTransport {
   // answer came (refused after the retries, timed out, reset). Thread-safe.
   Result<HttpAnswer> send(const HttpCall& call);
 
+  struct Attempt;  // one try of a call, with what libcurl's callbacks saw (curl_transport.cc)
+
  private:
   struct Handle;
-  struct Attempt;
 
   std::unique_ptr<Handle> take();
   void give_back(std::unique_ptr<Handle> handle);

@@ -129,7 +129,10 @@ Result<AcquireResult> HttpStore::acquire(const AcquireRequest& req) {
     body.wait = std::min(req.park, kMaxServerWait);
   }
   HttpCall c = post("/v1/leases", wire::encode(body));
-  c.timeout += body.wait > milliseconds(0) ? body.wait + options_.park_margin : milliseconds(0);
+  if (body.wait > milliseconds(0)) {
+    c.timeout += body.wait + options_.park_margin;
+    c.heartbeat = options_.heartbeat;
+  }
   c.stop = req.stop;
   AEC_ASSIGN_OR_RETURN(AcquireResult r, call<AcquireResult>(c, wire::decode_acquire_result));
   r.parked = body.wait > milliseconds(0) && r.outcome == AcquireOutcome::Busy;
@@ -227,6 +230,7 @@ Result<std::int64_t> HttpStore::wait(std::string_view key, std::int64_t version,
       milliseconds chunk = std::min(left, kMaxServerWait);
       c.target += fmt::format("?index={}&wait={}", version, format_duration(chunk));
       c.timeout = chunk + options_.park_margin;
+      c.heartbeat = options_.heartbeat;
     }
     AEC_ASSIGN_OR_RETURN(KeyState state, call<KeyState>(c, wire::decode_key_state));
     if (state.version != version || left <= milliseconds(0) ||

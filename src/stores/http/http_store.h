@@ -5,7 +5,8 @@
 //
 // What it adds:
 // - Parked waits: an acquire with queue and park > 0 is held in line on the server (wait_ms), and
-//   wait() is a blocking query (?index=N&wait=...), so a waiter never polls.
+//   wait() is a blocking query (?index=N&wait=...), so a waiter never polls. Both ask for a
+//   heartbeat, so a dead connection under them is noticed within seconds.
 // - Cancellation: AcquireRequest::stop and wait()'s stop token abort the call in flight at once
 //   (Cancelled); the dropped connection tells the server the caller left its place in line.
 // - Retries only when the request certainly was not processed (connection refused, host not
@@ -29,6 +30,11 @@ struct HttpStoreOptions {
   milliseconds connect_timeout{5'000};
   milliseconds request_timeout{30'000};  // a call that is not parked on the server
   milliseconds park_margin{10'000};      // added to a parked call's wait for its timeout
+  // A parked call asks aecd for a "102 Processing" this often, and is given up (Unavailable)
+  // after http::kSilentBeats of them pass with nothing at all: a dead connection (half open
+  // after a network fault, aecd stopped) shows within seconds, not at the parked call's timeout
+  // (found by the reliability suite's mixed nemesis, T11). 0: no heartbeat. At least 1 s.
+  milliseconds heartbeat{5'000};
   // How long connections refused (or a host name that does not resolve) are retried.
   milliseconds retry_budget{3'000};
   // The bearer token. nullopt: the URL's, or else $AEC_TOKEN; empty: none.
