@@ -5,7 +5,7 @@
 #   - a 3-member etcd cluster (Debian's etcd-server).
 # Free ports are picked at start. Everything is stopped by its PID.
 #
-#   scripts/dev-servers.sh up   [--dir DIR] [--only postgres|pgbouncer|etcd ...]
+#   scripts/dev-servers.sh up   [--dir DIR] [--only postgres|pgbouncer|etcd ...] [--faketime]
 #   scripts/dev-servers.sh down [--dir DIR]
 #   scripts/dev-servers.sh status [--dir DIR]
 #   scripts/dev-servers.sh env  [--dir DIR]          # print the URLs (source-able)
@@ -22,9 +22,15 @@
 # it again, for tests that kill and restart members). Tests find the file through
 # AEC_TEST_SERVERS_ENV=DIR/urls.env. PostgreSQL and pgbouncer refuse to run as root: as root
 # they run as the `postgres` user that Debian's package creates.
+#
+# --faketime runs PostgreSQL under libfaketime (Debian's faketime) with its wall clock offset by
+# what a file says, read again at every clock call (e.g. "+30" or "-2.5": seconds; "+0" at
+# first); its monotonic clock stays real. urls.env names the file:
+#   AEC_TEST_POSTGRES_CLOCK_FILE=FILE
+# The reliability suite's T7 steps PostgreSQL's clock that way, on servers of its own.
 set -euo pipefail
 
-usage() { sed -n '2,24p' "$0"; }
+usage() { sed -n '2,30p' "$0"; }
 die() { echo "dev-servers.sh: $*" >&2; exit 1; }
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -34,8 +40,10 @@ shift
 dir=${AEC_DEV_SERVERS_DIR:-/tmp/aec-dev-servers}
 only=()
 mode=fast
+faketime=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --faketime) faketime=1; shift ;;
     --dir) dir=$2; shift 2 ;;
     --only) only+=("$2"); shift 2 ;;
     --mode) mode=$2; shift 2 ;;
@@ -135,9 +143,24 @@ postgres_up() {
   fi
   # A restart keeps its port (clients and the URLs file still point there).
   if [ -f "$pgdir/port" ]; then port=$(cat "$pgdir/port"); else port=$(free_port); fi
+  # Under libfaketime (--faketime, and start-postgres after it): the clock file's offset on the
+  # wall clock.
+  local clock=$pgdir/faketime.txt preload=()
+  if [ "$faketime" -eq 1 ] && [ ! -f "$clock" ]; then
+    echo "+0" >"$clock"
+    chmod 644 "$clock"
+  fi
+  if [ -f "$clock" ]; then
+    local lib
+    lib=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1 || true)
+    [ -n "$lib" ] || die "--faketime needs libfaketime (Debian package faketime; scripts/setup.sh installs it)"
+    preload=(env "LD_PRELOAD=$lib" "FAKETIME_TIMESTAMP_FILE=$clock" FAKETIME_NO_CACHE=1
+      FAKETIME_DONT_FAKE_MONOTONIC=1)
+    set_url AEC_TEST_POSTGRES_CLOCK_FILE "$clock"
+  fi
   # The socket lives in the data folder (no /run/postgresql needed); 200 connections for the
   # benchmarks' 64 clients, aecd replicas and the tests beside them.
-  as_pg "$pg_bin/pg_ctl" -D "$data" -l "$pgdir/postgres.log" -w -t 60 \
+  as_pg "${preload[@]}" "$pg_bin/pg_ctl" -D "$data" -l "$pgdir/postgres.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$data \
         -c max_connections=200 -c shared_buffers=64MB" start >/dev/null \
     || die "postgres did not start: see $pgdir/postgres.log"

@@ -68,6 +68,15 @@ inline int figure(const char* name, int ci) {
 }
 #define AEC_FIGURE(NAME) figure(#NAME, NAME)
 
+// A test's seed: AEC_FAULT_SEED when set (to run a printed schedule again), else a fresh one.
+// Printed as "fault: TEST seed N" with the schedule it draws.
+inline std::uint64_t fault_seed(const std::string& test) {
+  const char* v = std::getenv("AEC_FAULT_SEED");
+  std::uint64_t seed = v != nullptr ? std::strtoull(v, nullptr, 10) : std::random_device{}();
+  std::cout << "fault: " << test << " seed " << seed << "\n";
+  return seed;
+}
+
 // The p-th percentile (nearest rank) of `v`, in ms; 0 for none.
 inline double percentile(std::vector<std::int64_t> v, double p) {
   if (v.empty()) {

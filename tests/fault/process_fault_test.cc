@@ -9,6 +9,7 @@
 //   T4   SIGSTOP of the holder for 0.3 ... 10 x ttl: no stale write accepted, some rejected
 //   T5   partitions between the holder and the store, through the fault proxy
 //   T6   wall-clock steps and strobes on the runners and aecd (libfaketime)
+//   T7   PostgreSQL's own clock stepped forward and back (libfaketime, a server of its own)
 //   T9   sqlite writers killed mid-transaction: the file stays sound
 //   T11  a mixed nemesis of all of the above for a minute per store
 //   T13  lost answers, retried releases, renewals racing releases (workers)
@@ -23,8 +24,7 @@ namespace {
 TEST_P(ProcessFaultTest, T1HistoryOfDirectCalls) {
   constexpr int kWorkers = 8;
   const int kOps = AEC_FIGURE(AEC_FAULT_T1_OPS);
-  std::uint64_t seed = std::random_device{}();
-  std::cout << "fault: T1 seed " << seed << "\n";
+  std::uint64_t seed = fault_seed("T1");
   Workers workers(store_.url, dir_.path().string(), seed);
   for (int w = 1; w <= kWorkers; ++w) {
     workers.start(w, kOps, 25);
@@ -46,8 +46,7 @@ TEST_P(ProcessFaultTest, T1HistoryOfDirectCalls) {
 // its release, no token repeats (I1, I2).
 TEST_P(ProcessFaultTest, T13LostAnswersAndRetries) {
   constexpr int kWorkers = 4;
-  std::uint64_t seed = std::random_device{}();
-  std::cout << "fault: T13 seed " << seed << "\n";
+  std::uint64_t seed = fault_seed("T13");
   Workers workers(store_.url, dir_.path().string(), seed);
   for (int w = 1; w <= kWorkers; ++w) {
     workers.start(w, AEC_FIGURE(AEC_FAULT_T13_CALLS) / kWorkers, 25, 6);
@@ -66,8 +65,7 @@ TEST_P(ProcessFaultTest, T9SqliteWriterKilled) {
     GTEST_SKIP() << "T9 is about the sqlite file";
   }
   constexpr int kWorkers = 6;
-  std::uint64_t seed = std::random_device{}();
-  std::cout << "fault: T9 seed " << seed << "\n";
+  std::uint64_t seed = fault_seed("T9");
   std::mt19937_64 rng(seed);
   Workers workers(store_.url, dir_.path().string(), seed);
   int next_client = 1;
@@ -127,7 +125,7 @@ TEST_P(ProcessFaultTest, T5Partition) {
   ASSERT_TRUE(started.has_value()) << started.status().message();
   FaultProxy& proxy = **started;
   std::string via = reroute(store_.url, proxy.port())->url;
-  std::uint64_t seed = std::random_device{}();
+  std::uint64_t seed = fault_seed("T5");
   struct Step {
     std::string what;
     milliseconds lasts;
@@ -140,7 +138,7 @@ TEST_P(ProcessFaultTest, T5Partition) {
       {"reset", 500ms},
       {"half-open", 2000ms},
   };
-  std::cout << "fault: T5 seed " << seed << ", holders through " << via << "\n";
+  std::cout << "fault: T5 holders through " << via << "\n";
   std::string key = unique_prefix("t5");
   int client = 0;
   start_runner(client, key, via);
@@ -216,8 +214,7 @@ TEST_P(ProcessFaultTest, T5Partition) {
 // for 300 ms), while a lease is held and renewed; then the holder is killed. No store here may
 // count a lease on the wall clock of a client: the takeover must come as in T2.
 TEST_P(ProcessFaultTest, T6ClockSteps) {
-  std::uint64_t seed = std::random_device{}();
-  std::cout << "fault: T6 seed " << seed << "\n";
+  std::uint64_t seed = fault_seed("T6");
   std::mt19937_64 rng(seed);
   double offset_s = 0;
   auto write_offset = [&](double s) {
@@ -244,6 +241,165 @@ TEST_P(ProcessFaultTest, T6ClockSteps) {
     std::cout << "fault: T6 cycle " << c << ": " << what.str() << "\n";
     return what.str();
   });
+}
+
+// A PostgreSQL of the test's own whose wall clock follows an offset the test sets (libfaketime:
+// scripts/dev-servers.sh up --faketime). Stopped, and its files removed, on destruction.
+class SteppedPostgres {
+ public:
+  explicit SteppedPostgres(std::string dir) : dir_(std::move(dir)) {
+    std::string up =
+        script() + " up --only postgres --faketime --dir " + dir_ + " >" + dir_ + ".log 2>&1";
+    if (std::system(up.c_str()) != 0) {
+      error_ = "scripts/dev-servers.sh up --faketime failed: see " + dir_ + ".log";
+      return;
+    }
+    std::istringstream urls(e2e::read_file(dir_ + "/urls.env"));
+    for (std::string line; std::getline(urls, line);) {
+      std::size_t eq = line.find('=');
+      std::string name = line.substr(0, eq);
+      if (name == "AEC_TEST_POSTGRES_URL") {
+        url_ = line.substr(eq + 1);
+      } else if (name == "AEC_TEST_POSTGRES_CLOCK_FILE") {
+        clock_file_ = line.substr(eq + 1);
+      }
+    }
+    if (url_.empty() || clock_file_.empty()) {
+      error_ = dir_ + "/urls.env lacks the URL or the clock file";
+    }
+  }
+  ~SteppedPostgres() {
+    std::string down = script() + " down --dir " + dir_ + " >>" + dir_ + ".log 2>&1";
+    EXPECT_EQ(std::system(down.c_str()), 0) << "see " << dir_ << ".log";
+  }
+  SteppedPostgres(const SteppedPostgres&) = delete;
+  SteppedPostgres& operator=(const SteppedPostgres&) = delete;
+
+  const std::string& error() const { return error_; }
+  const std::string& url() const { return url_; }
+  // The server's wall clock is real time + `seconds` from its next clock call on.
+  void set_offset(int seconds) const {
+    std::ofstream(clock_file_, std::ios::trunc) << std::showpos << seconds << "\n";
+  }
+
+ private:
+  static std::string script() { return std::string(AEC_SOURCE_DIR) + "/scripts/dev-servers.sh"; }
+
+  std::string dir_;
+  std::string url_;
+  std::string clock_file_;
+  std::string error_;
+};
+
+// T7: PostgreSQL's own wall clock stepped by 2 ... 60 s, forward and back in turn, under a holder
+// and its waiting successor (a server of the test's own, under libfaketime). Leases are on the
+// server's clock (now()), so a forward step ends them early: the holder's runner must learn it
+// at its next renewal, stop its child, exit 79 and record the run lost; a stale write after the
+// successor's must be rejected (I3). A backward step makes the leases of that moment last longer
+// by the step: the holder is killed then, and the takeover measured.
+TEST_P(ProcessFaultTest, T7PostgresClockSteps) {
+  if (name() != "postgres") {
+    GTEST_SKIP() << "T7 steps PostgreSQL's clock";
+  }
+  if (access(kFaketimeLib, R_OK) != 0) {
+    GTEST_SKIP() << "T7 needs libfaketime (Debian package faketime)";
+  }
+  const int cycles = AEC_FIGURE(AEC_FAULT_T7_CYCLES);
+  if (cycles == 0) {
+    GTEST_SKIP() << "T7 runs without sanitizers (PostgreSQL's clock, not aec's memory, is tested)";
+  }
+  SteppedPostgres pg(dir_.file("pg"));
+  ASSERT_TRUE(pg.error().empty()) << pg.error();
+  store_.url = pg.url();
+  std::uint64_t seed = fault_seed("T7");
+  std::mt19937_64 rng(seed);
+  std::vector<int> steps;  // seconds: forward (+) and back (-) in turn
+  std::ostringstream plan;
+  plan << "fault: T7 steps of PostgreSQL's clock:";
+  for (int c = 0; c < cycles; ++c) {
+    int s = 2 + static_cast<int>(rng() % 59);
+    steps.push_back(c % 2 == 0 ? s : -s);
+    plan << " " << std::showpos << steps.back() << "s" << std::noshowpos;
+  }
+  std::cout << plan.str() << "\n";
+
+  std::string key = unique_prefix("t7");
+  start_runner(0, key);
+  ASSERT_TRUE(await_child(0));
+  int holder_id = 0;
+  int next_id = 1;
+  int offset = 0;
+  std::vector<std::int64_t> early;     // forward: the step -> the successor's start
+  std::vector<std::int64_t> extended;  // backward: the holder's kill -> the successor's start
+  std::int64_t overlap_ns = 0;         // the stale child running beside its successor
+  int lost = 0;
+  std::vector<std::string> ended_early;  // the execution ids of the lost runs
+  for (int c = 0; c < cycles; ++c) {
+    start_runner(next_id, key);
+    await_in_line(key, next_id);
+    Runner& holder = runners_[holder_id];
+    int step = steps[static_cast<std::size_t>(c)];
+    fault("pg-clock" + std::string(step > 0 ? "+" : "") + std::to_string(step) + "s", holder);
+    offset += step;
+    pg.set_offset(offset);
+    std::int64_t t_step = boot_ns();
+    if (step > 0) {
+      std::optional<Event> taken = sink_->wait_start(next_id, 0, kTtl + 3s);
+      ASSERT_TRUE(taken.has_value()) << "cycle " << c << ": a step of +" << step
+                                     << " s did not end the lease on the server's clock";
+      early.push_back(taken->t - t_step);
+      std::optional<Event> end = sink_->wait_end(holder.child, 10s);
+      ASSERT_TRUE(end.has_value()) << "cycle " << c << ": the stale child was never stopped";
+      overlap_ns += std::max<std::int64_t>(0, end->t - taken->t);
+      EXPECT_EQ(reap(holder_id, 5s), 79) << "cycle " << c << ": a lease the server's clock ended "
+                                         << "early is lost, and says so";
+      ++lost;
+      ended_early.push_back("r" + std::to_string(holder_id));
+      ASSERT_TRUE(await_child(next_id));
+    } else {
+      kill(-holder.pid, SIGKILL);
+      kill(-holder.child, SIGKILL);
+      milliseconds bound = std::chrono::seconds(-step) + kTtl + 10s;
+      std::optional<Event> taken = sink_->wait_start(next_id, 0, bound);
+      ASSERT_TRUE(taken.has_value()) << "cycle " << c << ": nobody took over";
+      extended.push_back(taken->t - t_step);
+      // The lease lapses at its expiry on the server's clock, now the step behind.
+      EXPECT_GE(ms(taken->t - t_step), -step * 1000.0 - 50)
+          << "cycle " << c << ": taken over before the stepped-back server clock said so";
+      if (!kSanitized) {
+        EXPECT_LE(ms(taken->t - t_step), -step * 1000.0 + 2000)
+            << "cycle " << c << ": the lease outlived its holder by more than the step + 2 s";
+      }
+      EXPECT_EQ(reap(holder_id, 5s), 128 + SIGKILL);
+      ASSERT_TRUE(await_child(next_id));
+    }
+    std::cout << "fault: T7 cycle " << c << ": step " << std::showpos << step << std::noshowpos
+              << " s, takeover " << ms(step > 0 ? early.back() : extended.back()) << " ms\n";
+    holder_id = next_id++;
+  }
+  kill(runners_[holder_id].pid, SIGTERM);
+  EXPECT_NE(reap(holder_id, 10s), -1);
+  CheckReport report = check();
+  // A stale child's writes after its successor's are rejected (I3, in check()); mostly there are
+  // none: the holder's runner learns of the loss at its next renewal (ttl/3) and stops its child
+  // before the waiter, which polls for an expiry (no write wakes it), takes over.
+  Result<std::vector<Execution>> runs = reader().list({.key = key});
+  ASSERT_TRUE(runs.has_value()) << runs.status().message();
+  for (const std::string& id : ended_early) {
+    auto run =
+        std::find_if(runs->begin(), runs->end(), [&](const Execution& e) { return e.id == id; });
+    ASSERT_NE(run, runs->end()) << id;
+    EXPECT_EQ(run->status, ExecutionStatus::Lost)
+        << id << ": a run whose lease a forward step ended is recorded lost";
+  }
+  std::ostringstream line;
+  line << "fault: store=postgres test=T7 cycles=" << cycles
+       << " violations=" << report.violations.size() << " lost=" << lost
+       << " stale_rejected=" << report.rejected << std::fixed << std::setprecision(0)
+       << " forward_takeover_max_ms=" << percentile(early, 100)
+       << " backward_extension_max_ms=" << percentile(extended, 100) << std::setprecision(1)
+       << " unfenced_overlap_ms_per_cycle=" << ms(overlap_ns) / cycles;
+  summary(line.str());
 }
 
 TEST_P(ProcessFaultTest, T4PauseHolder) {
@@ -334,7 +490,7 @@ TEST_P(ProcessFaultTest, T11MixedNemesis) {
     proxy = std::move(*started);
     via = reroute(store_.url, proxy->port())->url;
   }
-  std::uint64_t seed = std::random_device{}();
+  std::uint64_t seed = fault_seed("T11");
   std::mt19937_64 rng(seed);
   auto uniform = [&](double lo, double hi) {
     return std::uniform_real_distribution<double>(lo, hi)(rng);
@@ -366,7 +522,7 @@ TEST_P(ProcessFaultTest, T11MixedNemesis) {
     schedule.push_back(s);
   }
   std::ostringstream plan;
-  plan << "fault: T11 seed " << seed << ", " << schedule.size() << " strikes:";
+  plan << "fault: T11 " << schedule.size() << " strikes:";
   for (const Strike& s : schedule) {
     plan << " +" << s.at.count() << "ms:" << s.kind << "(loop " << s.loop << ", " << s.lasts.count()
          << "ms)";

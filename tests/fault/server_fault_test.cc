@@ -16,8 +16,7 @@ TEST_P(ProcessFaultTest, T8ServerCrash) {
                     "e2e_etcd_leader_kill_test; sqlite has no server)";
   }
   constexpr int kWorkers = 8;
-  std::uint64_t seed = std::random_device{}();
-  std::cout << "fault: T8 seed " << seed << "\n";
+  std::uint64_t seed = fault_seed("T8");
   Workers workers(store_.url, dir_.path().string(), seed);
   for (int w = 1; w <= kWorkers; ++w) {
     workers.start(w, 100'000, 25);  // until stopped: they run through every crash
