@@ -90,10 +90,11 @@ void count_acquire(ApiContext& api, const AcquireResult& r) {
   }
 }
 
-// Parks `call` in its key's line: after the store's first answer `busy`, or, with none, behind
-// the callers already waiting here (false when there are none: nothing parked).
+// Parks `call` in its key's line: after the store's first answer `busy` (to a call made after
+// Parking::change_mark() gave `mark`), or, with none, behind the callers already waiting here
+// (false when there are none: nothing parked).
 bool park(ApiContext& api, const std::shared_ptr<Exchange>& ex, wire::AcquireCall& call,
-          const AcquireResult* busy) {
+          const AcquireResult* busy, std::uint64_t mark = 0) {
   std::string key = call.request.key;
   auto parked_at = std::chrono::steady_clock::now();
   Parking::AcquireDone done = [&api, ex, key, parked_at](Result<AcquireResult> r) {
@@ -112,7 +113,7 @@ bool park(ApiContext& api, const std::shared_ptr<Exchange>& ex, wire::AcquireCal
   api.metrics.waiters.add(1);
   std::uint64_t id = 0;
   if (busy != nullptr) {
-    id = api.parking.park_acquire(std::move(call.request), *busy, parked_at + call.wait,
+    id = api.parking.park_acquire(std::move(call.request), *busy, mark, parked_at + call.wait,
                                   std::move(done));
   } else if (std::optional<std::uint64_t> joined =
                  api.parking.join_line(call.request, parked_at + call.wait, done)) {
@@ -138,6 +139,7 @@ void acquire_then_park(ApiContext& api, const std::shared_ptr<Exchange>& ex,
   }
   on_pool(api, ex, [&api, ex, call = std::move(call)]() mutable -> Status {
     AcquireResult r;
+    std::uint64_t mark = api.parking.change_mark(call.request.key);
     {
       auto got = timed(api, "acquire", [&] { return api.store.acquire(call.request); });
       if (!got) {
@@ -153,7 +155,7 @@ void acquire_then_park(ApiContext& api, const std::shared_ptr<Exchange>& ex,
       ex->respond_json(http::status::ok, wire::encode(r));
       return Status::ok();
     }
-    park(api, ex, call, &r);
+    park(api, ex, call, &r, mark);
     return Status::ok();
   });
 }

@@ -64,19 +64,21 @@ void get_key(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   }
   on_pool(api, ex, [&api, ex, index, wait_for]() -> Status {
     const std::string& key = ex->route().key;
+    std::uint64_t mark = api.parking.change_mark(key);
     AEC_ASSIGN_OR_RETURN(KeyState state, timed(api, "get", [&] { return api.store.get(key); }));
     if (!index || *index != state.version || wait_for <= milliseconds(0)) {
       respond_state(ex, state);
       return Status::ok();
     }
-    std::uint64_t id = api.parking.park_query(
-        key, *index, state, std::chrono::steady_clock::now() + wait_for, [ex](Result<KeyState> r) {
-          if (!r) {
-            ex->respond_error(r.error());
-          } else {
-            respond_state(ex, *r);
-          }
-        });
+    std::uint64_t id = api.parking.park_query(key, *index, state, mark,
+                                              std::chrono::steady_clock::now() + wait_for,
+                                              [ex](Result<KeyState> r) {
+                                                if (!r) {
+                                                  ex->respond_error(r.error());
+                                                } else {
+                                                  respond_state(ex, *r);
+                                                }
+                                              });
     ex->on_abandon([&api, key, id] { api.parking.abandon(key, id); });
     return Status::ok();
   });

@@ -60,8 +60,12 @@ Parking::Parking(asio::io_context& io, asio::thread_pool& pool, Store& store,
 
 Parking::~Parking() = default;
 
-std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, SteadyTime deadline,
-                                    AcquireDone done) {
+std::uint64_t Parking::change_mark(const std::string& key) const {
+  return marks_[std::hash<std::string>{}(key) % kMarkBuckets].load() + every_mark_.load();
+}
+
+std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, std::uint64_t mark,
+                                    SteadyTime deadline, AcquireDone done) {
   std::unique_lock lock(mu_);
   if (shut_down_) {
     lock.unlock();
@@ -79,7 +83,9 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, Stea
   }
   std::uint64_t id = add_waiter(*line, key, std::move(req), deadline, std::move(done));
   const std::shared_ptr<Waiter>& w = line->waiters.back();
-  if (line->waiters.size() == 1) {
+  if (line->waiters.size() == 1 && change_mark(key) != mark) {
+    try_first(key);  // changed since its store call: that change woke nobody
+  } else if (line->waiters.size() == 1) {
     // The first in line holds a store place already (the caller's first answer was Busy with
     // queue=true); wait for a change, or until a holder could lapse.
     arm_retry(*line, key, std::min(busy.retry_in, recheck_interval_));
@@ -128,7 +134,7 @@ std::uint64_t Parking::add_waiter(Line& line, const std::string& key, AcquireReq
 }
 
 std::uint64_t Parking::park_query(std::string key, std::int64_t index, KeyState current,
-                                  SteadyTime deadline, QueryDone done) {
+                                  std::uint64_t mark, SteadyTime deadline, QueryDone done) {
   std::unique_lock lock(mu_);
   if (shut_down_) {
     lock.unlock();
@@ -151,6 +157,9 @@ std::uint64_t Parking::park_query(std::string key, std::int64_t index, KeyState 
     line = std::make_unique<Line>(io_);
   }
   line->queries.push_back(q);
+  if (change_mark(key) != mark) {
+    refresh_queries(key);  // changed since `current` was read: that change woke nobody
+  }
   return q->id;
 }
 
@@ -364,6 +373,11 @@ void Parking::expire_query(const std::string& key, std::uint64_t id) {
 }
 
 void Parking::changed(const std::string& key) {
+  if (key.empty()) {
+    every_mark_.fetch_add(1);
+  } else {
+    marks_[std::hash<std::string>{}(key) % kMarkBuckets].fetch_add(1);
+  }
   std::lock_guard lock(mu_);
   if (key.empty()) {
     for (auto& [k, line] : lines_) {

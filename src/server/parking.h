@@ -10,6 +10,8 @@
 // wakes exactly one waiter, and waiters never retry against the store on their own.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -43,19 +45,27 @@ class Parking {
           std::chrono::milliseconds recheck_interval);
   ~Parking();
 
+  // A mark of the changes to `key`: it moves at every changed() of the key (or of every key; keys
+  // that share a hash bucket share it). Taken before the store call whose answer parks a caller,
+  // and given to the park: when it moved meanwhile, a change came between the store's answer
+  // and the park, which woke nobody, and the parked caller asks again at once rather than at
+  // the next recheck.
+  std::uint64_t change_mark(const std::string& key) const;
+
   // Parks an acquire (req.queue is set) until granted, done, or `deadline` (then it answers the
-  // latest Busy with parked=true). `busy` is the Busy answer the caller already got. `done` runs
-  // exactly once, on a pool or I/O thread. Returns a handle for abandon().
-  std::uint64_t park_acquire(AcquireRequest req, AcquireResult busy, SteadyTime deadline,
-                             AcquireDone done);
+  // latest Busy with parked=true). `busy` is the Busy answer the caller already got, to a store
+  // call made after change_mark() gave `mark`. `done` runs exactly once, on a pool or I/O
+  // thread. Returns a handle for abandon().
+  std::uint64_t park_acquire(AcquireRequest req, AcquireResult busy, std::uint64_t mark,
+                             SteadyTime deadline, AcquireDone done);
   // Parks an acquire at the end of the line of its key when that line has waiters, without a
   // store call; nullopt when it has none (then nothing is parked and `done` is left untouched).
   std::optional<std::uint64_t> join_line(const AcquireRequest& req, SteadyTime deadline,
                                          AcquireDone& done);
   // Parks a blocking query until the key's version differs from `index`, or `deadline` (then it
-  // answers the state it last read).
+  // answers the state it last read). `current` was read after change_mark() gave `mark`.
   std::uint64_t park_query(std::string key, std::int64_t index, KeyState current,
-                           SteadyTime deadline, QueryDone done);
+                           std::uint64_t mark, SteadyTime deadline, QueryDone done);
   // The client went away: drop the request without answering. A waiter granted meanwhile has
   // its lease released (recorded Cancelled).
   void abandon(const std::string& key, std::uint64_t id);
@@ -108,6 +118,11 @@ class Parking {
   std::map<std::string, std::unique_ptr<Line>> lines_;  // guarded by mu_
   std::uint64_t next_id_ = 1;                           // guarded by mu_
   bool shut_down_ = false;                              // guarded by mu_
+  // change_mark(): changed() moves them before it takes mu_, a park reads them holding mu_, so
+  // a change either finds the parked caller in its line or moves the mark the park reads.
+  static constexpr std::size_t kMarkBuckets = 256;
+  std::array<std::atomic<std::uint64_t>, kMarkBuckets> marks_{};
+  std::atomic<std::uint64_t> every_mark_{0};  // changed("")
 };
 
 }  // namespace aec::server
