@@ -62,8 +62,9 @@ struct AcquireResult {
   // it sent the request, since only the caller knows that (plus `held`).
   Lease lease;
   // How long the store held the call in line (AcquireRequest::park) before the attempt that
-  // answered began, rounded down: the lease's ttl runs from no earlier than the call's start
-  // plus this. 0 for a call answered at once.
+  // answered began, or, when the store knows, before that attempt started the lease's ttl;
+  // rounded down: the lease's ttl runs from no earlier than the call's start plus this. 0 for a
+  // call answered at once by a store that does not know better.
   milliseconds held{0};
   std::vector<Holder> holders;       // Busy: the live leases
   int waiting_ahead = 0;             // Busy: callers waiting in line ahead of this one

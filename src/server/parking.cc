@@ -204,7 +204,7 @@ std::optional<Parking::Claim> Parking::claim_first(const std::string& key) {
 
 void Parking::settle(const std::string& key, const Claim& claim, Result<AcquireResult> r) {
   if (r) {
-    r->held = std::chrono::floor<milliseconds>(claim.began - claim.waiter->parked_at);
+    r->held += std::chrono::floor<milliseconds>(claim.began - claim.waiter->parked_at);
   }
   on_attempt(key, claim.waiter, std::move(r));
   std::lock_guard lock(mu_);
@@ -226,8 +226,10 @@ void Parking::attempt(std::string key, std::shared_ptr<Waiter> first) {
   Result<AcquireResult> r = store_.acquire(first->req);
   if (r) {
     // The grant came this long after the caller's request reached the line (and so at least
-    // this long after the caller sent it): the caller's lease deadline counts from then.
-    r->held = std::chrono::floor<milliseconds>(began - first->parked_at);
+    // this long after the caller sent it), plus what the store says its call held it (etcd: a
+    // read that waited out a paused member before the lease was asked for): the caller's lease
+    // deadline counts from then.
+    r->held += std::chrono::floor<milliseconds>(began - first->parked_at);
   }
   on_attempt(key, first, std::move(r));
 }

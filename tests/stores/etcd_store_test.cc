@@ -3,14 +3,16 @@
 // nothing, etcd's own lease TTL ends a lease whose holder stopped renewing, a wait is woken by a
 // change made through another Store object, malformed URLs are refused in one line, and a lease
 // outlives the kill -9 of the cluster's leader without a second holder being let in, a release
-// wakes only the next caller parked in line, a stale cached snapshot never grants a held key, and
-// a reused etcd lease is reset to its full TTL.
+// wakes only the next caller parked in line, a stale cached snapshot never grants a held key, a
+// reused etcd lease is reset to its full TTL, and a grant made after a read that stalled (a
+// paused member) does not reach its caller already expired.
 #include <chrono>
 #include <future>
 #include <memory>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <curl/curl.h>
@@ -21,6 +23,7 @@
 #include <aec/open_store.h>
 
 #include "stores/etcd/txn_ops.h"
+#include "tests/fault/fault_proxy.h"
 #include "tests/stores/etcd_test_cluster.h"
 
 namespace aec::testing {
@@ -293,6 +296,48 @@ TEST_F(EtcdStoreTest, AReusedEtcdLeaseIsResetToItsFullTtl) {
   auto ttl = client_->lease_time_to_live(used);
   ASSERT_TRUE(ttl.has_value()) << ttl.error().to_string();
   EXPECT_GE(ttl->ttl(), 9) << "reused without a reset to its full TTL";
+}
+
+// T10's stop-leader: a waiter's read that is held up (by a paused member; here by a proxy
+// holding its bytes) past the ttl, while the holder's lease lapses, ends in a grant. The lease's
+// ttl runs from its etcd lease's grant, after that read: counted from the attempt's start, the
+// caller (Control: valid_until = sent + held + ttl) would find it expired on arrival and stop
+// its command at once, though etcd keeps it a full TTL.
+TEST_F(EtcdStoreTest, AGrantAfterAStalledReadIsNotExpiredOnArrival) {
+  const std::string& member = cluster_.endpoints.front();
+  const std::size_t colon = member.rfind(':');
+  auto proxy =
+      fault::FaultProxy::start(member.substr(0, colon), std::stoi(member.substr(colon + 1)));
+  ASSERT_TRUE(proxy.has_value()) << proxy.error().to_string();
+  auto through = open_store(
+      fmt::format("etcd://127.0.0.1:{}?prefix={}&rpc_timeout=5s", (*proxy)->port(), prefix_));
+  ASSERT_TRUE(through.has_value()) << through.error().to_string();
+  std::unique_ptr<Store> waiter = std::move(*through);
+  // Never renewed: lapses after 2 s. (etcd reports a TTL in whole seconds, rounded down: with
+  // 2 s the waiter naps a full second before it reads again, and that read is the one held.)
+  auto held = store_->acquire(request("k", "holder", 2s));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  AcquireRequest wait = request("k", "waiter", 1s);
+  wait.queue = true;
+  wait.park = 10s;
+  const MonoTime sent = BootClock::now();
+  auto asked = std::async(std::launch::async, [&] { return waiter->acquire(wait); });
+  std::this_thread::sleep_for(300ms);  // parked in line, napping for a second
+  (*proxy)->blackhole();               // its next read waits for the heal, past the lapse
+  std::this_thread::sleep_for(3s);
+  (*proxy)->pass();
+  Result<AcquireResult> granted = asked.get();
+  const MonoTime answered = BootClock::now();
+  ASSERT_TRUE(granted.has_value()) << granted.error().to_string();
+  ASSERT_EQ(granted->outcome, AcquireOutcome::Granted);
+  EXPECT_GT(sent + granted->held + granted->lease.ttl, answered)
+      << "expired on arrival by its holder's count: held " << granted->held.count() << " ms, "
+      << "answered after " << std::chrono::duration_cast<milliseconds>(answered - sent).count()
+      << " ms";
+  auto renewed = store_->renew("k", granted->lease.token, 1s);
+  ASSERT_TRUE(renewed.has_value()) << renewed.error().to_string();
+  EXPECT_EQ(*renewed, LeaseOutcome::Ok) << "etcd did not keep the lease";
 }
 
 TEST_F(EtcdStoreTest, MalformedUrlsAreRefusedInOneLine) {

@@ -306,17 +306,16 @@ Status EtcdStore::plan_queue(const AcquireRequest& req, const KeySnapshot& snap,
   return Status::ok();
 }
 
-Result<std::optional<AcquireResult>> EtcdStore::write_acquire(const AcquireRequest& req,
-                                                              const KeySnapshot& snap,
-                                                              const StoreTime& t, Decision d,
-                                                              WritePlan plan,
-                                                              std::optional<KeySnapshot>& after) {
+Result<std::optional<AcquireResult>> EtcdStore::write_acquire(
+    const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t, Decision d,
+    WritePlan plan, std::optional<KeySnapshot>& after, std::optional<MonoTime>& lease_asked) {
   AcquireResult& r = d.result;
   const SysTime wall = clock_->system_now();
   AEC_RETURN_IF_ERROR(plan_reap(*client_, layout_, snap, t, wall, plan));
   const std::int64_t seq = snap.last_seq + 1;
   bool new_seq = false;
   if (r.outcome == AcquireOutcome::Granted) {
+    lease_asked = BootClock::now();
     AEC_ASSIGN_OR_RETURN(std::int64_t lease, take_lease(etcd_ttl(req.ttl)));
     plan.spare_on_retry.emplace_back(lease, etcd_ttl(req.ttl));
     const std::int64_t token = snap.last_token + 1;
@@ -388,6 +387,8 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
   bool cached = false;
   AEC_ASSIGN_OR_RETURN(KeySnapshot snap, snapshot(req.key, !req.once && !woken, cached));
   int unsure = 0;  // writes that failed and may have been applied
+  // When the first of them asked for a grant's etcd lease (any of them may be the one applied).
+  std::optional<MonoTime> unsure_asked;
   if (cached && req.queue && (!snap.leases.empty() || !snap.places.empty())) {
     // A key others wait on changes under us: a write decided on the cache would likely fail
     // its compares (a Raft round for nothing). Read.
@@ -416,11 +417,15 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
       return a;
     }
     std::optional<KeySnapshot> after;
+    std::optional<MonoTime> asked;
     Result<std::optional<AcquireResult>> done =
-        write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap), after);
+        write_acquire(req, snap, t, d, WritePlan::guarded(layout_, snap), after, asked);
     if (!done) {
       if (done.error().code() != Code::Unavailable || ++unsure > kMaxUnsureWrites) {
         return done.error();
+      }
+      if (!unsure_asked) {
+        unsure_asked = asked;
       }
       // A member failed under the write (a leader election, a dead member): it may or may not
       // have been applied. Read the key back (a read waits out an election): a lease of this
@@ -434,6 +439,7 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
                                 .token = l.token,
                                 .ttl = l.value.ttl},
                       .version = snap.version};
+          a.lease_asked = unsure_asked;
           return a;
         }
       }
@@ -441,6 +447,7 @@ Result<EtcdStore::Attempt> EtcdStore::attempt(const AcquireRequest& req, bool wo
     }
     if (*done) {
       a.result = std::move(**done);
+      a.lease_asked = asked;
       return a;
     }
     decide_again(snap, cached, std::move(*after), attempt);
@@ -478,12 +485,24 @@ void EtcdStore::await_change(const AcquireRequest& req, const Attempt& a,
 // line, the key's leases, so a release wakes one waiter, not all of them (no herd).
 Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  // No earlier than the caller sent the request, which its lease's validity is reckoned from.
+  const MonoTime start = BootClock::now();
+  // A grant's ttl runs from when its etcd lease was asked for, not from when its attempt
+  // began: an attempt may spend most of a ttl in a read that waits out a paused or deposed
+  // member (the leader's SIGSTOP in T10), and a lease reckoned from before that read would reach
+  // its holder already expired by its own count, though etcd keeps it a full TTL.
+  auto counted = [&](AcquireResult r, const Attempt& a) {
+    if (r.outcome == AcquireOutcome::Granted && a.lease_asked && !manual_) {
+      r.held = std::chrono::floor<milliseconds>(*a.lease_asked - start);
+    }
+    return r;
+  };
   if (!req.queue || req.park.count() <= 0 || manual_) {
     AEC_ASSIGN_OR_RETURN(Attempt a, attempt(req, false));
-    return std::move(a.result);
+    return counted(std::move(a.result), a);
   }
   Attempt last;
-  return park_in_line(
+  Result<AcquireResult> r = park_in_line(
       *this, req,
       [&](bool woken) -> Result<AcquireResult> {
         AEC_ASSIGN_OR_RETURN(last, attempt(req, woken));
@@ -493,6 +512,10 @@ Result<AcquireResult> EtcdStore::acquire(const AcquireRequest& req) {
         await_change(req, last, nap);
         return true;
       });
+  if (!r) {
+    return r;
+  }
+  return counted(std::move(*r), last);
 }
 
 }  // namespace etcd

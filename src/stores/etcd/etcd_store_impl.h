@@ -60,6 +60,9 @@ class EtcdStore final : public Store {
     std::string watch_end;      // empty: watch_key alone
     std::size_t watched = 0;    // how many keys it holds at `revision`
     std::int64_t revision = 0;  // the read the answer was decided on
+    // Granted: when the lease's etcd lease was asked for (a grant, or a keep-alive of a spare
+    // one): its TTL runs from no earlier. Unset when not known (then from the attempt's start).
+    std::optional<MonoTime> lease_asked;
   };
 
   StoreTime now() const;
@@ -83,11 +86,13 @@ class EtcdStore final : public Store {
   void await_change(const AcquireRequest& req, const Attempt& a, std::chrono::nanoseconds nap);
   // One attempt at acquire's write, added to `plan` (guarded by what was read): nullopt when the
   // key changed meanwhile (read again).
-  // `after` is the key as the write left it, or as it failed the write's compares.
+  // `after` is the key as the write left it, or as it failed the write's compares;
+  // `lease_asked` when it asked for a grant's etcd lease.
   Result<std::optional<AcquireResult>> write_acquire(const AcquireRequest& req,
                                                      const KeySnapshot& snap, const StoreTime& t,
                                                      Decision d, WritePlan plan,
-                                                     std::optional<KeySnapshot>& after);
+                                                     std::optional<KeySnapshot>& after,
+                                                     std::optional<MonoTime>& lease_asked);
   Status plan_queue(const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t,
                     const Decision& d, WritePlan& plan, bool& new_seq);
   Result<std::int64_t> purge_history(const PurgeRequest& req);

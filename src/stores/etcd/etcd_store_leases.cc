@@ -168,8 +168,10 @@ Result<Handoff> EtcdStore::release_and_acquire(std::string_view key, std::int64_
     after.meta = plan.meta;
     AEC_ASSIGN_OR_RETURN(Decision d, decide(next, after, t));
     std::optional<KeySnapshot> read_back;
-    AEC_ASSIGN_OR_RETURN(std::optional<AcquireResult> done,
-                         write_acquire(next, after, t, std::move(d), std::move(plan), read_back));
+    std::optional<MonoTime> asked;  // one write, no read before it: held stays 0 (from the send)
+    AEC_ASSIGN_OR_RETURN(
+        std::optional<AcquireResult> done,
+        write_acquire(next, after, t, std::move(d), std::move(plan), read_back, asked));
     if (done) {
       return Handoff{.released = LeaseOutcome::Ok, .next = std::move(*done)};
     }
