@@ -8,6 +8,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -29,15 +30,19 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // answer on an idle connection, so it is short: it bounds how long a graceful stop can take.
 constexpr std::chrono::milliseconds kTlsCloseTimeout{1'000};
 
-// The heartbeat a client may ask for while its answer is pending (docs/api.md): "Aec-Heartbeat-Ms:
-// N" gets a "102 Processing" every N ms, so a client can tell a parked call from a dead
-// connection. Bounded below so that many parked callers cannot make the server write constantly.
+// The heartbeat a client may ask for while its answer is pending (docs/api.md): with
+// "Aec-Heartbeat-Ms: N", an answer still pending after N ms is streamed: a 200 head (chunked),
+// then a space every N ms (JSON allows whitespace before a value), then the answer's body, an
+// error object included. So a client can tell a parked call from a dead connection, through
+// proxies too (1xx answers are not forwarded by all of them; streamed bodies are, and
+// "X-Accel-Buffering: no" asks nginx not to hold them back). Bounded below so that many parked
+// callers cannot make the server write constantly.
 constexpr std::string_view kHeartbeatHeader = "Aec-Heartbeat-Ms";
 constexpr std::chrono::milliseconds kMinHeartbeat{1'000};
 constexpr std::chrono::milliseconds kMaxHeartbeat{600'000};
 
-// The heartbeat a request asks for: 0 when none (or when the client speaks HTTP/1.0, which may
-// not be sent a 1xx answer); nullopt when the header is malformed.
+// The heartbeat a request asks for: 0 when none (or when the client speaks HTTP/1.0, which has
+// no chunked bodies); nullopt when the header is malformed.
 std::optional<std::chrono::milliseconds> heartbeat_of(const Request& req) {
   auto it = req.find(beast::string_view(kHeartbeatHeader.data(), kHeartbeatHeader.size()));
   if (it == req.end() || req.version() < 11) {
@@ -134,6 +139,8 @@ class StreamSession final : public Session,
   void arm_heartbeat();
   void beat(std::uint64_t exchange);
   void write(Response res, bool close_after);
+  void write_streamed(Response res);
+  void after_answer(beast::error_code ec, bool keep);
   void finish();
   void close();
 
@@ -152,8 +159,9 @@ class StreamSession final : public Session,
   boost::asio::steady_timer beat_timer_;
   std::uint64_t exchanges_ = 0;  // requests dispatched: tells a heartbeat whose request it is for
   bool watching_ = false;
-  bool beating_ = false;  // a "102 Processing" is being written
-  bool idle_ = false;     // waiting for the next request, or in the TLS handshake
+  bool beating_ = false;    // the streamed head or a heartbeat's space is being written
+  bool streaming_ = false;  // the pending answer's head is written: its body follows in chunks
+  bool idle_ = false;       // waiting for the next request, or in the TLS handshake
   bool closing_ = false;
 };
 
@@ -326,7 +334,7 @@ void StreamSession<Stream>::on_answer(Response res) {
 // written is let finish (its handler comes back here), the watch is cancelled (its handler comes
 // back here). Cancelling a TLS read leaves the TLS session usable: the record bytes already read
 // stay in the stream for the next read. Cancelling is never done under a heartbeat's write,
-// which would leave a partial "102" on the wire.
+// which would leave a partial chunk on the wire.
 template <class Stream>
 void StreamSession<Stream>::send_answer() {
   if (!answer_ || beating_) {
@@ -355,18 +363,18 @@ void StreamSession<Stream>::arm_heartbeat() {
   });
 }
 
-// A "102 Processing" while the answer to request number `exchange` is pending. The peer watch
-// stays pending meanwhile; a client that does not take the bytes within header_timeout is gone
-// (the timeout closes the connection, and the watch's handler abandons the request).
+// A heartbeat while the answer to request number `exchange` is pending: the first writes the
+// answer's head (200, chunked), the next ones a space each. The peer watch stays pending
+// meanwhile; a client that does not take the bytes within header_timeout is gone (the timeout
+// closes the connection, and the watch's handler abandons the request).
 template <class Stream>
 void StreamSession<Stream>::beat(std::uint64_t exchange) {
   if (exchange != exchanges_ || !exchange_ || answer_ || beating_) {
     return;  // answered (or being answered) meanwhile
   }
   beating_ = true;
-  auto msg = std::make_shared<http::response<http::empty_body>>(http::status::processing, 11);
   tcp().expires_after(limits_.header_timeout);
-  http::async_write(stream_, *msg, [self = self(), msg](beast::error_code ec, std::size_t) {
+  auto done = [self = self()](beast::error_code ec) {
     self->beating_ = false;
     if (ec) {
       self->close();  // the watch's handler, if pending, abandons the request
@@ -378,11 +386,32 @@ void StreamSession<Stream>::beat(std::uint64_t exchange) {
     }
     self->tcp().expires_never();
     self->arm_heartbeat();
-  });
+  };
+  if (streaming_) {
+    static constexpr char kSpace = ' ';
+    asio::async_write(stream_, http::make_chunk(asio::const_buffer(&kSpace, 1)),
+                      [done](beast::error_code ec, std::size_t) { done(ec); });
+    return;
+  }
+  streaming_ = true;
+  const Request& req = exchange_->request();
+  auto head = std::make_shared<http::response<http::empty_body>>(http::status::ok, req.version());
+  head->set(http::field::content_type, "application/json");
+  head->set(http::field::cache_control, "no-store");
+  head->set("X-Accel-Buffering", "no");
+  head->keep_alive(req.keep_alive() && !closing_);
+  head->chunked(true);
+  auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*head);
+  http::async_write_header(stream_, *sr,
+                           [done, head, sr](beast::error_code ec, std::size_t) { done(ec); });
 }
 
 template <class Stream>
 void StreamSession<Stream>::write(Response res, bool close_after) {
+  if (streaming_) {
+    write_streamed(std::move(res));
+    return;
+  }
   if (closing_) {
     res.keep_alive(false);
   }
@@ -395,14 +424,43 @@ void StreamSession<Stream>::write(Response res, bool close_after) {
   auto msg = std::make_shared<Response>(std::move(res));
   tcp().expires_after(limits_.header_timeout);
   http::async_write(stream_, *msg, [self = self(), msg, keep](beast::error_code ec, std::size_t) {
-    if (ec) {
-      self->close();
-    } else if (!keep) {
-      self->finish();
-    } else {
-      self->wait_for_request();
-    }
+    self->after_answer(ec, keep);
   });
+}
+
+// The end of a streamed answer: its body (an error's too: the head said 200 already; the client
+// that asked for the stream reads the error object) as the last chunk. Headers of `res` are not
+// sent: the body holds everything the client needs.
+template <class Stream>
+void StreamSession<Stream>::write_streamed(Response res) {
+  streaming_ = false;
+  bool keep = res.keep_alive() && exchange_ && exchange_->request().keep_alive() && !closing_;
+  if (log_ && exchange_) {
+    log_(*exchange_, res.result_int(), std::chrono::steady_clock::now() - started_);
+  }
+  exchange_.reset();
+  beat_timer_.cancel();
+  auto body = std::make_shared<std::string>(std::move(res.body()));
+  if (body->empty()) {
+    *body = "{}";  // an empty chunk would end the stream with no body
+  }
+  tcp().expires_after(limits_.header_timeout);
+  asio::async_write(
+      stream_, beast::buffers_cat(http::make_chunk(asio::buffer(*body)), http::make_chunk_last()),
+      [self = self(), body, keep](beast::error_code ec, std::size_t) {
+        self->after_answer(ec, keep);
+      });
+}
+
+template <class Stream>
+void StreamSession<Stream>::after_answer(beast::error_code ec, bool keep) {
+  if (ec) {
+    close();
+  } else if (!keep) {
+    finish();
+  } else {
+    wait_for_request();
+  }
 }
 
 // Ends a healthy connection. Over TLS, close_notify first, so the client can tell the end from

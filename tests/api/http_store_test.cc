@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -371,25 +372,34 @@ TEST(HttpStoreTest, HalfOpenParkedAcquireGivesUpWhenTheHeartbeatStops) {
       << waited.error().message();
 }
 
-// The other side: "102 Processing" answers keep a parked call going past the silence limit,
-// and the final answer after them is read as usual.
-TEST(HttpStoreTest, HeartbeatsKeepAParkedAcquireGoing) {
-  Socket server(/*listening=*/true);
-  auto store = open_or_die(server.url(), {.heartbeat = 1s});
-  auto served = std::async(std::launch::async, [fd = server.fd()] {
+// The other side: a streamed answer (a 200 head, then a space per heartbeat) keeps a parked
+// call going past the silence limit, and the answer at its end is read as usual; an error at its
+// end is reported as the error it is, though the head said 200.
+std::future<std::string> stream_answer(const Socket& s, std::string last) {
+  return std::async(std::launch::async, [fd = s.fd(), last = std::move(last)] {
     int conn = ::accept(fd, nullptr, nullptr);
     std::string req = read_request(conn);
-    std::string beat = "HTTP/1.1 102 Processing\r\n\r\n";
-    for (int i = 0; i < 10; ++i) {  // 5 s of heartbeats, more than the 3 s silence limit
-      std::this_thread::sleep_for(500ms);
-      EXPECT_EQ(::write(conn, beat.data(), beat.size()), static_cast<ssize_t>(beat.size()));
+    auto put = [conn](const std::string& bytes) {
+      EXPECT_EQ(::write(conn, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    };
+    put("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        "\r\n");
+    for (int i = 0; i < 10; ++i) {         // 5 s of heartbeats, more than the 3 s silence limit
+      std::this_thread::sleep_for(500ms);  // the server's pace is what is tested
+      put("1\r\n \r\n");
     }
-    std::string busy = http_response(200, R"({"outcome": "busy", "holders": [],
-        "waiting_ahead": 0, "retry_in_ms": 500, "version": 4})");
-    EXPECT_EQ(::write(conn, busy.data(), busy.size()), static_cast<ssize_t>(busy.size()));
+    put(fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", last.size(), last));
     ::close(conn);
     return req;
   });
+}
+
+TEST(HttpStoreTest, HeartbeatsKeepAParkedAcquireGoing) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url(), {.heartbeat = 1s});
+  auto served = stream_answer(
+      server, R"({"outcome": "busy", "holders": [], "waiting_ahead": 0, "retry_in_ms": 500,
+                 "version": 4})");
   AcquireRequest req = request();
   req.queue = true;
   req.park = 20s;
@@ -400,6 +410,14 @@ TEST(HttpStoreTest, HeartbeatsKeepAParkedAcquireGoing) {
   EXPECT_EQ(r->outcome, AcquireOutcome::Busy);
   EXPECT_TRUE(r->parked);
   EXPECT_NE(served.get().find("Aec-Heartbeat-Ms: 1000\r\n"), std::string::npos);
+
+  auto failed =
+      stream_answer(server, R"({"error": {"code": "unavailable", "message": "store is locked"}})");
+  auto e = store->acquire(req);
+  failed.get();
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(e.error().code(), Code::Unavailable);
+  EXPECT_NE(e.error().message().find("store is locked"), std::string::npos) << e.error().message();
 }
 
 // A call that is not parked asks for no heartbeat (and so has no silence limit).

@@ -272,6 +272,19 @@ HttpReply RawConnection::read_reply(std::chrono::milliseconds bound) {
   return reply;
 }
 
+std::string RawConnection::read_until(std::string_view needle, std::chrono::milliseconds bound) {
+  auto deadline = Clock::now() + bound;
+  std::size_t at = std::string::npos;
+  while ((at = buffer_.find(needle)) == std::string::npos) {
+    if (fill(deadline) <= 0) {
+      return "";
+    }
+  }
+  std::string out = buffer_.substr(0, at + needle.size());
+  buffer_.erase(0, at + needle.size());
+  return out;
+}
+
 HttpReply RawConnection::exchange(std::string_view request, std::chrono::milliseconds bound) {
   if (!send(request)) {
     HttpReply closed;

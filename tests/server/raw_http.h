@@ -55,6 +55,10 @@ class RawConnection {
   bool send(std::string_view bytes);
   // Reads one whole answer (Content-Length framed), waiting at most `bound`.
   HttpReply read_reply(std::chrono::milliseconds bound = std::chrono::seconds(5));
+  // Reads until the bytes read (and not yet consumed) hold `needle`, at most `bound`; returns
+  // them up to and including the needle (consumed), or "" when it does not come in time.
+  std::string read_until(std::string_view needle,
+                         std::chrono::milliseconds bound = std::chrono::seconds(5));
   // send() then read_reply().
   HttpReply exchange(std::string_view request,
                      std::chrono::milliseconds bound = std::chrono::seconds(5));

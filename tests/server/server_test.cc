@@ -360,9 +360,10 @@ TEST(ServerParking, AChangeBetweenTheReadAndTheParkAnswersABlockingQuery) {
   EXPECT_GT(r->version, before->version);
 }
 
-// A parked caller that asks for a heartbeat (Aec-Heartbeat-Ms) gets a "102 Processing" that
-// often until its answer, so it can tell a parked call from a dead connection (T11). HTTP/1.0
-// callers get none (a 1xx answer is not theirs to read), and a malformed value is refused.
+// A parked caller that asks for a heartbeat (Aec-Heartbeat-Ms) gets its answer streamed once
+// it has waited that long: a 200 head (chunked), a space per heartbeat, then the answer as the
+// last chunk. So it can tell a parked call from a dead connection (T11). HTTP/1.0 callers get
+// the plain answer (no chunked bodies in 1.0), and a malformed value is refused.
 TEST(ServerParking, AParkedCallGetsTheHeartbeatItAskedFor) {
   auto t = TestServer::start(memory_store());
   ASSERT_TRUE(t.server);
@@ -379,10 +380,13 @@ TEST(ServerParking, AParkedCallGetsTheHeartbeatItAskedFor) {
   ASSERT_TRUE(eventually([&] { return metric(t, "aec_waiters") == 1; }));
   RawConnection old(t.port());  // HTTP/1.0, second in line
   ASSERT_TRUE(old.send(parked("1.0", kKey, "1000")));
+
+  std::string head = waiter.read_until("\r\n\r\n", 3s);
+  ASSERT_TRUE(head.starts_with("HTTP/1.1 200 OK\r\n")) << head;
+  EXPECT_NE(head.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Accel-Buffering: no\r\n"), std::string::npos) << head;
   for (int beat = 0; beat < 2; ++beat) {
-    HttpReply r = waiter.read_reply(3s);
-    ASSERT_EQ(r.status, 102) << "heartbeat " << beat << ": " << r.body;
-    EXPECT_TRUE(r.body.empty());
+    EXPECT_EQ(waiter.read_until("\r\n \r\n", 3s), "1\r\n \r\n") << "heartbeat " << beat;
   }
   HttpReply none = old.read_reply(100ms);
   EXPECT_EQ(none.status, HttpReply::kTimedOut) << "an HTTP/1.0 caller got " << none.status;
@@ -390,12 +394,14 @@ TEST(ServerParking, AParkedCallGetsTheHeartbeatItAskedFor) {
   HttpReply released =
       t.call("POST", fmt::format("/v1/keys/{}/leases/{}/release", path_key(kKey), held), "", "{}");
   ASSERT_EQ(released.status, 200) << released.body;
-  HttpReply granted = waiter.read_reply(3s);
-  for (int i = 0; i < 3 && granted.status == 102; ++i) {
-    granted = waiter.read_reply(3s);  // a heartbeat may have crossed the release
-  }
-  ASSERT_EQ(granted.status, 200) << granted.body;
-  EXPECT_EQ(granted.json().value("outcome", ""), "granted") << granted.body;
+  std::string rest = waiter.read_until("\r\n0\r\n\r\n", 3s);
+  std::size_t json = rest.find('{');
+  ASSERT_NE(json, std::string::npos) << rest;
+  nlohmann::json granted = nlohmann::json::parse(rest.substr(json, rest.rfind('}') - json + 1));
+  EXPECT_EQ(granted.value("outcome", ""), "granted") << rest;
+  // The connection is kept alive after the stream: the next request is answered on it.
+  HttpReply again = waiter.exchange(http_request("GET", "/v1/keys/" + path_key(kKey)));
+  EXPECT_EQ(again.status, 200) << again.body;
 
   for (std::string_view bad : {"999", "600001", "5s", "", "-1000", "1e3"}) {
     RawConnection c(t.port());
@@ -406,6 +412,21 @@ TEST(ServerParking, AParkedCallGetsTheHeartbeatItAskedFor) {
               "600000")
         << r.body;
   }
+}
+
+// An answer that is quick needs no stream: the heartbeat changes nothing then.
+TEST(ServerParking, AQuickAnswerIsNotStreamed) {
+  auto t = TestServer::start(memory_store());
+  ASSERT_TRUE(t.server);
+  RawConnection c(t.port());
+  std::string body = R"({"key": "a/quick", "wait_ms": 30000})";
+  HttpReply r = c.exchange(
+      fmt::format("POST /v1/leases HTTP/1.1\r\nHost: 127.0.0.1\r\nAec-Heartbeat-Ms: 1000\r\n"
+                  "Content-Length: {}\r\n\r\n{}",
+                  body.size(), body));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("transfer-encoding"), "");
+  EXPECT_EQ(r.json().value("outcome", ""), "granted") << r.body;
 }
 
 TEST(ServerParking, AWaiterWhoseConnectionDropsLeavesTheLine) {

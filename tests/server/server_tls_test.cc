@@ -211,8 +211,9 @@ TEST_F(ServerTls, AWaiterWhoseTlsConnectionDropsLeavesTheLine) {
   EXPECT_EQ(state->holders[0].execution.token, held);
 }
 
-// Heartbeats ("102 Processing") go out over TLS while the session also watches the socket: an
-// https:// client parked longer than its silence limit (3 heartbeats) is kept going by them.
+// A streamed answer (its head, then a space per heartbeat) goes out over TLS while the session
+// also watches the socket: an https:// client parked longer than its silence limit (3
+// heartbeats) is kept going by it.
 TEST_F(ServerTls, HeartbeatsKeepAParkedHttpsCallGoing) {
   auto t = TestServer::start(memory_store(), with_tls());
   ASSERT_TRUE(t.server);

@@ -53,7 +53,8 @@ std::size_t on_data(char* data, std::size_t size, std::size_t n, void* user) {
   return bytes;
 }
 
-// Every header line, those of a "102 Processing" too: only notes that the server is there.
+// Every header line (a streamed answer's head comes first, its body after): notes that the
+// server is there.
 std::size_t on_header(char*, std::size_t size, std::size_t n, void* user) {
   static_cast<CurlTransport::Attempt*>(user)->heard = std::chrono::steady_clock::now();
   return size * n;

@@ -35,9 +35,10 @@ struct HttpCall {
   std::string body;              // POST: the JSON body
   milliseconds timeout{30'000};  // the whole exchange, connecting included
   std::stop_token stop;          // aborts the call at once
-  // > 0: asks aecd for a "102 Processing" this often while the answer is pending (the
-  // Aec-Heartbeat-Ms header), and gives the call up, Unavailable, when nothing at all comes for
-  // kSilentBeats of them: the connection is dead though the timeout is far (half open).
+  // > 0: asks aecd to stream a pending answer with a heartbeat this often (the Aec-Heartbeat-Ms
+  // header: a 200 head, then a space per heartbeat, then the body), and gives the call up,
+  // Unavailable, when nothing at all comes for kSilentBeats of them: the connection is dead
+  // though the timeout is far (half open, or aecd stopped).
   milliseconds heartbeat{0};
 };
 

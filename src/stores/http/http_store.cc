@@ -95,6 +95,11 @@ Result<T> HttpStore::call(const HttpCall& c, F decode, bool* reconnected) {
   if (!j) {
     return unexpected(c, j.error());
   }
+  if (c.heartbeat > milliseconds(0) && j->contains("error")) {
+    // A streamed answer (asked for with a heartbeat) is 200 from its head on, whatever came of
+    // the call: an error comes as its body.
+    return server_error(c, answer);
+  }
   Result<T> value = decode(*j);
   if (!value) {
     return unexpected(c, value.error());

@@ -30,10 +30,11 @@ struct HttpStoreOptions {
   milliseconds connect_timeout{5'000};
   milliseconds request_timeout{30'000};  // a call that is not parked on the server
   milliseconds park_margin{10'000};      // added to a parked call's wait for its timeout
-  // A parked call asks aecd for a "102 Processing" this often, and is given up (Unavailable)
-  // after http::kSilentBeats of them pass with nothing at all: a dead connection (half open
-  // after a network fault, aecd stopped) shows within seconds, not at the parked call's timeout
-  // (found by the reliability suite's mixed nemesis, T11). 0: no heartbeat. At least 1 s.
+  // A parked call asks aecd to stream its answer with a heartbeat this often (docs/api.md), and
+  // is given up (Unavailable) after http::kSilentBeats of them pass with nothing at all: a dead
+  // connection (half open after a network fault, aecd stopped) shows within seconds, not at the
+  // parked call's timeout (found by the reliability suite's mixed nemesis, T11). 0: no
+  // heartbeat. At least 1 s.
   milliseconds heartbeat{5'000};
   // How long connections refused (or a host name that does not resolve) are retried.
   milliseconds retry_budget{3'000};
