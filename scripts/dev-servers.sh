@@ -2,10 +2,12 @@
 # Starts and stops the servers aec's tests talk to, on 127.0.0.1 with data under one folder:
 #   - PostgreSQL (Debian's postgresql: initdb + pg_ctl), database and user "aec", trust auth;
 #   - pgbouncer in front of it (pool_mode transaction; database alias aec_session in session mode);
-#   - a 3-member etcd cluster (Debian's etcd-server).
+#   - a 3-member etcd cluster (Debian's etcd-server);
+#   - dynalite, DynamoDB's API on LevelDB (npm, tests/dynalite: scripts/install-test-deps.sh),
+#     when Node.js and the package are there (else skipped, unless named by --only).
 # Free ports are picked at start. Everything is stopped by its PID.
 #
-#   scripts/dev-servers.sh up   [--dir DIR] [--only postgres|pgbouncer|etcd ...] [--faketime]
+#   scripts/dev-servers.sh up   [--dir DIR] [--only postgres|pgbouncer|etcd|dynalite ...] [--faketime]
 #   scripts/dev-servers.sh down [--dir DIR]
 #   scripts/dev-servers.sh status [--dir DIR]
 #   scripts/dev-servers.sh env  [--dir DIR]          # print the URLs (source-able)
@@ -18,6 +20,7 @@
 #   AEC_TEST_PGBOUNCER_URL=postgres://aec@127.0.0.1:PORT/aec              (transaction mode)
 #   AEC_TEST_PGBOUNCER_SESSION_URL=postgres://aec@127.0.0.1:PORT/aec_session
 #   AEC_TEST_ETCD_ENDPOINTS=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
+#   AEC_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:PORT
 # and, per etcd member N (1..3), DIR/etcd-N.pid and DIR/etcd-N.cmd (the command that starts
 # it again, for tests that kill and restart members). Tests find the file through
 # AEC_TEST_SERVERS_ENV=DIR/urls.env. PostgreSQL and pgbouncer refuse to run as root: as root
@@ -30,7 +33,7 @@
 # The reliability suite's T7 steps PostgreSQL's clock that way, on servers of its own.
 set -euo pipefail
 
-usage() { sed -n '2,30p' "$0"; }
+usage() { sed -n '2,33p' "$0"; }
 die() { echo "dev-servers.sh: $*" >&2; exit 1; }
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -51,7 +54,8 @@ while [ $# -gt 0 ]; do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[ ${#only[@]} -gt 0 ] || only=(postgres pgbouncer etcd)
+named_only=${#only[@]}
+[ ${#only[@]} -gt 0 ] || only=(postgres pgbouncer etcd dynalite)
 # PostgreSQL's and pgbouncer's files, owned by the user they run as. As root that is `postgres`,
 # who may not be able to reach DIR (under /root, say): their files then live in a folder of
 # their own under /tmp, named in DIR/pgdir and removed by `down`.
@@ -260,6 +264,28 @@ etcd_up() {
   say "etcd: 3 members, clients at $endpoints"
 }
 
+dynalite_up() {
+  local cli port
+  cli=$(cd "$(dirname "$0")/.." && pwd)/tests/dynalite/node_modules/dynalite/cli.js
+  if alive "$dir/dynalite.pid"; then say "dynalite: already running"; return; fi
+  if ! command -v node >/dev/null || [ ! -f "$cli" ]; then
+    local why="dynalite is not installed (scripts/install-test-deps.sh; it needs Node.js and npm)"
+    [ "$named_only" -eq 0 ] || die "$why"
+    say "$why: skipped, and so are the tests of the dynamodb:// store"
+    return
+  fi
+  port=$(free_port)
+  rm -rf "$dir/dynalite"
+  mkdir -p "$dir/dynalite"
+  # Tables become ACTIVE 50 ms after a create (dynalite's default, 500 ms, only slows tests).
+  setsid node "$cli" --host 127.0.0.1 --port "$port" --path "$dir/dynalite" \
+    --createTableMs 50 --deleteTableMs 50 --updateTableMs 50 </dev/null >"$dir/dynalite.log" 2>&1 &
+  echo $! >"$dir/dynalite.pid"
+  await "dynalite" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+  set_url AEC_TEST_DYNAMODB_ENDPOINT "http://127.0.0.1:$port"
+  say "dynalite: http://127.0.0.1:$port (pid $(cat "$dir/dynalite.pid"))"
+}
+
 up() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -267,6 +293,7 @@ up() {
   wants postgres && postgres_up
   wants pgbouncer && pgbouncer_up
   wants etcd && etcd_up
+  wants dynalite && dynalite_up
   echo "AEC_TEST_SERVERS_ENV=$dir/urls.env"
 }
 
@@ -274,6 +301,8 @@ down() {
   [ -d "$dir" ] || return 0
   local n
   for n in 1 2 3; do stop_pid "$dir/etcd-$n.pid"; rm -rf "$dir/etcd-$n"; done
+  stop_pid "$dir/dynalite.pid"
+  rm -rf "$dir/dynalite"
   stop_pid "$pgdir/pgbouncer.pid"
   # SIGINT: PostgreSQL's fast shutdown.
   stop_pid "$dir/postgres.pid" INT
@@ -286,7 +315,7 @@ down() {
 
 status() {
   local f
-  for f in "$dir"/postgres.pid "$pgdir"/pgbouncer.pid "$dir"/etcd-*.pid; do
+  for f in "$dir"/postgres.pid "$pgdir"/pgbouncer.pid "$dir"/etcd-*.pid "$dir"/dynalite.pid; do
     [ -f "$f" ] || continue
     if alive "$f"; then echo "$(basename "$f" .pid): running (pid $(cat "$f"))"
     else echo "$(basename "$f" .pid): not running"; fi

@@ -55,6 +55,6 @@ demo() {
 }
 
 install_packages
-scripts/install-test-deps.sh  # npm packages of the browser test (tests/dashboard)
+scripts/install-test-deps.sh  # npm packages of the tests (tests/dashboard, tests/dynalite)
 build_and_install
 demo
