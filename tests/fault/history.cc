@@ -105,10 +105,16 @@ std::vector<Event> History::events() const {
 }
 
 bool History::merge_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::istringstream lines(text.str());
   std::string line;
   std::vector<Event> read;
-  while (std::getline(in, line)) {
+  while (std::getline(lines, line)) {
+    if (lines.eof()) {
+      break;  // no newline after it: torn by its writer's death
+    }
     std::optional<Event> e = parse_line(line);
     if (!e) {
       return false;

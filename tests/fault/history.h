@@ -60,7 +60,10 @@ class History {
   void add(Event e);
   std::vector<Event> events() const;  // in time order (stable for equal times)
 
-  // Adds every event of a file written by another process (one line each). False if a line
+  // Adds every event of a file written by another process (one line each). A last line without
+  // its newline is left out: its writer was killed (-9) in the middle of writing it, which a
+  // line crossing a page boundary of the file allows; its event counts as never recorded (the
+  // call stays unanswered, which the checker treats as possibly done). False if a whole line
   // cannot be read.
   bool merge_file(const std::string& path);
 
