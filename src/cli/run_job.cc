@@ -127,6 +127,21 @@ Outcome outcome_of(const ChildExit& exit, bool lost) {
 int supervise(const Context& ctx, const RunPlan& plan, Control& control, const Lease& lease,
               const std::vector<std::string>& cmd, Report report) {
   report.token = lease.token;
+  if (control.clock().monotonic_now() >= Heartbeat::kill_deadline(lease.valid_until, lease.ttl)) {
+    // The grant came too late to use, by this process's own count: its answer was delayed, or
+    // this process was stopped, for about the ttl. The store may have given the key to another
+    // caller already: the command must not start (found by the reliability suite, T11).
+    std::string why = fmt::format(
+        "the lease on {} (token {}) had run out before the command could start: its grant "
+        "reached aec after about its ttl ({})",
+        lease.key, lease.token, format_duration(lease.ttl));
+    note(ctx, why);
+    (void)control.release(lease, {.status = ExecutionStatus::Lost, .reason = why});
+    report.status = std::string(to_string(ExecutionStatus::Lost));
+    report.reason = why;
+    write_report(ctx, plan, report);  // no exit_code: the command never ran
+    return kExitLost;
+  }
   auto child = Supervisor::start({.argv = cmd,
                                   .env = {{"AEC_KEY", lease.key},
                                           {"AEC_EXECUTION_ID", lease.execution_id},

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/canned_http.h"
 
 namespace aec::e2e {
 namespace {
@@ -399,6 +400,41 @@ TEST_F(CliTest, UnreachableStoreFailsWith69AndDoesNotRunTheCommand) {
   Json tm = read_json(path("tm"));
   EXPECT_EQ(tm["status"], "error") << tm.dump();
   EXPECT_EQ(tm["vdk_status"], "Platform error") << tm.dump();
+}
+
+// Found by the reliability suite (T11 on postgres): a runner stopped between its grant and its
+// command's start started the command on a lease another caller held by then (its writes were
+// fenced off). A grant that reaches aec run after about its ttl (here: an aecd that answers
+// 1.5 s late for a 1 s ttl) does not start the command: the run is recorded lost, exit 79.
+TEST_F(CliTest, AGrantThatArrivesAfterItsTtlDoesNotStartTheCommand) {
+  testing::CannedHttp aecd([](const testing::CannedRequest& r) {
+    if (r.target == "/v1/leases") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the late answer is the fault
+      Json req = Json::parse(r.body);
+      Json lease = {{"key", req["key"]},
+                    {"execution_id", req["execution_id"]},
+                    {"token", 7},
+                    {"ttl_ms", req["ttl_ms"]}};
+      return testing::CannedResponse{
+          .body = Json{{"outcome", "granted"}, {"lease", lease}, {"version", 1}}.dump()};
+    }
+    return testing::CannedResponse{.body = R"({"outcome": "lost"})"};
+  });
+  Output o = run_aec({"run", "--store", aecd.url(), "--key", "etl/late", "--ttl", "1s",
+                      "--termination-message", path("tm"), "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 79) << o.err;
+  EXPECT_FALSE(exists(path("m"))) << "the command ran on a lease that had run out";
+  Json tm = read_json(path("tm"));
+  EXPECT_EQ(tm["status"], "lost") << tm.dump();
+  EXPECT_NE(tm.value("reason", "").find("had run out before the command could start"),
+            std::string::npos)
+      << "the command was started, then stopped: " << tm.dump();
+  std::vector<testing::CannedRequest> seen = aecd.requests();
+  auto release = std::find_if(seen.begin(), seen.end(), [](const testing::CannedRequest& r) {
+    return r.target == "/v1/keys/etl%2Flate/leases/7/release";
+  });
+  ASSERT_NE(release, seen.end()) << "the lost run was not recorded";
+  EXPECT_EQ(Json::parse(release->body).value("status", ""), "lost") << release->body;
 }
 
 TEST_F(CliTest, UnreachableStoreWithProceedRunsTheCommandWithAWarning) {

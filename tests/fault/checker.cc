@@ -205,6 +205,7 @@ CheckReport check_calls(const std::vector<Event>& events,
 CheckReport check_children(const std::vector<Event>& events) {
   CheckReport report;
   std::map<std::string, std::int64_t> last_start;                          // key -> token
+  std::map<std::pair<std::string, std::int64_t>, int> starter;             // (key, token) -> pid
   std::map<std::string, std::int64_t> last_accept;                         // key -> token
   std::map<std::pair<std::string, std::int64_t>, int> writer;              // (key, token) -> pid
   std::map<int, std::pair<std::string, std::int64_t>> alive;               // pid -> key, start
@@ -216,10 +217,13 @@ CheckReport check_children(const std::vector<Event>& events) {
       case EventKind::Start: {
         ++report.grants;
         auto it = last_start.find(e.key);
-        if (it != last_start.end() && it->second >= e.token) {
-          report.violations.push_back("I1 " + e.key + ": a child started with token " +
-                                      std::to_string(e.token) + " after one with token " +
-                                      std::to_string(it->second));
+        if (it != last_start.end() && it->second > e.token) {
+          ++report.late_starts;
+        }
+        if (auto [s, fresh] = starter.try_emplace({e.key, e.token}, e.pid); !fresh) {
+          report.violations.push_back("I1 " + e.key + ": token " + std::to_string(e.token) +
+                                      " started two children (pids " + std::to_string(s->second) +
+                                      " and " + std::to_string(e.pid) + ")");
         }
         last_start[e.key] = std::max(e.token, it == last_start.end() ? 0 : it->second);
         alive[e.pid] = {e.key, e.t};

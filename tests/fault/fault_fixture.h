@@ -506,6 +506,7 @@ inline void ProcessFaultTest::kill_cycles(const std::string& test, int cycles, b
   EXPECT_NE(reap(cycles, 10s), -1);
   CheckReport report = check();
   EXPECT_EQ(report.overlap_ns, 0) << "two children of one key were alive at once";
+  EXPECT_EQ(report.late_starts, 0) << "a child started behind a newer token (nobody was paused)";
   double p99 = percentile(takeovers, 99);
   double max = percentile(takeovers, 100);
   double slack = name() == "etcd" ? 1000 : 200;

@@ -612,7 +612,7 @@ TEST_P(ProcessFaultTest, T11MixedNemesis) {
   line << "fault: store=" << name() << " test=T11 seconds=" << AEC_FIGURE(AEC_FAULT_T11_SECONDS)
        << " seed=" << seed << " strikes=" << strikes << " grants=" << report.grants
        << " violations=" << report.violations.size() << " stale_rejected=" << report.rejected
-       << " stuck_after_heal=" << stuck;
+       << " late_starts=" << report.late_starts << " stuck_after_heal=" << stuck;
   summary(line.str());
 }
 
