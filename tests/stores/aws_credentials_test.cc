@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "core/duration.h"
+#include "tests/stores/aws_test_env.h"
 #include "tests/support/canned_http.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/temp_dir.h"
@@ -32,12 +33,7 @@ class Chain : public ::testing::Test {
   Chain() { env_["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:1"; }
 
   CredentialSources sources(std::string profile = "") {
-    return {.getenv = [this](const std::string& name) -> std::optional<std::string> {
-              auto it = env_.find(name);
-              return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
-            },
-            .home = home_.path().string(),
-            .profile = std::move(profile)};
+    return {.getenv = env_of(env_), .home = home_.path().string(), .profile = std::move(profile)};
   }
 
   void write(const std::string& relative, const std::string& text) {

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/stores/aws_test_env.h"
 #include "tests/support/canned_http.h"
 
 namespace aec::aws {
@@ -20,17 +21,9 @@ using testing::CannedResponse;
 
 // Credentials from a fake environment (AWS's documented example key).
 std::shared_ptr<CredentialCache> example_credentials(std::string token = "session-token") {
-  std::map<std::string, std::string> env = {
-      {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
-      {"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
-      {"AWS_SESSION_TOKEN", std::move(token)}};
-  CredentialSources s{.getenv = [env](const std::string& name) -> std::optional<std::string> {
-                        auto it = env.find(name);
-                        return it == env.end() ? std::nullopt
-                                               : std::optional<std::string>(it->second);
-                      },
-                      .home = "/nonexistent"};
-  return std::make_shared<CredentialCache>(s, real_clock());
+  return credentials_from({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+                           {"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
+                           {"AWS_SESSION_TOKEN", std::move(token)}});
 }
 
 CannedResponse dynamo_error(int status, const std::string& type, const std::string& message) {
@@ -131,16 +124,8 @@ TEST(DynamoClient, RefusedCredentialsAreFetchedAgainOnce) {
     return CannedResponse{.body = R"({"AccessKeyId": "ASIA", "SecretAccessKey": "s", "Token": ")" +
                                   token + R"(", "Expiration": "2099-01-01T00:00:00Z"})"};
   });
-  std::map<std::string, std::string> env = {
-      {"AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url() + "/creds"}};
-  auto creds = std::make_shared<CredentialCache>(
-      CredentialSources{.getenv = [env](const std::string& name) -> std::optional<std::string> {
-                          auto it = env.find(name);
-                          return it == env.end() ? std::nullopt
-                                                 : std::optional<std::string>(it->second);
-                        },
-                        .home = "/nonexistent"},
-      real_clock());
+  auto creds =
+      credentials_from({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url() + "/creds"}});
   DynamoClient client({.endpoint = server.url(), .region = "eu-west-1", .credentials = creds});
   Result<DynamoAnswer> a = client.call("GetItem", {{"TableName", "aec"}});
   ASSERT_TRUE(a) << a.error().to_string();

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/stores/aws_test_env.h"
 #include "tests/support/servers.h"
 
 namespace aec::aws {
@@ -24,16 +25,8 @@ class DynamoTableTest : public ::testing::Test {
       GTEST_SKIP() << testing::missing_server("AEC_TEST_DYNAMODB_ENDPOINT");
     }
     // dynalite checks that a request is signed, not by whom.
-    std::map<std::string, std::string> env = {{"AWS_ACCESS_KEY_ID", "AKIDTEST"},
-                                              {"AWS_SECRET_ACCESS_KEY", "secret"}};
-    auto creds = std::make_shared<CredentialCache>(
-        CredentialSources{.getenv = [env](const std::string& name) -> std::optional<std::string> {
-                            auto it = env.find(name);
-                            return it == env.end() ? std::nullopt
-                                                   : std::optional<std::string>(it->second);
-                          },
-                          .home = "/nonexistent"},
-        real_clock());
+    auto creds =
+        credentials_from({{"AWS_ACCESS_KEY_ID", "AKIDTEST"}, {"AWS_SECRET_ACCESS_KEY", "secret"}});
     client_ = std::make_unique<DynamoClient>(
         DynamoOptions{.endpoint = *endpoint, .region = "eu-west-1", .credentials = creds});
     table_ = "aec-test-" + std::to_string(std::random_device{}());

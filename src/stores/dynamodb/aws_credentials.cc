@@ -171,6 +171,25 @@ Result<Credentials> parse_endpoint_answer(const std::string& body, const std::st
   return c;
 }
 
+// GET `url` of a credential endpoint and read its answer (`source` names it in messages).
+Result<std::optional<Credentials>> fetch_from(const std::string& url,
+                                              const std::vector<std::string>& headers,
+                                              const std::string& source,
+                                              const CredentialSources& s) {
+  auto reply = metadata_request("GET", url, headers, s.metadata_timeout);
+  if (!reply) {
+    return unavailable(fmt::format("{} did not answer: {}", source, reply.error().message()));
+  }
+  if (reply->status != 200) {
+    return unavailable(fmt::format("{} answered HTTP {}", source, reply->status));
+  }
+  auto c = parse_endpoint_answer(reply->body, source);
+  if (!c) {
+    return c.error();
+  }
+  return std::optional<Credentials>(std::move(*c));
+}
+
 bool plain_http_allowed(std::string_view url) {
   // The SDKs' rule: plain http only to the container endpoints' own addresses or loopback.
   std::string_view rest = url.substr(7);
@@ -221,20 +240,7 @@ Result<std::optional<Credentials>> container_credentials(const CredentialSources
   if (!token.empty()) {
     headers.push_back("Authorization: " + token);
   }
-  std::string source = fmt::format("the container credential endpoint {}", url);
-  auto reply = metadata_request("GET", url, headers, s.metadata_timeout);
-  if (!reply) {
-    return unavailable(fmt::format("{} (configured by the environment) did not answer: {}", source,
-                                   reply.error().message()));
-  }
-  if (reply->status != 200) {
-    return unavailable(fmt::format("{} answered HTTP {}", source, reply->status));
-  }
-  auto c = parse_endpoint_answer(reply->body, source);
-  if (!c) {
-    return c.error();
-  }
-  return std::optional<Credentials>(std::move(*c));
+  return fetch_from(url, headers, fmt::format("the container credential endpoint {}", url), s);
 }
 
 Result<std::optional<Credentials>> instance_credentials(const CredentialSources& s,
@@ -267,19 +273,8 @@ Result<std::optional<Credentials>> instance_credentials(const CredentialSources&
     return unavailable(
         fmt::format("the instance metadata service at {} named no usable IAM role", base));
   }
-  std::string source = fmt::format("the instance metadata service at {} (role {})", base, role);
-  auto reply = metadata_request("GET", roles_url + role, headers, s.metadata_timeout);
-  if (!reply) {
-    return unavailable(fmt::format("{}: {}", source, reply.error().message()));
-  }
-  if (reply->status != 200) {
-    return unavailable(fmt::format("{} answered HTTP {}", source, reply->status));
-  }
-  auto c = parse_endpoint_answer(reply->body, source);
-  if (!c) {
-    return c.error();
-  }
-  return std::optional<Credentials>(std::move(*c));
+  return fetch_from(roles_url + role, headers,
+                    fmt::format("the instance metadata service at {} (role {})", base, role), s);
 }
 
 }  // namespace
