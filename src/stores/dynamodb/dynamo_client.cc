@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/status_macros.h"
+#include "stores/dynamodb/curl_body.h"
 
 namespace aec::aws {
 namespace {
@@ -19,15 +20,6 @@ constexpr std::size_t kMaxAnswer = std::size_t{16} << 20;  // a Query page is at
 constexpr milliseconds kFirstBackoff{25};
 constexpr milliseconds kMaxBackoff{1'000};
 constexpr std::string_view kTargetPrefix = "DynamoDB_20120810.";
-
-std::size_t on_data(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* body = static_cast<std::string*>(user);
-  if (body->size() + size * n > kMaxAnswer) {
-    return 0;
-  }
-  body->append(data, size * n);
-  return size * n;
-}
 
 // Between d/2 and d: clients throttled together do not come back in step.
 milliseconds jittered(milliseconds d) {
@@ -72,8 +64,7 @@ struct DynamoClient::Sent {
 };
 
 DynamoClient::DynamoClient(DynamoOptions options) : options_(std::move(options)) {
-  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
-  (void)init;
+  init_curl_once();
 }
 
 DynamoClient::~DynamoClient() = default;
@@ -148,7 +139,7 @@ Result<DynamoClient::Sent> DynamoClient::send_once(Handle& h, std::string_view a
     curl_easy_setopt(e, CURLOPT_CONNECT_TO, &connect_to);
   }
   Sent sent;
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body<kMaxAnswer>);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &sent.body);
   CURLcode code = curl_easy_perform(e);
   if (code != CURLE_OK) {

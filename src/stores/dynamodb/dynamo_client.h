@@ -46,8 +46,8 @@ struct DynamoError {
   nlohmann::json body;
 };
 
-// A call's outcome: the answer, or the error DynamoDB named (or, with `error.type` empty, a
-// Status for what went wrong on the way: Unavailable, PermissionDenied, Internal).
+// A call's outcome as DynamoDB gave it: the answer, or the error it named. (What went wrong on
+// the way there is the call's Status instead.)
 struct DynamoAnswer {
   nlohmann::json body;  // an object when ok
   std::optional<DynamoError> error;

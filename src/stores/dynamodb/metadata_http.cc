@@ -5,27 +5,19 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include "stores/dynamodb/curl_body.h"
+
 namespace aec::aws {
 namespace {
 
 constexpr std::size_t kMaxBody = 64 * 1024;  // credentials are a few hundred bytes
-
-std::size_t on_data(char* data, std::size_t size, std::size_t n, void* user) {
-  auto* body = static_cast<std::string*>(user);
-  if (body->size() + size * n > kMaxBody) {
-    return 0;
-  }
-  body->append(data, size * n);
-  return size * n;
-}
 
 }  // namespace
 
 Result<MetadataReply> metadata_request(std::string_view method, const std::string& url,
                                        const std::vector<std::string>& headers,
                                        std::chrono::milliseconds timeout) {
-  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
-  (void)init;
+  init_curl_once();
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), curl_easy_cleanup);
   if (!easy) {
     return unavailable(fmt::format("{} {}: libcurl cannot make a handle", method, url));
@@ -53,7 +45,7 @@ Result<MetadataReply> metadata_request(std::string_view method, const std::strin
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, append_body<kMaxBody>);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &reply.body);
   CURLcode code = curl_easy_perform(e);
   if (code != CURLE_OK) {
