@@ -3,7 +3,7 @@ include(CMakePackageConfigHelpers)
 
 # Exported as aec::aec (the library users link), aec::base, aec::store_memory, aec::store_sqlite,
 # aec::store_http, aec::store_postgres, aec::store_etcd (with aec::etcd_client and
-# aec::etcd_proto) and aec::api (static libraries aec_core links privately, so their consumers
+# aec::etcd_proto), aec::store_dynamodb and aec::api (static libraries aec_core links privately, so their consumers
 # link them too).
 set_target_properties(aec_core PROPERTIES EXPORT_NAME aec)
 set_target_properties(aec_base PROPERTIES EXPORT_NAME base)
@@ -12,13 +12,15 @@ set_target_properties(aec_store_sqlite PROPERTIES EXPORT_NAME store_sqlite)
 set_target_properties(aec_store_http PROPERTIES EXPORT_NAME store_http)
 set_target_properties(aec_store_postgres PROPERTIES EXPORT_NAME store_postgres)
 set_target_properties(aec_store_etcd PROPERTIES EXPORT_NAME store_etcd)
+set_target_properties(aec_store_dynamodb PROPERTIES EXPORT_NAME store_dynamodb)
 set_target_properties(aec_etcd_client PROPERTIES EXPORT_NAME etcd_client)
 set_target_properties(aec_etcd_proto PROPERTIES EXPORT_NAME etcd_proto)
 set_target_properties(aec_api PROPERTIES EXPORT_NAME api)
 
 install(DIRECTORY include/aec DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_store_http
-                aec_store_postgres aec_store_etcd aec_etcd_client aec_etcd_proto aec_api
+                aec_store_postgres aec_store_etcd aec_store_dynamodb aec_etcd_client aec_etcd_proto
+                aec_api
         EXPORT aecTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -42,6 +42,8 @@ struct StoreOptions {
 //                          schema=, pool=, pooler=transaction, listen= and libpq's own
 //   etcd://HOST:PORT[,HOST:PORT...]   an etcd v3 cluster; parameters prefix= (default aec/),
 //                          dial_timeout= and rpc_timeout= (default 5s each)
+//   dynamodb://TABLE       a DynamoDB table; parameters region=, endpoint=, profile=, key=,
+//                          create=true (docs/dynamodb.md); AWS credentials as AWS tools find them
 // Errors: InvalidArgument for an unknown scheme or a malformed URL (naming the schemes built in),
 // Unavailable or PermissionDenied when the file cannot be opened, DataLoss when it is not an aec
 // database or is corrupt.

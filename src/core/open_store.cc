@@ -6,6 +6,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/dynamodb/dynamo_store.h"
 #include "stores/etcd/etcd_store.h"
 #include "stores/http/http_store.h"
 #include "stores/memory/memory_store.h"
@@ -60,7 +61,7 @@ Result<std::unique_ptr<Store>> open_sqlite_url(std::string_view url, std::string
 }  // namespace
 
 std::vector<std::string> built_in_stores() {
-  return {"memory", "sqlite", "http", "https", "postgres", "postgresql", "etcd"};
+  return {"memory", "sqlite", "http", "https", "postgres", "postgresql", "etcd", "dynamodb"};
 }
 
 Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptions& options) {
@@ -90,6 +91,9 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
   }
   if (scheme == "etcd") {
     return open_etcd_store(url, options);
+  }
+  if (scheme == "dynamodb") {
+    return open_dynamodb_store(url, options);
   }
   return invalid_argument(fmt::format("store URL '{}': unknown scheme '{}' (built in: {})", url,
                                       scheme, schemes_list()));

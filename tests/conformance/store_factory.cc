@@ -67,6 +67,20 @@ StoreKind etcd_store() {
   return kind;
 }
 
+// dynalite, a table of its own for each test (named as the schemas above). dynalite checks that
+// a request is signed, not by whom: any key will do when the environment has none.
+StoreKind dynamodb_store() {
+  if (server_setting("AEC_TEST_DYNAMODB_ENDPOINT") && std::getenv("AWS_ACCESS_KEY_ID") == nullptr) {
+    setenv("AWS_ACCESS_KEY_ID", "AKIDAECTEST", 0);
+    setenv("AWS_SECRET_ACCESS_KEY", "aec-test-secret", 0);
+  }
+  return server_store("dynamodb", "AEC_TEST_DYNAMODB_ENDPOINT",
+                      [](const std::string& base, const StoreEnv& env) {
+                        return "dynamodb://aec-" + schema_for(env) +
+                               "?region=eu-west-1&create=true&endpoint=" + percent_encode(base);
+                      });
+}
+
 }  // namespace
 
 std::vector<StoreKind> all_stores() {
@@ -97,6 +111,7 @@ std::vector<StoreKind> all_stores() {
                             "&listen=" + percent_encode(session.value_or(""));
                    }),
       etcd_store(),
+      dynamodb_store(),
   };
 }
 
