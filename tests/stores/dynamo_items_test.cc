@@ -1,0 +1,149 @@
+// The native layout's items: a state item and a run record read back as written, and items that
+// are not what aec wrote refused with DataLoss naming the attribute, never a crash.
+#include "stores/dynamodb/dynamo_items.h"
+
+#include <gtest/gtest.h>
+
+namespace aec::aws {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+RunRecord sample_run(std::int64_t token) {
+  RunRecord r;
+  r.execution = {.id = "exec-" + std::to_string(token),
+                 .key = "team/job",
+                 .token = token,
+                 .status = ExecutionStatus::Failed,
+                 .owner = {.host = "h1", .pid = 42, .user = "alice"},
+                 .started_at = SysTime(1'700'000'000'123ms),
+                 .ended_at = SysTime(1'700'000'005'456ms),
+                 .exit_code = -3,
+                 .labels = {{"team", "data"}, {"tier", "gold"}},
+                 .reason = "exit 253"};
+  r.sort_key = run_sort_key(token);
+  r.order = 1'700'000'000'123'000 + token;
+  return r;
+}
+
+TEST(DynamoItems, SortKeysOrderAKeysHistoryByTokenWithSkipsBetween) {
+  EXPECT_EQ(run_sort_key(7), "run#00000000000000000007");
+  EXPECT_LT(run_sort_key(7), skipped_sort_key(7, 1));
+  EXPECT_LT(skipped_sort_key(7, 1), skipped_sort_key(7, 2));
+  EXPECT_LT(skipped_sort_key(7, 99), run_sort_key(8));
+  EXPECT_LT(run_sort_key(9), run_sort_key(10));
+}
+
+TEST(DynamoItems, ARunRecordReadsBackAsWritten) {
+  RunRecord r = sample_run(5);
+  Result<RunRecord> back = record_from(record_attributes(r), "team/job", "run");
+  ASSERT_TRUE(back) << back.error().to_string();
+  const Execution& e = back->execution;
+  EXPECT_EQ(e.id, r.execution.id);
+  EXPECT_EQ(e.key, "team/job");
+  EXPECT_EQ(e.token, 5);
+  EXPECT_EQ(e.status, ExecutionStatus::Failed);
+  EXPECT_EQ(e.owner.host, "h1");
+  EXPECT_EQ(e.owner.pid, 42);
+  EXPECT_EQ(e.owner.user, "alice");
+  EXPECT_EQ(e.started_at, r.execution.started_at);
+  EXPECT_EQ(e.ended_at, r.execution.ended_at);
+  EXPECT_EQ(e.exit_code, -3);
+  EXPECT_EQ(e.labels, r.execution.labels);
+  EXPECT_EQ(e.reason, "exit 253");
+  EXPECT_EQ(back->sort_key, r.sort_key);
+  EXPECT_EQ(back->order, r.order);
+}
+
+TEST(DynamoItems, AStateItemReadsBackAsWrittenAndHasNoTopLevelExpiry) {
+  KeyRecord rec;
+  rec.rev = 9;
+  rec.version = 4;
+  rec.last_token = 6;
+  rec.seq = 2;
+  rec.write_id = "w1";
+  RunRecord running = sample_run(6);
+  running.execution.status = ExecutionStatus::Running;
+  running.execution.ended_at.reset();
+  running.execution.exit_code.reset();
+  rec.leases.push_back({.run = running, .rv = "rv6", .ttl = 30s, .expires_at = 1'700'000'030});
+  rec.queue.push_back({.execution_id = "next", .rv = "p1", .queue_ttl = 3s});
+  rec.last_ended = sample_run(5);
+  rec.last_succeeded = sample_run(4);
+  json item = state_item("job_key", "team/job", rec);
+  EXPECT_EQ(item["job_key"], attr_s("team/job"));
+  EXPECT_EQ(item["sk"], attr_s("#state"));
+  EXPECT_FALSE(item.contains("expires_at"));  // the table's time to live never deletes it
+  Result<KeyRecord> back = state_from(item, "team/job");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_TRUE(back->exists);
+  EXPECT_EQ(back->rev, 9);
+  EXPECT_EQ(back->version, 4);
+  EXPECT_EQ(back->last_token, 6);
+  EXPECT_EQ(back->seq, 2);
+  EXPECT_EQ(back->write_id, "w1");
+  ASSERT_EQ(back->leases.size(), 1u);
+  EXPECT_EQ(back->leases[0].rv, "rv6");
+  EXPECT_EQ(back->leases[0].ttl, 30s);
+  EXPECT_EQ(back->leases[0].expires_at, 1'700'000'030);
+  EXPECT_EQ(back->leases[0].run.execution.status, ExecutionStatus::Running);
+  EXPECT_FALSE(back->leases[0].run.execution.ended_at);
+  ASSERT_EQ(back->queue.size(), 1u);
+  EXPECT_EQ(back->queue[0].execution_id, "next");
+  EXPECT_EQ(back->queue[0].queue_ttl, 3s);
+  ASSERT_TRUE(back->last_ended);
+  EXPECT_EQ(back->last_ended->execution.token, 5);
+  ASSERT_TRUE(back->last_succeeded);
+  EXPECT_EQ(back->last_succeeded->execution.token, 4);
+}
+
+TEST(DynamoItems, AMissingItemIsANewKey) {
+  Result<KeyRecord> none = state_from(json(), "k");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->exists);
+  EXPECT_EQ(none->version, 0);
+}
+
+TEST(DynamoItems, ItemsAecDidNotWriteAreDataLossNamingTheAttribute) {
+  json good = state_item("pk", "k", KeyRecord{.rev = 1, .version = 1, .last_token = 1});
+  struct Case {
+    const char* what;
+    json item;
+    const char* says;
+  };
+  json no_rev = good;
+  no_rev.erase("rev");
+  json text_token = good;
+  text_token["last_token"] = {{"S", "1"}};
+  json bad_number = good;
+  bad_number["version"] = {{"N", "1.5"}};
+  json bad_lease = good;
+  bad_lease["leases"] = {{"L", json::array({{{"S", "x"}}})}};
+  json bad_status = good;
+  RunRecord r = sample_run(1);
+  json attrs = record_attributes(r);
+  attrs["status"] = attr_s("paused");
+  bad_status["last_ended"] = {{"M", attrs}};
+  json bad_label = good;
+  json labelled = record_attributes(r);
+  labelled["labels"] = {{"M", {{"team", {{"N", "1"}}}}}};
+  bad_label["last_ended"] = {{"M", labelled}};
+  for (const Case& c :
+       {Case{"no rev", no_rev, "attribute rev is missing"},
+        Case{"a string token", text_token, "attribute last_token is not of type N"},
+        Case{"a fraction", bad_number, "attribute version is not a whole number"},
+        Case{"a lease not a map", bad_lease, "holds an entry that is not a map"},
+        Case{"an unknown status", bad_status, "'paused' is not an execution status"},
+        Case{"a number label", bad_label, "holds a value that is not a string"},
+        Case{"not an object", json::array(), "is not a map"}}) {
+    Result<KeyRecord> rec = state_from(c.item, "k");
+    ASSERT_FALSE(rec) << c.what;
+    EXPECT_EQ(rec.error().code(), Code::DataLoss) << c.what;
+    EXPECT_NE(rec.error().message().find(c.says), std::string::npos)
+        << c.what << ": " << rec.error().message();
+  }
+}
+
+}  // namespace
+}  // namespace aec::aws
