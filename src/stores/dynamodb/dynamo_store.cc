@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <map>
 #include <random>
@@ -59,21 +58,6 @@ milliseconds jittered(milliseconds d) {
   thread_local std::minstd_rand random{std::random_device{}()};
   return milliseconds(
       std::uniform_int_distribution<std::int64_t>(d.count() / 2, d.count())(random));
-}
-
-// The version of a state item read with only that attribute projected.
-Result<std::int64_t> version_of(const json& item, const std::string& key) {
-  const json& v = item.value("version", json::object());
-  std::int64_t out = 0;
-  if (v.contains("N") && v["N"].is_string()) {
-    const std::string& text = v["N"].get_ref<const std::string&>();
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    if (ec == std::errc() && end == text.data() + text.size()) {
-      return out;
-    }
-  }
-  return Status(Code::DataLoss,
-                fmt::format("DynamoDB item '{}' (state): attribute version is not a number", key));
 }
 
 milliseconds until(MonoTime end, MonoTime now) {
@@ -681,27 +665,30 @@ Result<std::int64_t> DynamoStore::wait(std::string_view key_view, std::int64_t v
                                        MonoTime deadline, std::stop_token stop) {
   AEC_RETURN_IF_ERROR(validate_key(key_view));
   std::string key(key_view);
-  json body = {{"TableName", url_.table},
-               {"Key", item_key(key, kStateSort)},
-               {"ConsistentRead", true},
-               {"ProjectionExpression", "#v"},
-               {"ExpressionAttributeNames", {{"#v", "version"}}}};
   milliseconds poll = kFirstPoll;
   for (;;) {
-    AEC_ASSIGN_OR_RETURN(json answer, call("GetItem", body));
-    std::int64_t now_version = 0;
-    if (answer.contains("Item")) {
-      AEC_ASSIGN_OR_RETURN(now_version, version_of(answer["Item"], key));
-    }
+    // The whole item, not its version alone (a read costs the same either way): the sightings
+    // of its leases stay fresh, so that the waiter judges a dead holder's lease from soon after
+    // its last renewal rather than from its next acquire.
+    AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
     MonoTime now = clock_->monotonic_now();
-    if (now_version != version || now >= deadline) {
-      return now_version;
+    if (r.rec.version != version || now >= deadline) {
+      return r.rec.version;
     }
     if (stop.stop_requested()) {
       return Status(Code::Cancelled, "wait cancelled");
     }
+    KeyRecord rec = r.rec;
+    judge(key, rec, now);
+    // Poll at least 8 times per ttl of the shortest lease: how late a renewal is seen is how
+    // much later than its ttl a dead holder's lease is taken over.
+    milliseconds cap = kMaxPoll;
+    for (const LeaseEntry& l : r.rec.leases) {
+      cap = std::min(cap, std::max(kFirstPoll, l.ttl / 8));
+    }
+    poll = std::min(poll, cap);
     nap(std::min(jittered(poll), std::chrono::ceil<milliseconds>(deadline - now)), stop);
-    poll = std::min(poll * 2, kMaxPoll);
+    poll = std::min(poll * 2, cap);
   }
 }
 
