@@ -52,8 +52,8 @@ Result<std::string> server_setting(std::string_view service, const std::string& 
 }
 
 std::vector<std::string> contender_names() {
-  return {"raw-sqlite",   "flock",        "aec-sqlite", "aecd-sqlite",
-          "raw-postgres", "aec-postgres", "raw-etcd",   "aec-etcd"};
+  return {"raw-sqlite",   "flock",    "aec-sqlite", "aecd-sqlite",  "raw-postgres",
+          "aec-postgres", "raw-etcd", "aec-etcd",   "raw-dynamodb", "aec-dynamodb"};
 }
 
 std::unique_ptr<Contender> make_contender(std::string_view name) {
@@ -80,6 +80,12 @@ std::unique_ptr<Contender> make_contender(std::string_view name) {
   }
   if (name == "aec-etcd") {
     return make_aec_etcd_contender();
+  }
+  if (name == "raw-dynamodb") {
+    return make_raw_dynamodb_contender();
+  }
+  if (name == "aec-dynamodb") {
+    return make_aec_dynamodb_contender();
   }
   return nullptr;
 }

@@ -88,5 +88,8 @@ std::unique_ptr<Contender> make_aec_postgres_contender();
 // The etcd lease-and-transaction recipe, and aec's etcd:// store (contender_etcd.cc).
 std::unique_ptr<Contender> make_raw_etcd_contender();
 std::unique_ptr<Contender> make_aec_etcd_contender();
+// The DynamoDB lease-item recipe, and aec's dynamodb:// store (contender_dynamodb.cc).
+std::unique_ptr<Contender> make_raw_dynamodb_contender();
+std::unique_ptr<Contender> make_aec_dynamodb_contender();
 
 }  // namespace aec::bench

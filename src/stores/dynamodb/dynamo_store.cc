@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -30,6 +31,8 @@ using nlohmann::json;
 constexpr int kMaxAttempts = 100;
 // How many times a run item's write is sent again when it gets no answer.
 constexpr int kRunWriteTries = 3;
+// Keys whose last known state is kept, to decide a write without reading first.
+constexpr std::size_t kMaxCached = 10'000;
 constexpr milliseconds kFirstPoll{10};
 constexpr milliseconds kMaxPoll{500};
 constexpr std::string_view kConditionFailed = "ConditionalCheckFailedException";
@@ -102,13 +105,22 @@ class DynamoStore final : public Store {
     MonoTime at{};  // when the answer arrived
   };
   enum class Commit { Landed, Conflict };
-  enum class RunWrite { IfAbsent, IfRunning, Always };
+  enum class RunWrite { IfAbsent, Always };
 
   json item_key(const std::string& key, std::string_view sort_key) const;
   // Sends `action`; DynamoDB's errors other than a failed condition become a Status.
   // `condition_failed` (when given) is set instead for a failed condition.
   Result<json> call(std::string_view action, const json& body, bool* condition_failed = nullptr);
   Result<Read> read_state(const std::string& key);
+  // The key's state to decide on: the copy this process last read or wrote while `fresh` is
+  // false and it has one (a decision on it must write, and the write's condition checks it),
+  // else a read (and `fresh` becomes true).
+  Result<Read> state_for(const std::string& key, bool& fresh);
+  // After a write met a newer item: decide again on a fresh read, at once when the decision was
+  // made on the cached copy, else after a short random pause.
+  static void again(bool& fresh, int attempt);
+  void remember(const std::string& key, const KeyRecord& rec);
+  void forget(const std::string& key);
   // Writes `after` over `before` (rev + 1, a new write_id) when the item is still `before`.
   // `sent` is when the write went out.
   Result<Commit> commit(const std::string& key, const KeyRecord& before, KeyRecord& after,
@@ -126,14 +138,17 @@ class DynamoStore final : public Store {
   // Microseconds since the epoch, strictly increasing in this process: list()'s order across keys.
   std::int64_t stamp();
   Result<std::vector<json>> query_all(json body, std::string_view action, std::size_t enough);
-  // The tokens of the key's leases that this process judges live.
-  std::set<std::int64_t> live_tokens(const std::string& key, KeyRecord rec);
+  // The executions of the key's leases, which have no run item before they end: Running while
+  // this process judges them live, else Lost.
+  std::vector<RunRecord> lease_runs(const std::string& key, KeyRecord rec);
 
   const DynamoUrl url_;
   const std::unique_ptr<DynamoClient> client_;
   const std::shared_ptr<Clock> clock_;
   Sightings sightings_;
   std::atomic<std::int64_t> last_order_{0};
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, KeyRecord> cache_;  // guarded by cache_mu_
 };
 
 json DynamoStore::item_key(const std::string& key, std::string_view sort_key) const {
@@ -162,7 +177,39 @@ Result<DynamoStore::Read> DynamoStore::read_state(const std::string& key) {
   Read r{.at = clock_->monotonic_now()};
   AEC_ASSIGN_OR_RETURN(r.rec, state_from(answer.value("Item", json()), key));
   sightings_.keep_only(key, r.rec);
+  remember(key, r.rec);
   return r;
+}
+
+Result<DynamoStore::Read> DynamoStore::state_for(const std::string& key, bool& fresh) {
+  if (!fresh) {
+    std::lock_guard lock(cache_mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      return Read{.rec = it->second, .at = clock_->monotonic_now()};
+    }
+  }
+  fresh = true;
+  return read_state(key);
+}
+
+void DynamoStore::again(bool& fresh, int attempt) {
+  if (fresh) {
+    backoff(attempt);
+  }
+  fresh = true;
+}
+
+void DynamoStore::remember(const std::string& key, const KeyRecord& rec) {
+  std::lock_guard lock(cache_mu_);
+  if (cache_.size() >= kMaxCached && cache_.count(key) == 0) {
+    cache_.clear();  // crude, but a cache miss costs one read
+  }
+  cache_[key] = rec;
+}
+
+void DynamoStore::forget(const std::string& key) {
+  std::lock_guard lock(cache_mu_);
+  cache_.erase(key);
 }
 
 Result<DynamoStore::Commit> DynamoStore::commit(const std::string& key, const KeyRecord& before,
@@ -183,7 +230,12 @@ Result<DynamoStore::Commit> DynamoStore::commit(const std::string& key, const Ke
   bool failed = false;
   Result<json> answer = call("PutItem", body, &failed);
   if (answer) {
-    return failed ? Commit::Conflict : Commit::Landed;
+    if (failed) {
+      forget(key);
+      return Commit::Conflict;
+    }
+    remember(key, after);
+    return Commit::Landed;
   }
   if (answer.status().code() != Code::Unavailable) {
     return answer.error();
@@ -193,7 +245,7 @@ Result<DynamoStore::Commit> DynamoStore::commit(const std::string& key, const Ke
   if (!back) {
     return answer.error();
   }
-  return back->rec.write_id == after.write_id ? Commit::Landed : Commit::Conflict;
+  return back->rec.write_id == after.write_id ? Commit::Landed : Commit::Conflict;  // remembered
 }
 
 Judged DynamoStore::judge(const std::string& key, KeyRecord& rec, MonoTime now) {
@@ -247,10 +299,6 @@ Result<bool> DynamoStore::put_run(const std::string& key, const RunRecord& run, 
   if (mode == RunWrite::IfAbsent) {
     body["ConditionExpression"] = "attribute_not_exists(#sk)";
     body["ExpressionAttributeNames"] = {{"#sk", kSortKey}};
-  } else if (mode == RunWrite::IfRunning) {
-    body["ConditionExpression"] = "attribute_not_exists(#sk) OR #st = :running";
-    body["ExpressionAttributeNames"] = {{"#sk", kSortKey}, {"#st", "status"}};
-    body["ExpressionAttributeValues"] = {{":running", attr_s(to_string(ExecutionStatus::Running))}};
   }
   bool failed = false;
   AEC_RETURN_IF_ERROR(call("PutItem", body, &failed).status());
@@ -291,8 +339,9 @@ std::int64_t DynamoStore::stamp() {
 
 Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  bool fresh = false;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(Read r, read_state(req.key));
+    AEC_ASSIGN_OR_RETURN(Read r, state_for(req.key, fresh));
     KeyRecord next = r.rec;
     MonoTime now = clock_->monotonic_now();
     Judged j = judge(req.key, next, now);
@@ -355,11 +404,15 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
         ++next.version;
         changed = true;
       }
+      if (!changed && !fresh) {
+        fresh = true;  // an answer that writes nothing comes from a fresh read
+        continue;
+      }
       if (changed) {
         MonoTime sent;
         AEC_ASSIGN_OR_RETURN(Commit c, commit(req.key, r.rec, next, sent));
         if (c == Commit::Conflict) {
-          backoff(attempt);
+          again(fresh, attempt);
           continue;
         }
         if (!place_rv.empty()) {
@@ -367,7 +420,7 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
         }
       }
       for (const RunRecord& run : lost) {
-        put_run_after_commit(req.key, run, RunWrite::IfRunning);
+        put_run_after_commit(req.key, run, RunWrite::IfAbsent);
       }
       if (skipped) {
         put_run_after_commit(req.key, *skipped, RunWrite::Always);
@@ -376,6 +429,8 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
       return result;
     }
 
+    // The grant is the state item's write alone: a running execution is its lease entry there,
+    // and its run item is written when it ends (readers merge the two).
     std::erase_if(next.queue,
                   [&](const PlaceEntry& p) { return p.execution_id == req.execution_id; });
     e.token = ++next.last_token;
@@ -388,14 +443,13 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
     MonoTime sent;
     AEC_ASSIGN_OR_RETURN(Commit c, commit(req.key, r.rec, next, sent));
     if (c == Commit::Conflict) {
-      backoff(attempt);
+      again(fresh, attempt);
       continue;
     }
     sightings_.wrote_lease(req.key, e.token, lease.rv, sent);
     for (const RunRecord& run : lost) {
-      put_run_after_commit(req.key, run, RunWrite::IfRunning);
+      put_run_after_commit(req.key, run, RunWrite::IfAbsent);
     }
-    put_run_after_commit(req.key, lease.run, RunWrite::IfAbsent);
     result.lease =
         Lease{.key = req.key, .execution_id = req.execution_id, .token = e.token, .ttl = req.ttl};
     result.version = next.version;
@@ -411,13 +465,18 @@ Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t 
                                         milliseconds ttl) {
   AEC_RETURN_IF_ERROR(check_lease_args(key_view, token, ttl));
   std::string key(key_view);
+  bool fresh = false;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
+    AEC_ASSIGN_OR_RETURN(Read r, state_for(key, fresh));
     KeyRecord next = r.rec;
     Judged j = judge(key, next, clock_->monotonic_now());
     auto mine = std::find_if(next.leases.begin(), next.leases.end(),
                              [&](const LeaseEntry& l) { return l.run.execution.token == token; });
     if (mine == next.leases.end()) {
+      if (!fresh) {
+        fresh = true;  // "lost" comes from a fresh read
+        continue;
+      }
       return LeaseOutcome::Lost;  // released, taken, or expired: the next acquire reaps it
     }
     mine->rv = nonce();
@@ -428,12 +487,12 @@ Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t 
     MonoTime sent;
     AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
     if (c == Commit::Conflict) {
-      backoff(attempt);
+      again(fresh, attempt);
       continue;
     }
     sightings_.wrote_lease(key, token, rv, sent);
     for (const RunRecord& run : lost) {
-      put_run_after_commit(key, run, RunWrite::IfRunning);
+      put_run_after_commit(key, run, RunWrite::IfAbsent);
     }
     return LeaseOutcome::Ok;
   }
@@ -447,8 +506,9 @@ Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_
                                           const Outcome& outcome) {
   AEC_RETURN_IF_ERROR(check_release_args(key_view, token, outcome));
   std::string key(key_view);
+  bool fresh = false;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
+    AEC_ASSIGN_OR_RETURN(Read r, state_for(key, fresh));
     KeyRecord next = r.rec;
     Judged j = judge(key, next, clock_->monotonic_now());
     SysTime wall = clock_->system_now();
@@ -456,45 +516,24 @@ Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_
     auto mine = std::find_if(next.leases.begin(), next.leases.end(),
                              [&](const LeaseEntry& l) { return l.run.execution.token == token; });
     if (mine == next.leases.end()) {
-      // Not held (any more). An expired lease of this token is reaped now; otherwise its run is
-      // recorded Lost if it still says running, touching no other lease.
+      if (!fresh) {
+        fresh = true;  // "lost" comes from a fresh read
+        continue;
+      }
+      // Not held (any more). An expired lease of this token (or any other) is reaped now and
+      // recorded Lost; a lease already gone had its end written by whoever removed it.
       if (!lost.empty()) {
         MonoTime sent;
         AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
         if (c == Commit::Conflict) {
-          backoff(attempt);
+          again(fresh, attempt);
           continue;
         }
-        for (const RunRecord& run : lost) {
-          put_run_after_commit(key, run, RunWrite::IfRunning);
-        }
-      }
-      bool reaped = std::any_of(lost.begin(), lost.end(),
-                                [&](const RunRecord& run) { return run.execution.token == token; });
-      if (!reaped && token <= r.rec.last_token) {
-        json body = {{"TableName", url_.table},
-                     {"Key", item_key(key, run_sort_key(token))},
-                     {"ConsistentRead", true}};
-        AEC_ASSIGN_OR_RETURN(json answer, call("GetItem", body));
-        if (answer.contains("Item")) {
-          AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(answer["Item"], key, "run"));
-          if (run.execution.status == ExecutionStatus::Running) {
-            run.execution.status = ExecutionStatus::Lost;
-            run.execution.ended_at = wall;
+        for (RunRecord& run : lost) {
+          if (run.execution.token == token) {
             run.execution.exit_code = outcome.exit_code;
-            run.execution.reason = "lease expired";
-            AEC_ASSIGN_OR_RETURN(bool written, put_run(key, run, RunWrite::IfRunning));
-            if (written) {
-              json bump = {{"TableName", url_.table},
-                           {"Key", item_key(key, kStateSort)},
-                           {"UpdateExpression", "SET #v = #v + :one, #rev = #rev + :one"},
-                           {"ConditionExpression", "attribute_exists(#v)"},
-                           {"ExpressionAttributeNames", {{"#v", "version"}, {"#rev", "rev"}}},
-                           {"ExpressionAttributeValues", {{":one", attr_n(1)}}}};
-              bool failed = false;
-              AEC_RETURN_IF_ERROR(call("UpdateItem", bump, &failed).status());
-            }
           }
+          put_run_after_commit(key, run, RunWrite::IfAbsent);
         }
       }
       return LeaseOutcome::Lost;
@@ -513,11 +552,11 @@ Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_
     MonoTime sent;
     AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
     if (c == Commit::Conflict) {
-      backoff(attempt);
+      again(fresh, attempt);
       continue;
     }
     for (const RunRecord& run : lost) {
-      put_run_after_commit(key, run, RunWrite::IfRunning);
+      put_run_after_commit(key, run, RunWrite::IfAbsent);
     }
     put_run_after_commit(key, ended, RunWrite::Always);
     return LeaseOutcome::Ok;
@@ -551,13 +590,19 @@ Result<KeyState> DynamoStore::get(std::string_view key_view) {
   return state;
 }
 
-std::set<std::int64_t> DynamoStore::live_tokens(const std::string& key, KeyRecord rec) {
-  judge(key, rec, clock_->monotonic_now());
-  std::set<std::int64_t> live;
+std::vector<RunRecord> DynamoStore::lease_runs(const std::string& key, KeyRecord rec) {
+  Judged j = judge(key, rec, clock_->monotonic_now());
+  std::vector<RunRecord> out;
   for (const LeaseEntry& l : rec.leases) {
-    live.insert(l.run.execution.token);
+    out.push_back(l.run);
   }
-  return live;
+  for (const LeaseEntry& l : j.expired) {
+    RunRecord run = l.run;
+    run.execution.status = ExecutionStatus::Lost;  // expired, not reaped yet: what it is
+    run.execution.reason = "lease expired";
+    out.push_back(std::move(run));
+  }
+  return out;
 }
 
 Result<std::vector<json>> DynamoStore::query_all(json body, std::string_view action,
@@ -576,12 +621,11 @@ Result<std::vector<json>> DynamoStore::query_all(json body, std::string_view act
 }
 
 Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
-  // Runs newest first, each with the live tokens of its key.
-  std::vector<std::pair<RunRecord, bool>> runs;  // (run, its lease is live)
+  // (key, sort key) -> the run: run items, overlaid by the state items' leases.
+  std::map<std::pair<std::string, std::string>, RunRecord> merged;
   if (!filter.key.empty()) {
     AEC_RETURN_IF_ERROR(validate_key(filter.key));
     AEC_ASSIGN_OR_RETURN(Read r, read_state(filter.key));
-    std::set<std::int64_t> live = live_tokens(filter.key, r.rec);
     json body = {
         {"TableName", url_.table},
         {"KeyConditionExpression", "#pk = :k AND begins_with(#sk, :run)"},
@@ -589,27 +633,20 @@ Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
         {"ExpressionAttributeValues", {{":k", attr_s(filter.key)}, {":run", attr_s(kRunPrefix)}}},
         {"ScanIndexForward", false},
         {"ConsistentRead", true}};
-    // Filtering by status happens here, so read on until enough have matched.
-    std::size_t want = filter.offset + filter.limit;
-    std::size_t matched = 0;
-    for (;;) {
-      AEC_ASSIGN_OR_RETURN(json page, call("Query", body));
-      for (const json& item : page.value("Items", json::array())) {
-        AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, filter.key, "run"));
-        bool is_live = live.count(run.execution.token) > 0;
-        runs.emplace_back(std::move(run), is_live);
-        ++matched;
-      }
-      if (!page.contains("LastEvaluatedKey") || (filter.statuses.empty() && matched >= want)) {
-        break;
-      }
-      body["ExclusiveStartKey"] = page["LastEvaluatedKey"];
+    // Newest first; with no status to filter by, read only as far as the page asked for.
+    std::size_t enough = filter.statuses.empty() ? filter.offset + filter.limit : SIZE_MAX;
+    AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(body, "Query", enough));
+    for (const json& item : items) {
+      AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, filter.key, "run"));
+      merged[{filter.key, run.sort_key}] = std::move(run);
+    }
+    for (RunRecord& run : lease_runs(filter.key, r.rec)) {
+      merged[{filter.key, run.sort_key}] = std::move(run);
     }
   } else {
     json body = {{"TableName", url_.table}, {"ConsistentRead", true}};
     AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(body, "Scan", SIZE_MAX));
-    std::map<std::string, std::set<std::int64_t>> live;
-    std::vector<RunRecord> all;
+    std::vector<RunRecord> leases;
     for (const json& item : items) {
       const json& pk = item.value(url_.key, json::object());
       const json& sk = item.value(std::string(kSortKey), json::object());
@@ -618,45 +655,48 @@ Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
       }
       std::string key = pk["S"].get<std::string>();
       std::string sort = sk["S"].get<std::string>();
+      if (!filter.prefix.empty() && !key.starts_with(filter.prefix)) {
+        continue;
+      }
       if (sort == kStateSort) {
         AEC_ASSIGN_OR_RETURN(KeyRecord rec, state_from(item, key));
-        live[key] = live_tokens(key, std::move(rec));
-      } else if (sort.starts_with(kRunPrefix)) {
-        if (!filter.prefix.empty() && !key.starts_with(filter.prefix)) {
-          continue;
+        for (RunRecord& run : lease_runs(key, std::move(rec))) {
+          leases.push_back(std::move(run));
         }
+      } else if (sort.starts_with(kRunPrefix)) {
         AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, key, "run"));
-        all.push_back(std::move(run));
+        merged[{key, sort}] = std::move(run);
       }
     }
-    std::sort(all.begin(), all.end(), [](const RunRecord& a, const RunRecord& b) {
-      return a.order != b.order ? a.order > b.order : a.sort_key > b.sort_key;
-    });
-    for (RunRecord& run : all) {
-      auto it = live.find(run.execution.key);
-      bool is_live = it != live.end() && it->second.count(run.execution.token) > 0;
-      runs.emplace_back(std::move(run), is_live);
+    for (RunRecord& run : leases) {
+      merged[{run.execution.key, run.sort_key}] = std::move(run);
     }
   }
+  std::vector<RunRecord*> runs;
+  for (auto& [where, run] : merged) {
+    runs.push_back(&run);
+  }
+  // Newest first: by sort key within a key (token order), by order stamp across keys.
+  std::sort(runs.begin(), runs.end(), [&](const RunRecord* a, const RunRecord* b) {
+    if (!filter.key.empty()) {
+      return a->sort_key > b->sort_key;
+    }
+    return a->order != b->order ? a->order > b->order : a->sort_key > b->sort_key;
+  });
   std::vector<Execution> out;
   std::size_t skip = filter.offset;
-  for (auto& [run, is_live] : runs) {
+  for (RunRecord* run : runs) {
     if (out.size() >= filter.limit) {
       break;
     }
-    Execution e = std::move(run.execution);
-    if (e.status == ExecutionStatus::Running && !is_live) {
-      e.status = ExecutionStatus::Lost;  // expired, or its end was never written: what it is
-      e.reason = "lease expired";
-    }
-    if (!matches(filter, e)) {
+    if (!matches(filter, run->execution)) {
       continue;
     }
     if (skip > 0) {
       --skip;
       continue;
     }
-    out.push_back(std::move(e));
+    out.push_back(std::move(run->execution));
   }
   return out;
 }
@@ -726,7 +766,7 @@ Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
       }
     }
     for (const RunRecord& run : lost) {
-      put_run_after_commit(key, run, RunWrite::IfRunning);
+      put_run_after_commit(key, run, RunWrite::IfAbsent);
     }
     for (const RunRecord& run : cancelled) {
       put_run_after_commit(key, run, RunWrite::Always);
@@ -767,8 +807,7 @@ Result<PurgeResult> DynamoStore::purge(const PurgeRequest& req) {
   }
   SysTime cutoff = clock_->system_now() - req.older_than;
   for (const std::string& key : keys) {
-    // Reap what this process judges expired, and learn which leases remain.
-    std::set<std::int64_t> live;
+    // Reap what this process judges expired.
     for (int attempt = 0;; ++attempt) {
       AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
       KeyRecord next = r.rec;
@@ -786,11 +825,8 @@ Result<PurgeResult> DynamoStore::purge(const PurgeRequest& req) {
         }
         result.leases_expired += static_cast<std::int64_t>(lost.size());
         for (const RunRecord& run : lost) {
-          put_run_after_commit(key, run, RunWrite::IfRunning);
+          put_run_after_commit(key, run, RunWrite::IfAbsent);
         }
-      }
-      for (const LeaseEntry& l : next.leases) {
-        live.insert(l.run.execution.token);
       }
       break;
     }
@@ -798,15 +834,7 @@ Result<PurgeResult> DynamoStore::purge(const PurgeRequest& req) {
     for (RunRecord& run : runs[key]) {
       Execution& e = run.execution;
       if (e.status == ExecutionStatus::Running) {
-        if (live.count(e.token) == 0) {
-          // Its lease is gone and its end was never written (a writer died between the two
-          // writes, or this purge just reaped it): record it Lost over "running" only.
-          e.status = ExecutionStatus::Lost;
-          e.ended_at = clock_->system_now();
-          e.reason = "lease expired";
-          put_run_after_commit(key, run, RunWrite::IfRunning);
-        }
-        continue;
+        continue;  // Running is never purged
       }
       bool wanted = req.statuses.empty() || std::find(req.statuses.begin(), req.statuses.end(),
                                                       e.status) != req.statuses.end();
