@@ -1,16 +1,17 @@
 // F3: the key validator and the store URL parsers, with the text parsers they lean on.
 //
 // Input: one selector byte, then the text. 'K' validate_key, 'T' team_job_key (TEAM NUL JOB),
-// 'H' http(s):// URL, 'E' etcd:// URL, 'P' postgres:// URL, 'D' duration, 'S' path segment,
+// 'H' http(s):// URL, 'E' etcd:// URL, 'P' postgres:// URL, 'Y' dynamodb:// URL, 'D' duration,
+// 'S' path segment,
 // 'R' RFC 3339 time, 'L' aecd's listen address; any other byte picks one by its value.
 //
 // Properties:
 // - validate_key accepts exactly the non-empty keys of at most 512 bytes that are valid UTF-8
 //   (RFC 3629, checked here independently) without control characters (U+0000-001F,
 //   U+007F-009F); team_job_key gives TEAM/JOB only when that holds and neither part has '/'.
-// - What a URL parser accepts round-trips: http(s) through display() and base(), etcd through
-//   the URL its fields spell; a duration through format_duration; a time through format_time;
-//   a path segment through encode_path_segment.
+// - What a URL parser accepts round-trips: http(s) through display() and base(), etcd and
+//   dynamodb through the URL their fields spell; a duration through format_duration; a time through
+//   format_time; a path segment through encode_path_segment.
 // - Credentials never show: no error message and no display form holds the URL's token
 //   (http) or password (postgres).
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "api/wire.h"
 #include "core/duration.h"
 #include "server/server_config.h"
+#include "stores/dynamodb/dynamo_url.h"
 #include "stores/etcd/etcd_url.h"
 #include "stores/http/http_url.h"
 #include "stores/postgres/pg_url.h"
@@ -182,6 +184,29 @@ void check_etcd_url(std::string_view url) {
                  fmt::format("{:?} -> {:?}", url, spelled));
 }
 
+void check_dynamo_url(std::string_view url) {
+  Result<aws::DynamoUrl> u = aws::parse_dynamo_url(url);
+  if (!u) {
+    check_one_line_error(u.error(), "dynamodb URL");
+    return;
+  }
+  AEC_FUZZ_CHECK(u->table.size() >= 3 && !u->key.empty(), u->display);
+  std::string spelled = fmt::format("dynamodb://{}?key={}&create={}", u->table,
+                                    wire::encode_path_segment(u->key), u->create);
+  for (const auto& [name, value] :
+       {std::pair{"region", u->region}, {"endpoint", u->endpoint}, {"profile", u->profile}}) {
+    if (!value.empty()) {
+      spelled += fmt::format("&{}={}", name, wire::encode_path_segment(value));
+    }
+  }
+  Result<aws::DynamoUrl> again = aws::parse_dynamo_url(spelled);
+  AEC_FUZZ_CHECK(again.has_value(), spelled + ": " + again.error().to_string());
+  AEC_FUZZ_CHECK(again->table == u->table && again->key == u->key && again->create == u->create &&
+                     again->region == u->region && again->endpoint == u->endpoint &&
+                     again->profile == u->profile,
+                 fmt::format("{:?} -> {:?}", url, spelled));
+}
+
 void check_pg_url(std::string_view url) {
   std::string_view password = secret_of(url, 0);
   Result<pg::PgUrl> u = pg::parse_pg_url(url);
@@ -241,7 +266,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) {
     return 0;
   }
-  static constexpr std::string_view kKinds = "KTHEPDSRL";
+  static constexpr std::string_view kKinds = "KTHEPYDSRL";
   char kind = kKinds.find(static_cast<char>(data[0])) != std::string_view::npos
                   ? static_cast<char>(data[0])
                   : kKinds[data[0] % kKinds.size()];
@@ -261,6 +286,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 'P':
       check_pg_url(text);
+      break;
+    case 'Y':
+      check_dynamo_url(text);
       break;
     case 'D':
       check_duration(text);

@@ -13,6 +13,8 @@
 //       value in them through the layout and value decoders, as the store reads them.
 //   'G' the real etcd client and the store's key readers (read_snapshot, read_entries,
 //       plan_reap) against FakeEtcd, which answers every Txn with the payload (a TxnResponse).
+//   'Y' a DynamoDB item as the dynamodb:// store reads it (dynamo_items.h; selector: a state
+//       item or a run record). A decoded item must survive encode -> decode unchanged.
 // Every error must be a non-empty single line (aec::Status's contract).
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include <aec/open_store.h>
 
 #include "api/wire.h"
+#include "stores/dynamodb/dynamo_items.h"
 #include "stores/etcd/etcd_client.h"
 #include "stores/etcd/etcd_key_state.h"
 #include "stores/etcd/etcd_records.h"
@@ -322,6 +325,34 @@ void etcd_reader(std::uint8_t which, std::string_view bytes) {
   }
 }
 
+void dynamo_item(std::uint8_t which, std::string_view body) {
+  json item = json::parse(body, nullptr, false);
+  if (item.is_discarded()) {
+    return;
+  }
+  if (which % 2 == 0) {
+    Result<aws::KeyRecord> rec = aws::state_from(item, "k");
+    if (!rec) {
+      AEC_FUZZ_CHECK(rec.error().code() == Code::DataLoss, rec.error().to_string());
+      return check_one_line_error(rec.error(), "state item");
+    }
+    std::string text = aws::state_item("pk", "k", *rec).dump();
+    Result<aws::KeyRecord> again = aws::state_from(json::parse(text), "k");
+    AEC_FUZZ_CHECK(again.has_value(), text + ": " + again.error().to_string());
+    AEC_FUZZ_CHECK(aws::state_item("pk", "k", *again).dump() == text, text);
+    return;
+  }
+  Result<aws::RunRecord> run = aws::record_from(item, "k", "run");
+  if (!run) {
+    AEC_FUZZ_CHECK(run.error().code() == Code::DataLoss, run.error().to_string());
+    return check_one_line_error(run.error(), "run record");
+  }
+  std::string text = aws::record_attributes(*run).dump();
+  Result<aws::RunRecord> again = aws::record_from(json::parse(text), "k", "run");
+  AEC_FUZZ_CHECK(again.has_value(), text + ": " + again.error().to_string());
+  AEC_FUZZ_CHECK(aws::record_attributes(*again).dump() == text, text);
+}
+
 }  // namespace
 }  // namespace aec::fuzz
 
@@ -346,6 +377,9 @@ void fuzz_one(char mode, std::uint8_t which, std::string_view payload) {
     case 'B':
       etcd_message(which, payload);
       break;
+    case 'Y':
+      dynamo_item(which, payload);
+      break;
     default:
       etcd_reader(which, payload);
       break;
@@ -360,7 +394,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) {
     return 0;
   }
-  static constexpr std::string_view kModes = "WHJBG";
+  static constexpr std::string_view kModes = "WHJBGY";
   char mode = kModes.find(static_cast<char>(data[0])) != std::string_view::npos
                   ? static_cast<char>(data[0])
                   : kModes[data[0] % kModes.size()];

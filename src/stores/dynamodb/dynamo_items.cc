@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/duration.h"
+
 namespace aec::aws {
 namespace {
 
@@ -12,6 +14,9 @@ using nlohmann::json;
 std::int64_t epoch_ms(SysTime t) {
   return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
 }
+
+// Well inside what SysTime's int64 nanoseconds hold (about 292 years either side of 1970).
+constexpr std::int64_t kMaxEpochMs = std::int64_t{200} * 365 * 24 * 3600 * 1000;
 
 SysTime from_epoch_ms(std::int64_t ms) {
   return SysTime(std::chrono::duration_cast<SysTime::duration>(milliseconds(ms)));
@@ -44,6 +49,26 @@ class Reader {
       fail(name, "is not a whole number");
     }
     return out;
+  }
+
+  // Epoch milliseconds that a SysTime can hold.
+  std::int64_t time_ms(const char* name) {
+    std::int64_t ms = n(name);
+    if (ms < -kMaxEpochMs || ms > kMaxEpochMs) {
+      fail(name, "is out of range");
+      return 0;
+    }
+    return ms;
+  }
+
+  // A duration aec could have written: 0 to kMaxDuration milliseconds.
+  milliseconds duration_ms(const char* name) {
+    std::int64_t ms = n(name);
+    if (ms < 0 || ms > kMaxDuration.count()) {
+      fail(name, "is out of range");
+      return milliseconds(0);
+    }
+    return milliseconds(ms);
   }
 
   bool has(const char* name) const { return attrs_.is_object() && attrs_.contains(name); }
@@ -186,9 +211,9 @@ Result<RunRecord> record_from(const json& attrs, std::string_view key, std::stri
   e.owner.host = r.s("owner_host", false);
   e.owner.pid = r.n("owner_pid", false);
   e.owner.user = r.s("owner_user", false);
-  e.started_at = from_epoch_ms(r.n("started_at_ms"));
+  e.started_at = from_epoch_ms(r.time_ms("started_at_ms"));
   if (r.has("ended_at_ms")) {
-    e.ended_at = from_epoch_ms(r.n("ended_at_ms"));
+    e.ended_at = from_epoch_ms(r.time_ms("ended_at_ms"));
   }
   if (r.has("exit_code")) {
     std::int64_t code = r.n("exit_code");
@@ -266,7 +291,7 @@ Result<KeyRecord> state_from(const json& item, std::string_view key) {
     Reader lr(v["M"], where + " lease");
     LeaseEntry l;
     l.rv = lr.s("lease_rv");
-    l.ttl = milliseconds(lr.n("ttl_ms"));
+    l.ttl = lr.duration_ms("ttl_ms");
     l.expires_at = lr.n("expires_at", false);
     if (!lr.error().is_ok()) {
       return lr.error();
@@ -286,7 +311,7 @@ Result<KeyRecord> state_from(const json& item, std::string_view key) {
     Reader pr(v["M"], where + " place");
     PlaceEntry p{.execution_id = pr.s("execution_id"),
                  .rv = pr.s("place_rv"),
-                 .queue_ttl = milliseconds(pr.n("queue_ttl_ms"))};
+                 .queue_ttl = pr.duration_ms("queue_ttl_ms")};
     if (!pr.error().is_ok()) {
       return pr.error();
     }

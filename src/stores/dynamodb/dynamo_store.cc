@@ -34,7 +34,7 @@ constexpr int kRunWriteTries = 3;
 // Keys whose last known state is kept, to decide a write without reading first.
 constexpr std::size_t kMaxCached = 10'000;
 constexpr milliseconds kFirstPoll{10};
-constexpr milliseconds kMaxPoll{500};
+constexpr milliseconds kMaxPoll{100};
 constexpr std::string_view kConditionFailed = "ConditionalCheckFailedException";
 
 std::string nonce() {
