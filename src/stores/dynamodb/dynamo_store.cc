@@ -1,13 +1,9 @@
 #include "stores/dynamodb/dynamo_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
-#include <map>
 #include <random>
-#include <set>
 #include <thread>
-#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -15,41 +11,25 @@
 
 #include "core/status_macros.h"
 #include "core/store_checks.h"
-#include "stores/dynamodb/dynamo_client.h"
-#include "stores/dynamodb/dynamo_items.h"
-#include "stores/dynamodb/dynamo_sightings.h"
+#include "stores/dynamodb/dynamo_store_impl.h"
 #include "stores/dynamodb/dynamo_table.h"
-#include "stores/dynamodb/dynamo_url.h"
 
 namespace aec {
 namespace aws {
-namespace {
 
 using nlohmann::json;
-
-// How many times one operation reads and decides again after its write met a newer item.
-constexpr int kMaxAttempts = 100;
-// How many times a run item's write is sent again when it gets no answer.
-constexpr int kRunWriteTries = 3;
-// Keys whose last known state is kept, to decide a write without reading first.
-constexpr std::size_t kMaxCached = 10'000;
-constexpr milliseconds kFirstPoll{10};
-constexpr milliseconds kMaxPoll{100};
-constexpr std::string_view kConditionFailed = "ConditionalCheckFailedException";
 
 std::string nonce() {
   thread_local std::mt19937_64 random{std::random_device{}()};
   return fmt::format("{:016x}", random());
 }
 
-// A short random pause before deciding again: writers that met each other do not meet again.
 void backoff(int attempt) {
   thread_local std::minstd_rand random{std::random_device{}()};
   int cap = std::min(50, 1 + attempt * 2);
   std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<int>(0, cap)(random)));
 }
 
-// A nap that ends early when `stop` is requested.
 void nap(milliseconds d, const std::stop_token& stop) {
   std::condition_variable_any cv;
   std::mutex mu;
@@ -71,85 +51,12 @@ std::int64_t epoch_seconds(SysTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-// What a process sees of a key's state item at one moment: which leases and places it judges
-// lapsed (dynamo_sightings.h), and when the others end.
-struct Judged {
-  std::vector<LeaseEntry> expired;   // taken out of the record
-  std::vector<MonoTime> lease_ends;  // of the record's leases that remain, in order
-  std::vector<MonoTime> place_ends;  // of the record's places that remain, in order
-  int places_lapsed = 0;
-};
-
-class DynamoStore final : public Store {
- public:
-  DynamoStore(DynamoUrl url, std::unique_ptr<DynamoClient> client, const StoreOptions& options)
-      : url_(std::move(url)), client_(std::move(client)), clock_(options.clock) {}
-
-  Result<AcquireResult> acquire(const AcquireRequest& req) override;
-  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override;
-  Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
-                               const Outcome& outcome) override;
-  Result<KeyState> get(std::string_view key) override;
-  Result<std::vector<Execution>> list(const ListFilter& filter) override;
-  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
-                            std::stop_token stop) override;
-  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
-                                           const Owner& by) override;
-  Result<PurgeResult> purge(const PurgeRequest& req) override;
-  Status leave_queue(std::string_view key, std::string_view execution_id) override;
-  std::string url() const override { return url_.display; }
-
- private:
-  struct Read {
-    KeyRecord rec;
-    MonoTime at{};  // when the answer arrived
-  };
-  enum class Commit { Landed, Conflict };
-  enum class RunWrite { IfAbsent, Always };
-
-  json item_key(const std::string& key, std::string_view sort_key) const;
-  // Sends `action`; DynamoDB's errors other than a failed condition become a Status.
-  // `condition_failed` (when given) is set instead for a failed condition.
-  Result<json> call(std::string_view action, const json& body, bool* condition_failed = nullptr);
-  Result<Read> read_state(const std::string& key);
-  // The key's state to decide on: the copy this process last read or wrote while `fresh` is
-  // false and it has one (a decision on it must write, and the write's condition checks it),
-  // else a read (and `fresh` becomes true).
-  Result<Read> state_for(const std::string& key, bool& fresh);
-  // After a write met a newer item: decide again on a fresh read, at once when the decision was
-  // made on the cached copy, else after a short random pause.
-  static void again(bool& fresh, int attempt);
-  void remember(const std::string& key, const KeyRecord& rec);
-  void forget(const std::string& key);
-  // Writes `after` over `before` (rev + 1, a new write_id) when the item is still `before`.
-  // `sent` is when the write went out.
-  Result<Commit> commit(const std::string& key, const KeyRecord& before, KeyRecord& after,
-                        MonoTime& sent);
-  // Takes the leases and places this process judges lapsed out of `rec`.
-  Judged judge(const std::string& key, KeyRecord& rec, MonoTime now);
-  // Records the expired leases of `j` Lost in `rec` (version, last_ended); their run records.
-  std::vector<RunRecord> expire(KeyRecord& rec, const Judged& j, SysTime wall);
-  // Writes a run item; false when its condition kept it from being written.
-  Result<bool> put_run(const std::string& key, const RunRecord& run, RunWrite mode);
-  // put_run for a record whose lease the state item no longer has: a few tries; the history
-  // shows an unwritten end as Lost, so a failure here fails nothing the caller asked for.
-  void put_run_after_commit(const std::string& key, const RunRecord& run, RunWrite mode);
-  std::vector<Holder> holders(const KeyRecord& rec, const Judged& j, MonoTime now) const;
-  // Microseconds since the epoch, strictly increasing in this process: list()'s order across keys.
-  std::int64_t stamp();
-  Result<std::vector<json>> query_all(json body, std::string_view action, std::size_t enough);
-  // The executions of the key's leases, which have no run item before they end: Running while
-  // this process judges them live, else Lost.
-  std::vector<RunRecord> lease_runs(const std::string& key, KeyRecord rec);
-
-  const DynamoUrl url_;
-  const std::unique_ptr<DynamoClient> client_;
-  const std::shared_ptr<Clock> clock_;
-  Sightings sightings_;
-  std::atomic<std::int64_t> last_order_{0};
-  std::mutex cache_mu_;
-  std::unordered_map<std::string, KeyRecord> cache_;  // guarded by cache_mu_
-};
+Status DynamoStore::contended(const std::string& key) const {
+  return unavailable(
+      fmt::format("DynamoDB table {}: key '{}' changed under {} attempts in a row; "
+                  "try again",
+                  url_.table, key, kMaxAttempts));
+}
 
 json DynamoStore::item_key(const std::string& key, std::string_view sort_key) const {
   return {{url_.key, attr_s(key)}, {std::string(kSortKey), attr_s(sort_key)}};
@@ -337,6 +244,41 @@ std::int64_t DynamoStore::stamp() {
   }
 }
 
+void DynamoStore::queue_or_refuse(const AcquireRequest& req, KeyRecord& next, const Judged& j,
+                                  MonoTime now, AcquireResult& result, std::string& place_rv) {
+  auto mine = std::find_if(next.queue.begin(), next.queue.end(),
+                           [&](const PlaceEntry& p) { return p.execution_id == req.execution_id; });
+  auto ahead = mine - next.queue.begin();
+  int free = req.limit - static_cast<int>(next.leases.size());
+  if (free > 0 && ahead < free) {
+    return;  // a free slot, and not more callers in line ahead than free slots
+  }
+  result.outcome = AcquireOutcome::Busy;
+  result.holders = holders(next, j, now);
+  result.waiting_ahead = static_cast<int>(ahead);
+  MonoTime earliest = MonoTime::max();
+  if (free <= 0) {
+    for (MonoTime end : j.lease_ends) {
+      earliest = std::min(earliest, end);
+    }
+  } else {
+    for (std::ptrdiff_t i = 0; i < ahead; ++i) {
+      earliest = std::min(earliest, j.place_ends[static_cast<std::size_t>(i)]);
+    }
+  }
+  result.retry_in = until(earliest, now);
+  if (!req.queue) {
+    return;
+  }
+  place_rv = nonce();
+  if (mine == next.queue.end()) {
+    next.queue.push_back({req.execution_id, place_rv, req.queue_ttl});
+  } else {
+    mine->rv = place_rv;
+    mine->queue_ttl = req.queue_ttl;
+  }
+}
+
 Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
   bool fresh = false;
@@ -360,37 +302,8 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
       result.outcome = AcquireOutcome::Done;
       result.done_by = next.last_succeeded->execution;
     } else {
-      auto mine = std::find_if(next.queue.begin(), next.queue.end(), [&](const PlaceEntry& p) {
-        return p.execution_id == req.execution_id;
-      });
-      auto ahead = mine - next.queue.begin();
-      int free = req.limit - static_cast<int>(next.leases.size());
-      if (free <= 0 || ahead >= free) {
-        result.outcome = AcquireOutcome::Busy;
-        result.holders = holders(next, j, now);
-        result.waiting_ahead = static_cast<int>(ahead);
-        MonoTime earliest = MonoTime::max();
-        if (free <= 0) {
-          for (MonoTime end : j.lease_ends) {
-            earliest = std::min(earliest, end);
-          }
-        } else {
-          for (std::ptrdiff_t i = 0; i < ahead; ++i) {
-            earliest = std::min(earliest, j.place_ends[static_cast<std::size_t>(i)]);
-          }
-        }
-        result.retry_in = until(earliest, now);
-        if (req.queue) {
-          place_rv = nonce();
-          if (mine == next.queue.end()) {
-            next.queue.push_back({req.execution_id, place_rv, req.queue_ttl});
-          } else {
-            mine->rv = place_rv;
-            mine->queue_ttl = req.queue_ttl;
-          }
-          changed = true;
-        }
-      }
+      queue_or_refuse(req, next, j, now, result, place_rv);
+      changed = changed || !place_rv.empty();
     }
 
     if (result.outcome != AcquireOutcome::Granted) {
@@ -455,10 +368,7 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
     result.version = next.version;
     return result;
   }
-  return unavailable(
-      fmt::format("DynamoDB table {}: key '{}' changed under {} attempts in a row; "
-                  "try again",
-                  url_.table, req.key, kMaxAttempts));
+  return contended(req.key);
 }
 
 Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t token,
@@ -496,10 +406,7 @@ Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t 
     }
     return LeaseOutcome::Ok;
   }
-  return unavailable(
-      fmt::format("DynamoDB table {}: key '{}' changed under {} attempts in a row; "
-                  "try again",
-                  url_.table, key, kMaxAttempts));
+  return contended(key);
 }
 
 Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_t token,
@@ -561,175 +468,7 @@ Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_
     put_run_after_commit(key, ended, RunWrite::Always);
     return LeaseOutcome::Ok;
   }
-  return unavailable(
-      fmt::format("DynamoDB table {}: key '{}' changed under {} attempts in a row; "
-                  "try again",
-                  url_.table, key, kMaxAttempts));
-}
-
-Result<KeyState> DynamoStore::get(std::string_view key_view) {
-  AEC_RETURN_IF_ERROR(validate_key(key_view));
-  std::string key(key_view);
-  AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
-  KeyState state{.key = key};
-  if (!r.rec.exists) {
-    return state;
-  }
-  KeyRecord rec = r.rec;
-  MonoTime now = clock_->monotonic_now();
-  Judged j = judge(key, rec, now);
-  state.holders = holders(rec, j, now);
-  state.last_token = rec.last_token;
-  state.version = rec.version;
-  for (const PlaceEntry& p : rec.queue) {
-    state.queue.push_back(p.execution_id);
-  }
-  if (rec.last_ended) {
-    state.last_ended = rec.last_ended->execution;
-  }
-  return state;
-}
-
-std::vector<RunRecord> DynamoStore::lease_runs(const std::string& key, KeyRecord rec) {
-  Judged j = judge(key, rec, clock_->monotonic_now());
-  std::vector<RunRecord> out;
-  for (const LeaseEntry& l : rec.leases) {
-    out.push_back(l.run);
-  }
-  for (const LeaseEntry& l : j.expired) {
-    RunRecord run = l.run;
-    run.execution.status = ExecutionStatus::Lost;  // expired, not reaped yet: what it is
-    run.execution.reason = "lease expired";
-    out.push_back(std::move(run));
-  }
-  return out;
-}
-
-Result<std::vector<json>> DynamoStore::query_all(json body, std::string_view action,
-                                                 std::size_t enough) {
-  std::vector<json> items;
-  for (;;) {
-    AEC_ASSIGN_OR_RETURN(json page, call(action, body));
-    for (json& item : page.value("Items", json::array())) {
-      items.push_back(std::move(item));
-    }
-    if (!page.contains("LastEvaluatedKey") || items.size() >= enough) {
-      return items;
-    }
-    body["ExclusiveStartKey"] = page["LastEvaluatedKey"];
-  }
-}
-
-Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
-  // (key, sort key) -> the run: run items, overlaid by the state items' leases.
-  std::map<std::pair<std::string, std::string>, RunRecord> merged;
-  if (!filter.key.empty()) {
-    AEC_RETURN_IF_ERROR(validate_key(filter.key));
-    AEC_ASSIGN_OR_RETURN(Read r, read_state(filter.key));
-    json body = {
-        {"TableName", url_.table},
-        {"KeyConditionExpression", "#pk = :k AND begins_with(#sk, :run)"},
-        {"ExpressionAttributeNames", {{"#pk", url_.key}, {"#sk", kSortKey}}},
-        {"ExpressionAttributeValues", {{":k", attr_s(filter.key)}, {":run", attr_s(kRunPrefix)}}},
-        {"ScanIndexForward", false},
-        {"ConsistentRead", true}};
-    // Newest first; with no status to filter by, read only as far as the page asked for.
-    std::size_t enough = filter.statuses.empty() ? filter.offset + filter.limit : SIZE_MAX;
-    AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(body, "Query", enough));
-    for (const json& item : items) {
-      AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, filter.key, "run"));
-      merged[{filter.key, run.sort_key}] = std::move(run);
-    }
-    for (RunRecord& run : lease_runs(filter.key, r.rec)) {
-      merged[{filter.key, run.sort_key}] = std::move(run);
-    }
-  } else {
-    json body = {{"TableName", url_.table}, {"ConsistentRead", true}};
-    AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(body, "Scan", SIZE_MAX));
-    std::vector<RunRecord> leases;
-    for (const json& item : items) {
-      const json& pk = item.value(url_.key, json::object());
-      const json& sk = item.value(std::string(kSortKey), json::object());
-      if (!pk.contains("S") || !sk.contains("S") || !pk["S"].is_string() || !sk["S"].is_string()) {
-        continue;  // not an item of aec's
-      }
-      std::string key = pk["S"].get<std::string>();
-      std::string sort = sk["S"].get<std::string>();
-      if (!filter.prefix.empty() && !key.starts_with(filter.prefix)) {
-        continue;
-      }
-      if (sort == kStateSort) {
-        AEC_ASSIGN_OR_RETURN(KeyRecord rec, state_from(item, key));
-        for (RunRecord& run : lease_runs(key, std::move(rec))) {
-          leases.push_back(std::move(run));
-        }
-      } else if (sort.starts_with(kRunPrefix)) {
-        AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, key, "run"));
-        merged[{key, sort}] = std::move(run);
-      }
-    }
-    for (RunRecord& run : leases) {
-      merged[{run.execution.key, run.sort_key}] = std::move(run);
-    }
-  }
-  std::vector<RunRecord*> runs;
-  for (auto& [where, run] : merged) {
-    runs.push_back(&run);
-  }
-  // Newest first: by sort key within a key (token order), by order stamp across keys.
-  std::sort(runs.begin(), runs.end(), [&](const RunRecord* a, const RunRecord* b) {
-    if (!filter.key.empty()) {
-      return a->sort_key > b->sort_key;
-    }
-    return a->order != b->order ? a->order > b->order : a->sort_key > b->sort_key;
-  });
-  std::vector<Execution> out;
-  std::size_t skip = filter.offset;
-  for (RunRecord* run : runs) {
-    if (out.size() >= filter.limit) {
-      break;
-    }
-    if (!matches(filter, run->execution)) {
-      continue;
-    }
-    if (skip > 0) {
-      --skip;
-      continue;
-    }
-    out.push_back(std::move(run->execution));
-  }
-  return out;
-}
-
-Result<std::int64_t> DynamoStore::wait(std::string_view key_view, std::int64_t version,
-                                       MonoTime deadline, std::stop_token stop) {
-  AEC_RETURN_IF_ERROR(validate_key(key_view));
-  std::string key(key_view);
-  milliseconds poll = kFirstPoll;
-  for (;;) {
-    // The whole item, not its version alone (a read costs the same either way): the sightings
-    // of its leases stay fresh, so that the waiter judges a dead holder's lease from soon after
-    // its last renewal rather than from its next acquire.
-    AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
-    MonoTime now = clock_->monotonic_now();
-    if (r.rec.version != version || now >= deadline) {
-      return r.rec.version;
-    }
-    if (stop.stop_requested()) {
-      return Status(Code::Cancelled, "wait cancelled");
-    }
-    KeyRecord rec = r.rec;
-    judge(key, rec, now);
-    // Poll at least 8 times per ttl of the shortest lease: how late a renewal is seen is how
-    // much later than its ttl a dead holder's lease is taken over.
-    milliseconds cap = kMaxPoll;
-    for (const LeaseEntry& l : r.rec.leases) {
-      cap = std::min(cap, std::max(kFirstPoll, l.ttl / 8));
-    }
-    poll = std::min(poll, cap);
-    nap(std::min(jittered(poll), std::chrono::ceil<milliseconds>(deadline - now)), stop);
-    poll = std::min(poll * 2, cap);
-  }
+  return contended(key);
 }
 
 Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
@@ -774,108 +513,7 @@ Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
     result.version = next.version;
     return result;
   }
-  return unavailable(
-      fmt::format("DynamoDB table {}: key '{}' changed under {} attempts in a row; "
-                  "try again",
-                  url_.table, key, kMaxAttempts));
-}
-
-Result<PurgeResult> DynamoStore::purge(const PurgeRequest& req) {
-  AEC_RETURN_IF_ERROR(check_purge_request(req));
-  PurgeResult result;
-  json scan = {{"TableName", url_.table}, {"ConsistentRead", true}};
-  if (req.batch_size > 0) {
-    scan["Limit"] = static_cast<std::int64_t>(std::min<std::size_t>(req.batch_size, 1000));
-  }
-  AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(scan, "Scan", SIZE_MAX));
-  std::map<std::string, std::vector<RunRecord>> runs;  // by key
-  std::set<std::string> keys;
-  for (const json& item : items) {
-    const json& pk = item.value(url_.key, json::object());
-    const json& sk = item.value(std::string(kSortKey), json::object());
-    if (!pk.contains("S") || !sk.contains("S") || !pk["S"].is_string() || !sk["S"].is_string()) {
-      continue;
-    }
-    std::string key = pk["S"].get<std::string>();
-    std::string sort = sk["S"].get<std::string>();
-    if (sort == kStateSort) {
-      keys.insert(key);
-    } else if (sort.starts_with(kRunPrefix)) {
-      AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, key, "run"));
-      runs[key].push_back(std::move(run));
-    }
-  }
-  SysTime cutoff = clock_->system_now() - req.older_than;
-  for (const std::string& key : keys) {
-    // Reap what this process judges expired.
-    for (int attempt = 0;; ++attempt) {
-      AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
-      KeyRecord next = r.rec;
-      Judged j = judge(key, next, clock_->monotonic_now());
-      std::vector<RunRecord> lost = expire(next, j, clock_->system_now());
-      if (!lost.empty() || j.places_lapsed > 0) {
-        MonoTime sent;
-        AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
-        if (c == Commit::Conflict) {
-          if (attempt + 1 >= kMaxAttempts) {
-            break;  // a busy key: its expired leases wait for the next acquire or purge
-          }
-          backoff(attempt);
-          continue;
-        }
-        result.leases_expired += static_cast<std::int64_t>(lost.size());
-        for (const RunRecord& run : lost) {
-          put_run_after_commit(key, run, RunWrite::IfAbsent);
-        }
-      }
-      break;
-    }
-    std::set<std::string> deleted;
-    for (RunRecord& run : runs[key]) {
-      Execution& e = run.execution;
-      if (e.status == ExecutionStatus::Running) {
-        continue;  // Running is never purged
-      }
-      bool wanted = req.statuses.empty() || std::find(req.statuses.begin(), req.statuses.end(),
-                                                      e.status) != req.statuses.end();
-      if (!e.ended_at || *e.ended_at >= cutoff || !wanted) {
-        continue;
-      }
-      json body = {{"TableName", url_.table},
-                   {"Key", item_key(key, run.sort_key)},
-                   {"ConditionExpression", "#st = :st"},
-                   {"ExpressionAttributeNames", {{"#st", "status"}}},
-                   {"ExpressionAttributeValues", {{":st", attr_s(to_string(e.status))}}}};
-      bool failed = false;
-      AEC_RETURN_IF_ERROR(call("DeleteItem", body, &failed).status());
-      if (!failed) {
-        ++result.executions_deleted;
-        deleted.insert(run.sort_key);
-      }
-    }
-    if (deleted.empty()) {
-      continue;
-    }
-    // The state item's copies of deleted runs go too, and its version moves (history changed).
-    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-      AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
-      KeyRecord next = r.rec;
-      if (next.last_ended && deleted.count(next.last_ended->sort_key) > 0) {
-        next.last_ended.reset();
-      }
-      if (next.last_succeeded && deleted.count(next.last_succeeded->sort_key) > 0) {
-        next.last_succeeded.reset();
-      }
-      ++next.version;
-      MonoTime sent;
-      AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
-      if (c == Commit::Landed) {
-        break;
-      }
-      backoff(attempt);
-    }
-  }
-  return result;
+  return contended(key);
 }
 
 Status DynamoStore::leave_queue(std::string_view key_view, std::string_view execution_id) {
@@ -896,13 +534,9 @@ Status DynamoStore::leave_queue(std::string_view key_view, std::string_view exec
     }
     backoff(attempt);
   }
-  return unavailable(
-      fmt::format("DynamoDB table {}: key '{}' changed under {} attempts in a row; "
-                  "try again",
-                  url_.table, key, kMaxAttempts));
+  return contended(key);
 }
 
-}  // namespace
 }  // namespace aws
 
 Result<std::unique_ptr<Store>> open_dynamodb_store(std::string_view url,
