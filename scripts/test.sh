@@ -2,7 +2,8 @@
 # Builds and runs every test with ctest:
 #   1. the dev preset: every test (unit, conformance, e2e, integration, the fault tests);
 #   2. the asan preset: every test again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the tsan preset: the tests labelled tsan (the concurrent parts) under ThreadSanitizer;
+#   3. the tsan preset: the tests labelled tsan (the concurrent parts) under ThreadSanitizer,
+#      building only what they need (the aec_tsan_tests target);
 #   4. the fuzz targets (scripts/fuzz.sh): their regression inputs, then 30 s of fuzzing each.
 #      The fuzz preset (clang) builds in the background, at the lowest priority, from the start.
 #
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --quick) presets=(dev); fuzz=0; shift ;;
     --no-fuzz) fuzz=0; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
   esac
 done
