@@ -114,6 +114,23 @@ void DynamoStore::remember(const std::string& key, const KeyRecord& rec) {
   cache_[key] = rec;
 }
 
+void DynamoStore::note_place(const std::string& key, const std::string& execution_id, bool held) {
+  std::lock_guard lock(places_mu_);
+  if (!held) {
+    my_places_.erase({key, execution_id});
+    return;
+  }
+  if (my_places_.size() >= kMaxCached) {
+    my_places_.clear();  // places given up without leave_queue(); the cost is a slower poll
+  }
+  my_places_.insert({key, execution_id});
+}
+
+bool DynamoStore::first_is_mine(const std::string& key, const KeyRecord& rec) {
+  std::lock_guard lock(places_mu_);
+  return !rec.queue.empty() && my_places_.count({key, rec.queue.front().execution_id}) > 0;
+}
+
 void DynamoStore::forget(const std::string& key) {
   std::lock_guard lock(cache_mu_);
   cache_.erase(key);
@@ -270,6 +287,10 @@ void DynamoStore::queue_or_refuse(const AcquireRequest& req, KeyRecord& next, co
   if (!req.queue) {
     return;
   }
+  if (mine != next.queue.end() && mine->queue_ttl == req.queue_ttl &&
+      now - sightings_.place(req.key, req.execution_id, mine->rv, now) < req.queue_ttl / 3) {
+    return;  // renewed less than a third of its queue_ttl ago: no write (waiters wake together)
+  }
   place_rv = nonce();
   if (mine == next.queue.end()) {
     next.queue.push_back({req.execution_id, place_rv, req.queue_ttl});
@@ -330,6 +351,7 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
         }
         if (!place_rv.empty()) {
           sightings_.wrote_place(req.key, req.execution_id, place_rv, sent);
+          note_place(req.key, req.execution_id, true);
         }
       }
       for (const RunRecord& run : lost) {
@@ -360,6 +382,7 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
       continue;
     }
     sightings_.wrote_lease(req.key, e.token, lease.rv, sent);
+    note_place(req.key, req.execution_id, false);
     for (const RunRecord& run : lost) {
       put_run_after_commit(req.key, run, RunWrite::IfAbsent);
     }
@@ -519,6 +542,7 @@ Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
 Status DynamoStore::leave_queue(std::string_view key_view, std::string_view execution_id) {
   AEC_RETURN_IF_ERROR(validate_key(key_view));
   std::string key(key_view);
+  note_place(key, std::string(execution_id), false);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
     KeyRecord next = r.rec;

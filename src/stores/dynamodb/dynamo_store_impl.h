@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,8 @@ inline constexpr int kRunWriteTries = 3;
 inline constexpr std::size_t kMaxCached = 10'000;
 inline constexpr milliseconds kFirstPoll{10};
 inline constexpr milliseconds kMaxPoll{100};
+// How often a waiter polls when it is first in line: the slot is its next.
+inline constexpr milliseconds kNextPoll{20};
 inline constexpr std::string_view kConditionFailed = "ConditionalCheckFailedException";
 
 // A random 64-bit value in hex: record versions and write ids.
@@ -96,6 +99,8 @@ class DynamoStore final : public Store {
   static void again(bool& fresh, int attempt);
   void remember(const std::string& key, const KeyRecord& rec);
   void forget(const std::string& key);
+  void note_place(const std::string& key, const std::string& execution_id, bool held);
+  bool first_is_mine(const std::string& key, const KeyRecord& rec);
   // Writes `after` over `before` (rev + 1, a new write_id) when the item is still `before`.
   // `sent` is when the write went out.
   Result<Commit> commit(const std::string& key, const KeyRecord& before, KeyRecord& after,
@@ -131,6 +136,10 @@ class DynamoStore final : public Store {
   std::atomic<std::int64_t> last_order_{0};
   std::mutex cache_mu_;
   std::unordered_map<std::string, KeyRecord> cache_;  // guarded by cache_mu_
+  // The places in line this process's callers hold, (key, execution id): wait() polls a key
+  // whose first place is one of them every kNextPoll.
+  std::mutex places_mu_;
+  std::set<std::pair<std::string, std::string>> my_places_;  // guarded by places_mu_
 };
 
 }  // namespace aec::aws

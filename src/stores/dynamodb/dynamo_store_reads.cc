@@ -171,7 +171,7 @@ Result<std::int64_t> DynamoStore::wait(std::string_view key_view, std::int64_t v
     judge(key, rec, now);
     // Poll at least 8 times per ttl of the shortest lease: how late a renewal is seen is how
     // much later than its ttl a dead holder's lease is taken over.
-    milliseconds cap = kMaxPoll;
+    milliseconds cap = first_is_mine(key, r.rec) ? kNextPoll : kMaxPoll;
     for (const LeaseEntry& l : r.rec.leases) {
       cap = std::min(cap, std::max(kFirstPoll, l.ttl / 8));
     }
