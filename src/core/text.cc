@@ -84,4 +84,16 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  for (;;) {
+    std::size_t at = s.find(sep);
+    parts.push_back(s.substr(0, at));
+    if (at == std::string_view::npos) {
+      return parts;
+    }
+    s.remove_prefix(at + 1);
+  }
+}
+
 }  // namespace aec

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <aec/status.h>
 
@@ -23,5 +24,9 @@ Status check_clean_text(std::string_view what, std::string_view text);
 // the backslash and bytes that are not UTF-8 escaped ("\n", "\'", "\\", "\x7f", "\u0085"), so
 // that the message stays one line of valid UTF-8 whatever the text holds.
 std::string quote(std::string_view text);
+
+// The parts of `s` between the separators: "a,b" -> {"a", "b"}, "" -> {""}, "a," -> {"a", ""}.
+// The views point into `s`.
+std::vector<std::string_view> split(std::string_view s, char sep);
 
 }  // namespace aec

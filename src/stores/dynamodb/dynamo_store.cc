@@ -108,10 +108,17 @@ void DynamoStore::again(bool& fresh, int attempt) {
 
 void DynamoStore::remember(const std::string& key, const KeyRecord& rec) {
   std::lock_guard lock(cache_mu_);
-  if (cache_.size() >= kMaxCached && cache_.count(key) == 0) {
+  auto it = cache_.find(key);
+  if (it != cache_.end()) {
+    if (it->second.rev <= rec.rev) {
+      it->second = rec;  // not a read that another thread's newer write overtook
+    }
+    return;
+  }
+  if (cache_.size() >= kMaxCached) {
     cache_.clear();  // crude, but a cache miss costs one read
   }
-  cache_[key] = rec;
+  cache_.emplace(key, rec);
 }
 
 void DynamoStore::note_place(const std::string& key, const std::string& execution_id, bool held) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "api/wire.h"
+#include "core/text.h"
 
 namespace aec::aws {
 namespace {
@@ -106,18 +107,6 @@ Status set_param(DynamoUrl& out, std::string_view url, std::string_view param) {
                                 name));
   }
   return Status::ok();
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  for (;;) {
-    std::size_t at = s.find(sep);
-    parts.push_back(s.substr(0, at));
-    if (at == std::string_view::npos) {
-      return parts;
-    }
-    s.remove_prefix(at + 1);
-  }
 }
 
 }  // namespace

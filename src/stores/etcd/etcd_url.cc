@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/duration.h"
+#include "core/text.h"
 #include "stores/etcd/endpoints.h"
 
 namespace aec::etcd {
@@ -12,18 +13,6 @@ constexpr std::string_view kForm = "etcd://HOST:PORT[,HOST:PORT...][?prefix=P&di
 
 Status bad(std::string_view url, std::string_view what) {
   return invalid_argument(fmt::format("store URL '{}': {}; write {}", url, what, kForm));
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  for (;;) {
-    std::size_t at = s.find(sep);
-    parts.push_back(s.substr(0, at));
-    if (at == std::string_view::npos) {
-      return parts;
-    }
-    s.remove_prefix(at + 1);
-  }
 }
 
 Status set_param(EtcdUrl& out, std::string_view url, std::string_view param) {
