@@ -124,17 +124,28 @@ Outcome outcome_of(const ChildExit& exit, bool lost) {
   return o;
 }
 
+// True when a grant came too late to use, by this process's own count: its answer was delayed,
+// or this process was stopped, for about the ttl. The store may have given the key to another
+// caller already: the command must not start on it (found by the reliability suite, T11).
+// How many grants in a row that came too late a waiting run gives back before it gives up.
+constexpr int kMaxLateGrants = 5;
+
+bool came_too_late(Control& control, const Lease& lease) {
+  return control.clock().monotonic_now() >= Heartbeat::kill_deadline(lease.valid_until, lease.ttl);
+}
+
+std::string too_late_reason(const Lease& lease) {
+  return fmt::format(
+      "the lease on {} (token {}) had run out before the command could start: its grant "
+      "reached aec after about its ttl ({})",
+      lease.key, lease.token, format_duration(lease.ttl));
+}
+
 int supervise(const Context& ctx, const RunPlan& plan, Control& control, const Lease& lease,
               const std::vector<std::string>& cmd, Report report) {
   report.token = lease.token;
-  if (control.clock().monotonic_now() >= Heartbeat::kill_deadline(lease.valid_until, lease.ttl)) {
-    // The grant came too late to use, by this process's own count: its answer was delayed, or
-    // this process was stopped, for about the ttl. The store may have given the key to another
-    // caller already: the command must not start (found by the reliability suite, T11).
-    std::string why = fmt::format(
-        "the lease on {} (token {}) had run out before the command could start: its grant "
-        "reached aec after about its ttl ({})",
-        lease.key, lease.token, format_duration(lease.ttl));
+  if (came_too_late(control, lease)) {
+    std::string why = too_late_reason(lease);
     note(ctx, why);
     (void)control.release(lease, {.status = ExecutionStatus::Lost, .reason = why});
     report.status = std::string(to_string(ExecutionStatus::Lost));
@@ -331,6 +342,35 @@ int store_trouble(const Context& ctx, const RunPlan& plan, const Status& s,
   return fail(ctx, s);
 }
 
+// The rest of a run once its acquire has answered (or a signal ended the wait): skip, fail or
+// run the command under the lease.
+int finish_run(const Context& ctx, const RunPlan& plan, Control& control,
+               Result<AcquireResult> acquired, int signal, const std::vector<std::string>& cmd,
+               const Report& report) {
+  if (signal != 0) {
+    note(ctx, fmt::format("stopped waiting for {}: signal {}", plan.options.key, signal));
+    if (acquired && acquired->outcome == AcquireOutcome::Granted) {
+      // The signal came as the lease was granted: honour it rather than run the command.
+      (void)control.release(acquired->lease,
+                            {.status = ExecutionStatus::Cancelled,
+                             .reason = fmt::format("signal {} before start", signal)});
+    }
+    return 128 + signal;
+  }
+  if (!acquired) {
+    return store_trouble(ctx, plan, acquired.error(), cmd, report);
+  }
+  if (acquired->outcome != AcquireOutcome::Granted) {
+    return not_granted(ctx, plan, *acquired, report);
+  }
+  if (ctx.verbose) {
+    note(ctx, fmt::format("acquired {} (token {}, ttl {}, execution {})", plan.options.key,
+                          acquired->lease.token, format_duration(plan.options.ttl),
+                          acquired->lease.execution_id));
+  }
+  return supervise(ctx, plan, control, acquired->lease, cmd, report);
+}
+
 }  // namespace
 
 bool held_by_earlier_attempt(const KeyState& state, std::string_view execution_id) {
@@ -370,29 +410,27 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
     return store_trouble(ctx, plan, store.error(), cmd, report);
   }
   Control control(std::shared_ptr<Store>(std::move(*store)));
-  auto [acquired, signal] = acquire_per_plan(ctx, control, plan);
-  if (signal != 0) {
-    note(ctx, fmt::format("stopped waiting for {}: signal {}", plan.options.key, signal));
-    if (acquired && acquired->outcome == AcquireOutcome::Granted) {
-      // The signal came as the lease was granted: honour it rather than run the command.
-      (void)control.release(acquired->lease,
-                            {.status = ExecutionStatus::Cancelled,
-                             .reason = fmt::format("signal {} before start", signal)});
+  const MonoTime began = control.clock().monotonic_now();
+  for (int late = 0;; ++late) {
+    auto [acquired, signal] = acquire_per_plan(ctx, control, plan);
+    if (plan.options.on_busy == OnBusy::Wait && signal == 0 && acquired &&
+        acquired->outcome == AcquireOutcome::Granted && late < kMaxLateGrants &&
+        came_too_late(control, acquired->lease)) {
+      // Waiting for the key, the caller asked for it, not for this grant: record it lost, then
+      // wait in line again for the rest of --wait's time (found by the reliability suite, T10:
+      // an etcd leader stopped for 2 s delayed a waiter's grant past its ttl).
+      std::string why = too_late_reason(acquired->lease);
+      note(ctx, why + "; waiting in line again");
+      (void)control.release(acquired->lease, {.status = ExecutionStatus::Lost, .reason = why});
+      if (plan.options.wait_timeout) {
+        auto spent = std::chrono::ceil<milliseconds>(control.clock().monotonic_now() - began);
+        plan.options.wait_timeout =
+            std::max(milliseconds(1), *plan_in.options.wait_timeout - spent);
+      }
+      continue;
     }
-    return 128 + signal;
+    return finish_run(ctx, plan, control, std::move(acquired), signal, cmd, report);
   }
-  if (!acquired) {
-    return store_trouble(ctx, plan, acquired.error(), cmd, report);
-  }
-  if (acquired->outcome != AcquireOutcome::Granted) {
-    return not_granted(ctx, plan, *acquired, report);
-  }
-  if (ctx.verbose) {
-    note(ctx, fmt::format("acquired {} (token {}, ttl {}, execution {})", plan.options.key,
-                          acquired->lease.token, format_duration(plan.options.ttl),
-                          acquired->lease.execution_id));
-  }
-  return supervise(ctx, plan, control, acquired->lease, cmd, report);
 }
 
 }  // namespace aec::cli

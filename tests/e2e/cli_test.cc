@@ -2,6 +2,7 @@
 // termination messages, the admin verbs and labels, each against the real binary and a real
 // sqlite file in its own temporary directory.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -435,6 +436,39 @@ TEST_F(CliTest, AGrantThatArrivesAfterItsTtlDoesNotStartTheCommand) {
   });
   ASSERT_NE(release, seen.end()) << "the lost run was not recorded";
   EXPECT_EQ(Json::parse(release->body).value("status", ""), "lost") << release->body;
+}
+
+TEST_F(CliTest, AWaitingRunGivesALateGrantBackAndWaitsAgain) {
+  std::atomic<int> asked{0};
+  testing::CannedHttp aecd([&](const testing::CannedRequest& r) {
+    if (r.target == "/v1/leases") {
+      int n = ++asked;
+      if (n == 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the late answer
+      }
+      Json req = Json::parse(r.body);
+      Json lease = {{"key", req["key"]},
+                    {"execution_id", req["execution_id"]},
+                    {"token", n == 1 ? 7 : 8},
+                    {"ttl_ms", req["ttl_ms"]}};
+      return testing::CannedResponse{
+          .body = Json{{"outcome", "granted"}, {"lease", lease}, {"version", n}}.dump()};
+    }
+    bool second = r.target.find("/leases/8/") != std::string::npos;
+    return testing::CannedResponse{.body =
+                                       second ? R"({"outcome": "ok"})" : R"({"outcome": "lost"})"};
+  });
+  Output o = run_aec({"run", "--store", aecd.url(), "--key", "etl/late", "--ttl", "1s", "--on-busy",
+                      "wait", "--", "sh", "-c", "echo $AEC_FENCING_TOKEN > " + path("m")});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(read_file(path("m")), "8\n") << "the command must run on the second grant alone";
+  EXPECT_NE(o.err.find("waiting in line again"), std::string::npos) << o.err;
+  std::vector<testing::CannedRequest> seen = aecd.requests();
+  auto given_back = std::find_if(seen.begin(), seen.end(), [](const testing::CannedRequest& r) {
+    return r.target == "/v1/keys/etl%2Flate/leases/7/release";
+  });
+  ASSERT_NE(given_back, seen.end()) << "the late grant was not given back";
+  EXPECT_EQ(Json::parse(given_back->body).value("status", ""), "lost") << given_back->body;
 }
 
 TEST_F(CliTest, UnreachableStoreWithProceedRunsTheCommandWithAWarning) {
