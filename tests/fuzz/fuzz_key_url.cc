@@ -169,6 +169,7 @@ void check_http_url(std::string_view url) {
 void check_etcd_url(std::string_view url) {
   Result<etcd::EtcdUrl> u = etcd::parse_etcd_url(url);
   if (!u) {
+    check_one_line_error(u.error(), "etcd URL");
     return;
   }
   AEC_FUZZ_CHECK(!u->endpoints.empty() && !u->prefix.empty(), u->display);

@@ -12,13 +12,13 @@ namespace {
 constexpr std::string_view kForm = "etcd://HOST:PORT[,HOST:PORT...][?prefix=P&dial_timeout=5s]";
 
 Status bad(std::string_view url, std::string_view what) {
-  return invalid_argument(fmt::format("store URL '{}': {}; write {}", url, what, kForm));
+  return invalid_argument(fmt::format("store URL {}: {}; write {}", quote(url), what, kForm));
 }
 
 Status set_param(EtcdUrl& out, std::string_view url, std::string_view param) {
   std::size_t eq = param.find('=');
   if (eq == std::string_view::npos) {
-    return bad(url, fmt::format("parameter '{}' has no value", param));
+    return bad(url, fmt::format("parameter {} has no value", quote(param)));
   }
   std::string_view name = param.substr(0, eq);
   std::string_view value = param.substr(eq + 1);
@@ -32,13 +32,14 @@ Status set_param(EtcdUrl& out, std::string_view url, std::string_view param) {
   if (name == "dial_timeout" || name == "rpc_timeout") {
     Result<milliseconds> d = parse_duration(value);
     if (!d || *d < milliseconds(1)) {
-      return bad(url, fmt::format("{} '{}' is not a positive duration such as 5s", name, value));
+      return bad(url,
+                 fmt::format("{} {} is not a positive duration such as 5s", name, quote(value)));
     }
     (name == "dial_timeout" ? out.dial_timeout : out.rpc_timeout) = *d;
     return Status::ok();
   }
-  return bad(
-      url, fmt::format("unknown parameter '{}' (known: prefix, dial_timeout, rpc_timeout)", name));
+  return bad(url, fmt::format("unknown parameter {} (known: prefix, dial_timeout, rpc_timeout)",
+                              quote(name)));
 }
 
 }  // namespace
@@ -59,7 +60,7 @@ Result<EtcdUrl> parse_etcd_url(std::string_view url) {
   for (std::string_view endpoint : split(hosts, ',')) {
     Result<HostPort> hp = split_host_port(endpoint);
     if (!hp || hp->host.empty() || hp->port.empty()) {
-      return bad(url, fmt::format("endpoint '{}' is not HOST:PORT", endpoint));
+      return bad(url, fmt::format("endpoint {} is not HOST:PORT", quote(endpoint)));
     }
     out.endpoints.emplace_back(endpoint);
   }
