@@ -7,7 +7,7 @@
 #
 #   scripts/soak.sh                      # everything at the soak figures
 #   scripts/soak.sh --tests T2,T4        # only these tests (T1-T13)
-#   scripts/soak.sh --stores sqlite,aecd # only these stores (sqlite, aecd, postgres, etcd)
+#   scripts/soak.sh --stores sqlite,aecd # only these stores (sqlite, aecd, postgres, etcd, dynamodb)
 #   scripts/soak.sh --ci                 # the CI figures (minutes; to try the script)
 #
 # Builds the dev preset, starts its own PostgreSQL and etcd cluster (scripts/dev-servers.sh) in
@@ -20,7 +20,7 @@ die() { echo "soak.sh: $*" >&2; exit 64; }
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 tests="T1,T2,T3,T4,T5,T6,T7,T8,T9,T10,T11,T12,T13"
-stores="sqlite,aecd,postgres,etcd"
+stores="sqlite,aecd,postgres,etcd,dynamodb"
 ci=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,7 +35,8 @@ for t in ${tests//,/ }; do
   [[ "$t" =~ ^T([1-9]|1[0-3])$ ]] || die "unknown test '$t' (T1-T13)"
 done
 for s in ${stores//,/ }; do
-  [[ " sqlite aecd postgres etcd " == *" $s "* ]] || die "unknown store '$s' (sqlite, aecd, postgres, etcd)"
+  [[ " sqlite aecd postgres etcd dynamodb " == *" $s "* ]] ||
+    die "unknown store '$s' (sqlite, aecd, postgres, etcd, dynamodb)"
 done
 
 if [ "$ci" -eq 0 ]; then
@@ -54,8 +55,8 @@ cmake --build --preset dev -- -j"$(nproc 2>/dev/null || echo 2)" process_fault_t
 servers=$(mktemp -d /tmp/aec-soak-XXXXXX)
 cleanup() { scripts/dev-servers.sh down --dir "$servers" >/dev/null 2>&1 || true; rm -rf "$servers"; }
 trap cleanup EXIT
-if [[ ",$stores," == *,postgres,* || ",$stores," == *,etcd,* ]]; then
-  say "Starting PostgreSQL and etcd in $servers"
+if [[ ",$stores," == *,postgres,* || ",$stores," == *,etcd,* || ",$stores," == *,dynamodb,* ]]; then
+  say "Starting PostgreSQL, etcd and dynalite in $servers"
   scripts/dev-servers.sh up --dir "$servers" >/dev/null
 fi
 export AEC_TEST_SERVERS_ENV=$servers/urls.env
