@@ -81,7 +81,7 @@ Result<DynamoStore::Read> DynamoStore::read_state(const std::string& key) {
   json body = {
       {"TableName", url_.table}, {"Key", item_key(key, kStateSort)}, {"ConsistentRead", true}};
   AEC_ASSIGN_OR_RETURN(json answer, call("GetItem", body));
-  Read r{.at = clock_->monotonic_now()};
+  Read r;
   AEC_ASSIGN_OR_RETURN(r.rec, state_from(answer.value("Item", json()), key));
   sightings_.keep_only(key, r.rec);
   remember(key, r.rec);
@@ -92,7 +92,7 @@ Result<DynamoStore::Read> DynamoStore::state_for(const std::string& key, bool& f
   if (!fresh) {
     std::lock_guard lock(cache_mu_);
     if (auto it = cache_.find(key); it != cache_.end()) {
-      return Read{.rec = it->second, .at = clock_->monotonic_now()};
+      return Read{.rec = it->second};
     }
   }
   fresh = true;
@@ -255,6 +255,11 @@ std::vector<Holder> DynamoStore::holders(const KeyRecord& rec, const Judged& j,
   return out;
 }
 
+std::vector<LeaseEntry>::iterator DynamoStore::find_lease(KeyRecord& rec, std::int64_t token) {
+  return std::find_if(rec.leases.begin(), rec.leases.end(),
+                      [&](const LeaseEntry& l) { return l.run.execution.token == token; });
+}
+
 std::int64_t DynamoStore::stamp() {
   std::int64_t now =
       std::chrono::duration_cast<std::chrono::microseconds>(clock_->system_now().time_since_epoch())
@@ -410,8 +415,7 @@ Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t 
     AEC_ASSIGN_OR_RETURN(Read r, state_for(key, fresh));
     KeyRecord next = r.rec;
     Judged j = judge(key, next, clock_->monotonic_now());
-    auto mine = std::find_if(next.leases.begin(), next.leases.end(),
-                             [&](const LeaseEntry& l) { return l.run.execution.token == token; });
+    auto mine = find_lease(next, token);
     if (mine == next.leases.end()) {
       if (!fresh) {
         fresh = true;  // "lost" comes from a fresh read
@@ -450,8 +454,7 @@ Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_
     Judged j = judge(key, next, clock_->monotonic_now());
     SysTime wall = clock_->system_now();
     std::vector<RunRecord> lost = expire(next, j, wall);
-    auto mine = std::find_if(next.leases.begin(), next.leases.end(),
-                             [&](const LeaseEntry& l) { return l.run.execution.token == token; });
+    auto mine = find_lease(next, token);
     if (mine == next.leases.end()) {
       if (!fresh) {
         fresh = true;  // "lost" comes from a fresh read

@@ -78,7 +78,6 @@ class DynamoStore final : public Store {
  private:
   struct Read {
     KeyRecord rec;
-    MonoTime at{};  // when the answer arrived
   };
   enum class Commit { Landed, Conflict };
   enum class RunWrite { IfAbsent, Always };
@@ -115,6 +114,8 @@ class DynamoStore final : public Store {
   // shows an unwritten end as Lost, so a failure here fails nothing the caller asked for.
   void put_run_after_commit(const std::string& key, const RunRecord& run, RunWrite mode);
   std::vector<Holder> holders(const KeyRecord& rec, const Judged& j, MonoTime now) const;
+  // The live lease of `token` in `rec`, or rec.leases.end().
+  static std::vector<LeaseEntry>::iterator find_lease(KeyRecord& rec, std::int64_t token);
   // Sets `result` to Busy when no slot is free for the caller (all are taken, or callers ahead
   // in line are owed the free ones); then, with req.queue, keeps or takes the caller's place
   // in `next`, with a new record version (`place_rv`).
