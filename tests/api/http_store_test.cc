@@ -26,6 +26,8 @@ using Steady = std::chrono::steady_clock;
 class Socket {
  public:
   explicit Socket(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    int on = 1;  // its port can be taken again while a connection it accepted is closing
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -283,6 +285,55 @@ TEST(HttpStoreTest, AReleaseSentTwiceByLibcurlIsNotReportedLost) {
   ASSERT_EQ(seen.size(), 3U);
   EXPECT_NE(seen[1].find("/leases/7/release"), std::string::npos);
   EXPECT_NE(seen[2].find("/leases/7/release"), std::string::npos) << "libcurl did not resend";
+  ASSERT_FALSE(r.has_value()) << "reported as " << (*r == LeaseOutcome::Lost ? "lost" : "ok");
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("sent it again"), std::string::npos) << r.error().message();
+}
+
+// The same, found again by T8 in CI: aecd died right after it applied the release, and was not
+// listening yet when libcurl came back with the second copy. The "could not connect" that ended
+// that attempt passed for a call never sent; the transport sent it again after its backoff, and
+// the restarted aecd's "lost" was believed.
+TEST(HttpStoreTest, AReleaseResentAfterARefusedConnectIsNotReportedLost) {
+  auto server = std::make_unique<Socket>(/*listening=*/true);
+  auto store = open_or_die(server->url());
+  std::string port = server->url().substr(server->url().rfind(':') + 1);
+  auto served = std::async(std::launch::async, [&server, &port] {
+    int first = ::accept(server->fd(), nullptr, nullptr);
+    std::string renew = read_request(first);
+    std::string ok = R"({"outcome": "ok"})";
+    std::string keep = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(ok.size()) + "\r\n\r\n" + ok;
+    EXPECT_EQ(::write(first, keep.data(), keep.size()), static_cast<ssize_t>(keep.size()));
+    std::string release = read_request(first);  // applied; then the server dies, no answer
+    server.reset();                             // nobody listens: libcurl's resend is refused
+    ::close(first);
+    // The server comes back on the same port within the transport's first backoff (25-50 ms):
+    // a pause here only shapes the test (had libcurl come back later than this, the second copy
+    // would take the path of the test above, and the answer must be the same).
+    std::this_thread::sleep_for(10ms);
+    int again_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int on = 1;
+    ::setsockopt(again_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(port)));
+    EXPECT_EQ(::bind(again_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(again_fd, 16), 0);
+    int second = ::accept(again_fd, nullptr, nullptr);
+    std::string again = read_request(second);
+    std::string lost = http_response(200, R"({"outcome": "lost"})");
+    EXPECT_EQ(::write(second, lost.data(), lost.size()), static_cast<ssize_t>(lost.size()));
+    ::close(second);
+    ::close(again_fd);
+    return std::vector<std::string>{renew, release, again};
+  });
+  ASSERT_TRUE(store->renew("k", 7, 5s).has_value());
+  auto r = store->release("k", 7, {});
+  std::vector<std::string> seen = served.get();
+  ASSERT_EQ(seen.size(), 3U);
+  EXPECT_NE(seen[2].find("/leases/7/release"), std::string::npos) << "not sent again";
   ASSERT_FALSE(r.has_value()) << "reported as " << (*r == LeaseOutcome::Lost ? "lost" : "ok");
   EXPECT_EQ(r.error().code(), Code::Unavailable);
   EXPECT_NE(r.error().message().find("sent it again"), std::string::npos) << r.error().message();

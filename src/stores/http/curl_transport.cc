@@ -236,7 +236,9 @@ CurlTransport::Attempt CurlTransport::perform(Handle& h, const HttpCall& call) {
   curl_easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, &a.status);
   long connects = 0;  // NOLINT(google-runtime-int): libcurl's type
   curl_easy_getinfo(h.easy, CURLINFO_NUM_CONNECTS, &connects);
-  a.reconnected = h.kept_alive && connects > 0;
+  // A kept-alive handle whose transfer failed to connect had a reused connection first:
+  // libcurl may have sent the request on it, then failed to connect for its resend.
+  a.reconnected = h.kept_alive && (connects > 0 || a.code != CURLE_OK);
   h.kept_alive = a.code == CURLE_OK;
   a.error = h.error;
   return a;
@@ -245,6 +247,8 @@ CurlTransport::Attempt CurlTransport::perform(Handle& h, const HttpCall& call) {
 Result<HttpAnswer> CurlTransport::send(const HttpCall& call) {
   auto start = std::chrono::steady_clock::now();
   milliseconds backoff = kFirstBackoff;
+  // An earlier attempt may have reached the server: the answer may be to a second copy.
+  bool sent_before = false;
   auto cancelled = [&] {
     return Status(Code::Cancelled,
                   fmt::format("{} {}{} cancelled", call.method, options_.base_url, call.target));
@@ -273,13 +277,18 @@ Result<HttpAnswer> CurlTransport::send(const HttpCall& call) {
       return cancelled();
     }
     if (a.code == CURLE_OK) {
-      return HttpAnswer{a.status, std::move(a.body), a.reconnected};
+      return HttpAnswer{a.status, std::move(a.body), a.reconnected || sent_before};
     }
     auto spent = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
     milliseconds pause = jittered(backoff);
     if (!certainly_not_sent(a.code) || spent + pause > options_.retry_budget) {
       return failure(call, a, attempts, spent);
     }
+    // "Could not connect" ends an attempt that may have sent the request on a reused
+    // connection first, and tried to connect only for libcurl's resend: aecd killed right after
+    // it acted, and not listening yet when libcurl came back (found by the reliability suite's
+    // aecd crashes, T8).
+    sent_before = sent_before || a.reconnected;
     if (!pause_for(pause, call.stop)) {
       return cancelled();
     }

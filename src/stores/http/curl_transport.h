@@ -52,6 +52,8 @@ struct HttpAnswer {
   // that when the kept-alive one turns out dead, before sending or after: it sends a request
   // again, once, when its reused connection breaks with no answer, even if the server got the
   // first copy (curl has no switch for this before 8.16). So the server may have acted twice.
+  // Also set when an earlier attempt of the call failed that way and was sent again after a
+  // backoff (its resend found nobody listening).
   bool reconnected = false;
 };
 
