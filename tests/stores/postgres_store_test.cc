@@ -1,6 +1,7 @@
 // What only the postgres store promises, against a real server (scripts/dev-servers.sh): a
 // refused acquire writes nothing, waits are woken by changes made through other connections
-// (NOTIFY) or by polling behind a transaction pooler, and its schema is versioned.
+// (NOTIFY) or by polling behind a transaction pooler, its schema is versioned, and a call on a
+// connection that went silent ends in time.
 #include <future>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include <aec/open_store.h>
 
 #include "stores/postgres/pg_schema.h"
+#include "tests/fault/fault_proxy.h"
 #include "tests/support/servers.h"
 
 namespace aec::testing {
@@ -232,6 +234,43 @@ TEST_F(PostgresStoreTest, ConcurrentFirstOpensCreateTheSchemaOnce) {
   }
   auto store = open(url());
   EXPECT_EQ(store->acquire(request("e1"))->lease.token, 1);
+}
+
+// Found by the reliability suite (T11, a half-open partition): a statement unanswered on a
+// connection gone half open was given up at its timeout, and then libpq's cancel request,
+// made on a new connection along the same dead path, waited for the server's answer forever
+// (PQcancel has no timeout): `aec run` never ended, the network long healed. No cancel is sent
+// now: the call ends at its timeout.
+TEST_F(PostgresStoreTest, AStatementUnansweredOnAHalfOpenConnectionEndsAtItsTimeout) {
+  // base_ is postgres://USER@HOST:PORT/DATABASE: the same through a proxy.
+  std::size_t at = base_.find('@');
+  std::size_t colon = base_.find(':', at);
+  std::size_t slash = base_.find('/', colon);
+  ASSERT_TRUE(at != std::string::npos && colon != std::string::npos && slash != std::string::npos)
+      << base_;
+  auto proxy = fault::FaultProxy::start(base_.substr(at + 1, colon - at - 1),
+                                        std::stoi(base_.substr(colon + 1, slash - colon - 1)));
+  ASSERT_TRUE(proxy.has_value()) << proxy.status().message();
+  std::string proxied = base_.substr(0, colon + 1) + std::to_string((*proxy)->port()) +
+                        base_.substr(slash) + "?schema=" + schema_ + "&connect_timeout=2";
+  StoreOptions options;
+  options.lock_timeout = 1s;  // how long the store waits for an answer
+  auto store = open(proxied, options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->acquire(request("first")).has_value());  // the pool's connection is open
+  (*proxy)->half_open();
+  auto call = std::async(std::launch::async, [&] { return store->acquire(request("second")); });
+  // A generous bound (the timeout is 1 s, a new connection's 2 s): before the fix, never.
+  bool ended = call.wait_for(30s) == std::future_status::ready;
+  if (!ended) {
+    proxy->reset();  // closes every connection: the stuck cancel returns, and the call with it
+  }
+  Result<AcquireResult> r = call.get();
+  ASSERT_TRUE(ended) << "the call did not end within 30 s";
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::Unavailable) << r.error().to_string();
+  EXPECT_NE(r.error().message().find("may or may not have run"), std::string::npos)
+      << r.error().message();
 }
 
 TEST_F(PostgresStoreTest, AServerThatIsDownIsUnavailableInOneLine) {
