@@ -85,7 +85,9 @@ used_ports=" "
 # (an outgoing connection's local port makes a later bind fail even though nothing listens).
 read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
 [ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
-# A TCP port on 127.0.0.1 that nothing listens on (and that this run has not handed out).
+# Sets variable $1 to a TCP port on 127.0.0.1 that nothing listens on (and that this run has not
+# handed out). Not through $(...): a subshell's note of the ports handed out would be lost, and
+# two etcd members once got one port.
 free_port() {
   local p tries
   for tries in $(seq 200); do
@@ -93,7 +95,7 @@ free_port() {
     case "$used_ports" in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       used_ports+="$p "
-      echo "$p"
+      printf -v "$1" '%s' "$p"
       return
     fi
   done
@@ -146,7 +148,7 @@ postgres_up() {
       >"$pgdir/initdb.log" 2>&1 || die "initdb failed: see $pgdir/initdb.log"
   fi
   # A restart keeps its port (clients and the URLs file still point there).
-  if [ -f "$pgdir/port" ]; then port=$(cat "$pgdir/port"); else port=$(free_port); fi
+  if [ -f "$pgdir/port" ]; then port=$(cat "$pgdir/port"); else free_port port; fi
   # Under libfaketime (--faketime, and start-postgres after it): the clock file's offset on the
   # wall clock.
   local clock=$pgdir/faketime.txt preload=()
@@ -202,7 +204,7 @@ pgbouncer_up() {
   [ -n "$pg" ] || die "pgbouncer needs postgres: run 'up --only postgres' first (or no --only)"
   pg=${pg#postgres://aec@127.0.0.1:}
   pg=${pg%%/*}
-  port=$(free_port)
+  free_port port
   cat >"$ini" <<EOF
 [databases]
 aec = host=127.0.0.1 port=$pg dbname=aec user=aec
@@ -231,8 +233,8 @@ etcd_up() {
   local n cluster="" endpoints="" client=() peer=()
   if alive "$dir/etcd-1.pid"; then say "etcd: already running"; return; fi
   for n in 1 2 3; do
-    client[n]=$(free_port)
-    peer[n]=$(free_port)
+    free_port "client[n]"
+    free_port "peer[n]"
     cluster+="${cluster:+,}m$n=http://127.0.0.1:${peer[n]}"
     endpoints+="${endpoints:+,}127.0.0.1:${client[n]}"
   done
@@ -274,7 +276,7 @@ dynalite_up() {
     say "$why: skipped, and so are the tests of the dynamodb:// store"
     return
   fi
-  port=$(free_port)
+  free_port port
   rm -rf "$dir/dynalite"
   mkdir -p "$dir/dynalite"
   # Tables become ACTIVE 50 ms after a create (dynalite's default, 500 ms, only slows tests).
