@@ -69,16 +69,21 @@ StoreKind etcd_store() {
 
 // dynalite, a table of its own for each test (named as the schemas above). dynalite checks that
 // a request is signed, not by whom: any key will do when the environment has none.
-StoreKind dynamodb_store() {
+// `layout` is the URL's layout= (empty: the default, native).
+StoreKind dynamodb_store(const std::string& layout) {
   if (server_setting("AEC_TEST_DYNAMODB_ENDPOINT") && std::getenv("AWS_ACCESS_KEY_ID") == nullptr) {
     setenv("AWS_ACCESS_KEY_ID", "AKIDAECTEST", 0);
     setenv("AWS_SECRET_ACCESS_KEY", "aec-test-secret", 0);
   }
-  return server_store("dynamodb", "AEC_TEST_DYNAMODB_ENDPOINT",
-                      [](const std::string& base, const StoreEnv& env) {
-                        return "dynamodb://aec-" + schema_for(env) +
-                               "?region=eu-west-1&create=true&endpoint=" + percent_encode(base);
-                      });
+  StoreKind kind =
+      server_store(layout.empty() ? "dynamodb" : "dynamodb_python", "AEC_TEST_DYNAMODB_ENDPOINT",
+                   [layout](const std::string& base, const StoreEnv& env) {
+                     return "dynamodb://aec-" + schema_for(env) +
+                            "?region=eu-west-1&create=true&endpoint=" + percent_encode(base) +
+                            (layout.empty() ? "" : "&layout=" + layout);
+                   });
+  kind.one_per_key = !layout.empty();
+  return kind;
 }
 
 }  // namespace
@@ -111,7 +116,9 @@ std::vector<StoreKind> all_stores() {
                             "&listen=" + percent_encode(session.value_or(""));
                    }),
       etcd_store(),
-      dynamodb_store(),
+      dynamodb_store(""),
+      // The table shared with the Python atomic_execution_control library.
+      dynamodb_store("aec-python"),
   };
 }
 

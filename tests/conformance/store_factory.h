@@ -24,9 +24,10 @@ struct StoreKind {
   std::string name;
   // Opens the store (again, for a restart) in `env`.
   std::function<std::unique_ptr<Store>(const StoreEnv& env)> open;
-  bool durable = false;     // state survives reopening
-  bool boot_aware = false;  // leases end with the host's boot id
-  std::string skip;         // when set, the store cannot be opened here: why (tests skip)
+  bool durable = false;      // state survives reopening
+  bool boot_aware = false;   // leases end with the host's boot id
+  bool one_per_key = false;  // takes limit 1 alone (dynamodb's layout=aec-python)
+  std::string skip;          // when set, the store cannot be opened here: why (tests skip)
 };
 
 std::vector<StoreKind> all_stores();

@@ -14,7 +14,8 @@
 //   'G' the real etcd client and the store's key readers (read_snapshot, read_entries,
 //       plan_reap) against FakeEtcd, which answers every Txn with the payload (a TxnResponse).
 //   'Y' a DynamoDB item as the dynamodb:// store reads it (dynamo_items.h; selector: a state
-//       item or a run record). A decoded item must survive encode -> decode unchanged.
+//       item, a run record, or layout=aec-python's lock item). A decoded item must survive
+//       encode -> decode unchanged, and a lock item's times parse back to what they say.
 // Every error must be a non-empty single line (aec::Status's contract).
 #include <cstddef>
 #include <cstdint>
@@ -330,7 +331,22 @@ void dynamo_item(std::uint8_t which, std::string_view body) {
   if (item.is_discarded()) {
     return;
   }
-  if (which % 2 == 0) {
+  if (which % 3 == 2) {
+    Result<aws::LockItem> lock = aws::lock_from(item, "k");
+    if (!lock) {
+      AEC_FUZZ_CHECK(lock.error().code() == Code::DataLoss, lock.error().to_string());
+      return check_one_line_error(lock.error(), "lock item");
+    }
+    std::string text = aws::lock_item("pk", "k", *lock).dump();
+    Result<aws::LockItem> again = aws::lock_from(json::parse(text), "k");
+    AEC_FUZZ_CHECK(again.has_value(), text + ": " + again.error().to_string());
+    AEC_FUZZ_CHECK(aws::lock_item("pk", "k", *again).dump() == text, text);
+    if (std::optional<SysTime> t = aws::parse_python_time(lock->updated_at)) {
+      AEC_FUZZ_CHECK(aws::python_time(*t) == lock->updated_at, lock->updated_at);
+    }
+    return;
+  }
+  if (which % 3 == 0) {
     Result<aws::KeyRecord> rec = aws::state_from(item, "k");
     if (!rec) {
       AEC_FUZZ_CHECK(rec.error().code() == Code::DataLoss, rec.error().to_string());

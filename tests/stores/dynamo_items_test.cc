@@ -1,6 +1,10 @@
 // The native layout's items: a state item and a run record read back as written, and items that
-// are not what aec wrote refused with DataLoss naming the attribute, never a crash.
+// are not what aec wrote refused with DataLoss naming the attribute, never a crash. The lock item
+// of layout=aec-python, as the Python library writes and reads it.
 #include "stores/dynamodb/dynamo_items.h"
+
+#include <cstdlib>
+#include <ctime>
 
 #include <gtest/gtest.h>
 
@@ -143,6 +147,109 @@ TEST(DynamoItems, ItemsAecDidNotWriteAreDataLossNamingTheAttribute) {
     EXPECT_NE(rec.error().message().find(c.says), std::string::npos)
         << c.what << ": " << rec.error().message();
   }
+}
+
+// The Python library writes datetime.now().strftime("%Y-%m-%dT%H:%M:%S.%f"): local time, six
+// fraction digits, no zone.
+TEST(DynamoItems, PythonTimesAreLocalWithSixFractionDigitsAndNoZone) {
+  const char* saved = std::getenv("TZ");
+  std::string restore = saved != nullptr ? saved : "";
+  setenv("TZ", "Europe/Madrid", 1);  // UTC+1 in winter
+  tzset();
+  SysTime t = SysTime(1'700'000'000'000'000us + 42us);  // 2023-11-14T22:13:20.000042Z
+  EXPECT_EQ(python_time(t), "2023-11-14T23:13:20.000042");
+  setenv("TZ", "UTC", 1);
+  tzset();
+  EXPECT_EQ(python_time(t), "2023-11-14T22:13:20.000042");
+  EXPECT_EQ(python_time(SysTime(1'700'000'000'000'000us)), "2023-11-14T22:13:20.000000");
+  EXPECT_EQ(parse_python_time("2023-11-14T22:13:20.000042"), t);
+  EXPECT_EQ(parse_python_time("2023-11-14T22:13:20"), std::nullopt);  // as the library: refused
+  EXPECT_EQ(parse_python_time("2023-11-14T22:13:20.00004Z"), std::nullopt);
+  EXPECT_EQ(parse_python_time("2023-13-14T22:13:20.000042"), std::nullopt);
+  EXPECT_EQ(parse_python_time("2023-02-30T22:13:20.000042"), std::nullopt);
+  if (saved != nullptr) {
+    setenv("TZ", restore.c_str(), 1);
+  } else {
+    unsetenv("TZ");
+  }
+  tzset();
+}
+
+TEST(DynamoItems, AecsItemsInThePythonLayoutAreNamedApartFromItsKeys) {
+  EXPECT_EQ(python_item_key("2024-01-01", kStateSort), "aec#state#2024-01-01");
+  EXPECT_EQ(python_item_key("etl/daily", run_sort_key(3)),
+            "aec#run#00000000000000000003#etl/daily");
+  EXPECT_EQ(python_item_key("etl/daily", skipped_sort_key(3, 2)),
+            "aec#skip#00000000000000000003#00000000000000000002#etl/daily");
+  // A key that looks like the numbers of a skipped run still gets an item of its own.
+  EXPECT_NE(python_item_key("00000000000000000002#x", run_sort_key(3)),
+            python_item_key("x", skipped_sort_key(3, 2)));
+}
+
+// An item exactly as the Python library's write_atomically_a_key() puts it: aec reads it as held
+// by someone else (no aec attributes), and FINISHED after update_status().
+TEST(DynamoItems, ThePythonLibrarysLockItemReadsAsHeldByPython) {
+  json item = {{"YourKey", {{"S", "2024-01-01"}}},
+               {"status_execution", {{"S", "IN_PROGRESS"}}},
+               {"created_at", {{"S", "2024-01-01T10:00:00.123456"}}},
+               {"updated_at", {{"S", "2024-01-01T10:00:00.123456"}}}};
+  Result<LockItem> l = lock_from(item, "2024-01-01");
+  ASSERT_TRUE(l.has_value()) << l.error().to_string();
+  EXPECT_TRUE(l->exists);
+  EXPECT_FALSE(l->finished);
+  EXPECT_EQ(l->token, 0);
+  EXPECT_EQ(l->updated_at, "2024-01-01T10:00:00.123456");
+  item["status_execution"] = {{"S", "FINISHED"}};
+  l = lock_from(item, "2024-01-01");
+  ASSERT_TRUE(l.has_value());
+  EXPECT_TRUE(l->finished);
+  Result<LockItem> missing = lock_from(json::object(), "2024-01-01");
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_FALSE(missing->exists);
+}
+
+TEST(DynamoItems, AecsLockItemHasThePythonAttributesAndReadsBack) {
+  LockItem l{.exists = true,
+             .created_at = "2024-01-01T10:00:00.000001",
+             .updated_at = "2024-01-01T10:00:05.000002",
+             .token = 9,
+             .execution_id = "exec-9",
+             .rv = "abc",
+             .ttl = 30s,
+             .owner = "h1:42",
+             .expires_at = 1'704'103'235};
+  json item = lock_item("YourKey", "2024-01-01", l);
+  EXPECT_EQ(item["YourKey"], json({{"S", "2024-01-01"}}));
+  EXPECT_EQ(item["status_execution"], json({{"S", "IN_PROGRESS"}}));
+  EXPECT_EQ(item["created_at"], json({{"S", l.created_at}}));
+  EXPECT_EQ(item["updated_at"], json({{"S", l.updated_at}}));
+  EXPECT_EQ(item["expires_at"], json({{"N", "1704103235"}}));
+  Result<LockItem> back = lock_from(item, "2024-01-01");
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(back->token, 9);
+  EXPECT_EQ(back->execution_id, "exec-9");
+  EXPECT_EQ(back->rv, "abc");
+  EXPECT_EQ(back->ttl, 30s);
+  EXPECT_EQ(back->owner, "h1:42");
+  l.finished = true;
+  EXPECT_EQ(lock_item("YourKey", "2024-01-01", l)["status_execution"], json({{"S", "FINISHED"}}));
+}
+
+TEST(DynamoItems, ALockItemNeitherSideWroteIsDataLossNamingTheAttribute) {
+  json item = {{"k", {{"S", "x"}}}, {"status_execution", {{"S", "DONE"}}}};
+  Result<LockItem> l = lock_from(item, "x");
+  ASSERT_FALSE(l.has_value());
+  EXPECT_EQ(l.error().code(), Code::DataLoss);
+  EXPECT_NE(l.error().message().find("status_execution"), std::string::npos);
+  item["status_execution"] = {{"S", "IN_PROGRESS"}};
+  item["aec_token"] = {{"N", "3"}};  // the rest of aec's attributes missing
+  l = lock_from(item, "x");
+  ASSERT_FALSE(l.has_value());
+  EXPECT_NE(l.error().message().find("aec_execution_id"), std::string::npos) << l.error().message();
+  json no_status = {{"k", {{"S", "x"}}}};
+  l = lock_from(no_status, "x");
+  ASSERT_FALSE(l.has_value());
+  EXPECT_NE(l.error().message().find("status_execution"), std::string::npos);
 }
 
 }  // namespace

@@ -28,6 +28,14 @@ TEST(DynamoUrl, EveryParameterIsRead) {
   EXPECT_EQ(u->profile, "ops");
   EXPECT_EQ(u->key, "job_key");
   EXPECT_TRUE(u->create);
+  EXPECT_FALSE(u->python);
+}
+
+TEST(DynamoUrl, TheLayoutOfThePythonLibrarysTableIsChosenByName) {
+  Result<DynamoUrl> u = parse_dynamo_url("dynamodb://jobs?layout=aec-python&key=YourKey");
+  ASSERT_TRUE(u) << u.error().to_string();
+  EXPECT_TRUE(u->python);
+  EXPECT_EQ(u->key, "YourKey");
 }
 
 TEST(DynamoUrl, AnEndpointMayBeWrittenWithoutEncoding) {

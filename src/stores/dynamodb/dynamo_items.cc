@@ -1,6 +1,7 @@
 #include "stores/dynamodb/dynamo_items.h"
 
 #include <charconv>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -331,6 +332,126 @@ Result<KeyRecord> state_from(const json& item, std::string_view key) {
     return r.error();
   }
   return rec;
+}
+
+std::string python_item_key(std::string_view key, std::string_view sort_key) {
+  if (sort_key == kStateSort) {
+    return fmt::format("{}state#{}", kPythonPrefix, key);
+  }
+  // run#TOKEN, or run#TOKEN#SEQ for a skipped run: the numbers are of fixed width, and the two
+  // forms get prefixes of their own, so the key after them is never mistaken for a number.
+  std::string_view numbers = sort_key.substr(kRunPrefix.size());
+  bool skipped = numbers.find('#') != std::string_view::npos;
+  return fmt::format("{}{}{}#{}", kPythonPrefix, skipped ? "skip#" : "run#", numbers, key);
+}
+
+std::string python_time(SysTime t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::int64_t seconds = us / 1'000'000;
+  std::int64_t fraction = us % 1'000'000;
+  if (fraction < 0) {
+    fraction += 1'000'000;
+    --seconds;
+  }
+  std::time_t tt = static_cast<std::time_t>(seconds);
+  std::tm local{};
+  localtime_r(&tt, &local);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}", local.tm_year + 1900,
+                     local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec,
+                     fraction);
+}
+
+std::optional<SysTime> parse_python_time(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS.ffffff
+  if (s.size() != 26 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+      s[16] != ':' || s[19] != '.') {
+    return std::nullopt;
+  }
+  auto number = [&](std::size_t at, std::size_t width) -> std::optional<int> {
+    int out = 0;
+    auto [end, ec] = std::from_chars(s.data() + at, s.data() + at + width, out);
+    if (ec != std::errc() || end != s.data() + at + width) {
+      return std::nullopt;
+    }
+    return out;
+  };
+  std::optional<int> parts[] = {number(0, 4),  number(5, 2),  number(8, 2), number(11, 2),
+                                number(14, 2), number(17, 2), number(20, 6)};
+  for (const auto& p : parts) {
+    if (!p || *p < 0) {
+      return std::nullopt;
+    }
+  }
+  std::tm local{};
+  local.tm_year = *parts[0] - 1900;
+  local.tm_mon = *parts[1] - 1;
+  local.tm_mday = *parts[2];
+  local.tm_hour = *parts[3];
+  local.tm_min = *parts[4];
+  local.tm_sec = *parts[5];
+  local.tm_isdst = -1;
+  if (local.tm_mon > 11 || local.tm_mday < 1 || local.tm_mday > 31 || local.tm_hour > 23 ||
+      local.tm_min > 59 || local.tm_sec > 60) {
+    return std::nullopt;
+  }
+  std::time_t t = std::mktime(&local);
+  if (t == static_cast<std::time_t>(-1)) {
+    return std::nullopt;
+  }
+  SysTime out(std::chrono::duration_cast<SysTime::duration>(std::chrono::seconds(t) +
+                                                            std::chrono::microseconds(*parts[6])));
+  if (python_time(out) != s) {
+    return std::nullopt;  // a day the month does not have, an hour a clock change skipped
+  }
+  return out;
+}
+
+json lock_item(std::string_view partition_key, std::string_view key, const LockItem& l) {
+  json item = {{std::string(partition_key), attr_s(key)},
+               {"status_execution", attr_s(l.finished ? kFinished : kInProgress)},
+               {"created_at", attr_s(l.created_at)},
+               {"updated_at", attr_s(l.updated_at)}};
+  if (l.token > 0) {
+    item["aec_token"] = attr_n(l.token);
+    item["aec_execution_id"] = attr_s(l.execution_id);
+    item["aec_rv"] = attr_s(l.rv);
+    item["aec_ttl_ms"] = attr_n(l.ttl.count());
+    item["owner"] = attr_s(l.owner);
+    item["expires_at"] = attr_n(l.expires_at);
+  }
+  return item;
+}
+
+Result<LockItem> lock_from(const json& item, std::string_view key) {
+  LockItem l;
+  if (item.is_null() || (item.is_object() && item.empty())) {
+    return l;
+  }
+  Reader r(item, fmt::format("'{}' (lock)", key));
+  l.exists = true;
+  std::string status = r.s("status_execution");
+  l.created_at = r.s("created_at", false);
+  l.updated_at = r.s("updated_at", false);
+  if (r.has("aec_token")) {
+    l.token = r.n("aec_token");
+    l.execution_id = r.s("aec_execution_id");
+    l.rv = r.s("aec_rv");
+    l.ttl = r.duration_ms("aec_ttl_ms");
+    l.owner = r.s("owner", false);
+    l.expires_at = r.n("expires_at", false);
+    if (l.token <= 0) {
+      r.fail("aec_token", "is not positive");
+    }
+  }
+  if (r.error().is_ok() && status != kInProgress && status != kFinished) {
+    r.fail("status_execution",
+           fmt::format("'{}' is neither {} nor {}", status, kInProgress, kFinished));
+  }
+  l.finished = status == kFinished;
+  if (!r.error().is_ok()) {
+    return r.error();
+  }
+  return l;
 }
 
 }  // namespace aec::aws

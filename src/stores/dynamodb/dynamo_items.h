@@ -90,4 +90,50 @@ nlohmann::json state_item(std::string_view partition_key, std::string_view key,
 // The state item as read (GetItem's "Item"); a missing item gives exists = false.
 Result<KeyRecord> state_from(const nlohmann::json& item, std::string_view key);
 
+// layout=aec-python (docs/dynamodb.md): the table of the Python atomic_execution_control library
+// (v0.1.5), keyed by one string attribute. Per aec key:
+//   lock item   (KEY)                          the Python library's own item, which aec writes
+//                                              too (LockItem); whoever holds it runs
+//   state item  ("aec#state#" KEY)             the native state item above, at another key
+//   run items   ("aec#run#TOKEN#" KEY,         the native run items above, likewise; each also
+//                "aec#skip#TOKEN#SEQ#" KEY)    carries its sort key (sk) and its key (aec_key)
+// The Python library never reads or deletes aec's items (it names only the keys it is given),
+// and aec refuses keys starting "aec#" in this layout, so the two kinds never meet.
+inline constexpr std::string_view kPythonPrefix = "aec#";
+inline constexpr std::string_view kInProgress = "IN_PROGRESS";
+inline constexpr std::string_view kFinished = "FINISHED";
+
+inline constexpr std::string_view kAecKey = "aec_key";
+
+// The partition-key value of aec's item `sort_key` (kStateSort, a run sort key) of `key`: one
+// value per (key, sort key), whatever the key holds.
+std::string python_item_key(std::string_view key, std::string_view sort_key);
+
+// The lock item: {KEY, status_execution, created_at, updated_at} as the Python library writes
+// it, and aec's attributes while aec holds it (or held it last, when FINISHED).
+struct LockItem {
+  bool exists = false;
+  bool finished = false;   // status_execution FINISHED (else IN_PROGRESS)
+  std::string created_at;  // python_time() of the acquire, as written
+  std::string updated_at;  // python_time() of the last acquire, renewal or finish
+  // aec's attributes; token 0 when the item is the Python library's alone.
+  std::int64_t token = 0;
+  std::string execution_id;
+  std::string rv;  // new at every write of aec's: a renewal shows its holder lives
+  milliseconds ttl{0};
+  std::string owner;            // HOST:PID, for people
+  std::int64_t expires_at = 0;  // epoch seconds, by the writer's wall clock: for people only
+};
+
+// `t` in this host's local time as the Python library writes it: "%Y-%m-%dT%H:%M:%S.%f" (six
+// fraction digits, no zone; the library cannot read a value without them).
+std::string python_time(SysTime t);
+// A python_time() back (local time); nullopt for anything else.
+std::optional<SysTime> parse_python_time(std::string_view s);
+
+nlohmann::json lock_item(std::string_view partition_key, std::string_view key, const LockItem& l);
+// The lock item as read; a missing item gives exists = false. DataLoss for a status the Python
+// library does not write, or aec attributes that are incomplete.
+Result<LockItem> lock_from(const nlohmann::json& item, std::string_view key);
+
 }  // namespace aec::aws

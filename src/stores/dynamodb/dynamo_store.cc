@@ -59,7 +59,50 @@ Status DynamoStore::contended(const std::string& key) const {
 }
 
 json DynamoStore::item_key(const std::string& key, std::string_view sort_key) const {
+  if (url_.python) {
+    return {{url_.key, attr_s(python_item_key(key, sort_key))}};
+  }
   return {{url_.key, attr_s(key)}, {std::string(kSortKey), attr_s(sort_key)}};
+}
+
+void DynamoStore::place(json& item, const std::string& key, std::string_view sort_key) const {
+  item[std::string(kSortKey)] = attr_s(sort_key);
+  if (url_.python) {
+    item[url_.key] = attr_s(python_item_key(key, sort_key));
+    item[std::string(kAecKey)] = attr_s(key);
+  } else {
+    item[url_.key] = attr_s(key);
+  }
+}
+
+std::optional<std::pair<std::string, std::string>> DynamoStore::identify(const json& item) const {
+  auto text = [&](std::string_view name) -> std::optional<std::string> {
+    auto it = item.find(std::string(name));
+    if (it == item.end() || !it->is_object() || !it->contains("S") || !(*it)["S"].is_string()) {
+      return std::nullopt;
+    }
+    return (*it)["S"].get<std::string>();
+  };
+  std::optional<std::string> key = text(url_.python ? kAecKey : std::string_view(url_.key));
+  std::optional<std::string> sort = text(kSortKey);
+  if (!key || !sort) {
+    return std::nullopt;  // not an item of aec's (in layout=aec-python: a lock item)
+  }
+  if (url_.python && text(url_.key) != python_item_key(*key, *sort)) {
+    return std::nullopt;
+  }
+  return std::pair{std::move(*key), std::move(*sort)};
+}
+
+Status DynamoStore::check_key(std::string_view key) const {
+  AEC_RETURN_IF_ERROR(validate_key(key));
+  if (url_.python && key.starts_with(kPythonPrefix)) {
+    return invalid_argument(fmt::format(
+        "key '{}' starts with '{}', which names aec's own items in a layout=aec-python table; "
+        "choose another key",
+        key, kPythonPrefix));
+  }
+  return Status::ok();
 }
 
 Result<json> DynamoStore::call(std::string_view action, const json& body, bool* condition_failed) {
@@ -148,7 +191,9 @@ Result<DynamoStore::Commit> DynamoStore::commit(const std::string& key, const Ke
   after.exists = true;
   after.rev = before.rev + 1;
   after.write_id = nonce();
-  json body = {{"TableName", url_.table}, {"Item", state_item(url_.key, key, after)}};
+  json item = state_item(url_.key, key, after);
+  place(item, key, kStateSort);
+  json body = {{"TableName", url_.table}, {"Item", std::move(item)}};
   if (before.exists) {
     body["ConditionExpression"] = "#rev = :rev";
     body["ExpressionAttributeNames"] = {{"#rev", "rev"}};
@@ -224,8 +269,7 @@ std::vector<RunRecord> DynamoStore::expire(KeyRecord& rec, const Judged& j, SysT
 
 Result<bool> DynamoStore::put_run(const std::string& key, const RunRecord& run, RunWrite mode) {
   json item = record_attributes(run);
-  item[url_.key] = attr_s(key);
-  item[std::string(kSortKey)] = attr_s(run.sort_key);
+  place(item, key, run.sort_key);
   json body = {{"TableName", url_.table}, {"Item", std::move(item)}};
   if (mode == RunWrite::IfAbsent) {
     body["ConditionExpression"] = "attribute_not_exists(#sk)";
@@ -274,18 +318,22 @@ std::int64_t DynamoStore::stamp() {
 }
 
 void DynamoStore::queue_or_refuse(const AcquireRequest& req, KeyRecord& next, const Judged& j,
-                                  MonoTime now, AcquireResult& result, std::string& place_rv) {
+                                  MonoTime now, const std::optional<Holder>& outside,
+                                  AcquireResult& result, std::string& place_rv) {
   auto mine = std::find_if(next.queue.begin(), next.queue.end(),
                            [&](const PlaceEntry& p) { return p.execution_id == req.execution_id; });
   auto ahead = mine - next.queue.begin();
-  int free = req.limit - static_cast<int>(next.leases.size());
+  int free = outside ? 0 : req.limit - static_cast<int>(next.leases.size());
   if (free > 0 && ahead < free) {
     return;  // a free slot, and not more callers in line ahead than free slots
   }
   result.outcome = AcquireOutcome::Busy;
   result.holders = holders(next, j, now);
+  if (outside) {
+    result.holders.push_back(*outside);
+  }
   result.waiting_ahead = static_cast<int>(ahead);
-  MonoTime earliest = MonoTime::max();
+  MonoTime earliest = outside ? now + kPythonPoll : MonoTime::max();
   if (free <= 0) {
     for (MonoTime end : j.lease_ends) {
       earliest = std::min(earliest, end);
@@ -314,8 +362,25 @@ void DynamoStore::queue_or_refuse(const AcquireRequest& req, KeyRecord& next, co
 
 Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
+  AEC_RETURN_IF_ERROR(check_key(req.key));
+  if (url_.python && req.limit != 1) {
+    return invalid_argument(fmt::format(
+        "limit {}: a layout=aec-python table holds one execution per key, as the Python "
+        "library does; use limit 1",
+        req.limit));
+  }
   bool fresh = false;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    // layout=aec-python: the lock item first. Held by the Python library, it refuses every
+    // caller; FINISHED, it is free, or for --once done.
+    LockItem lock;
+    std::optional<Holder> outside;
+    if (url_.python) {
+      AEC_ASSIGN_OR_RETURN(lock, read_lock(req.key));
+      if (lock.exists && !lock.finished && lock.token == 0) {
+        outside = Holder{lock_execution(req.key, lock), milliseconds(0)};
+      }
+    }
     AEC_ASSIGN_OR_RETURN(Read r, state_for(req.key, fresh));
     KeyRecord next = r.rec;
     MonoTime now = clock_->monotonic_now();
@@ -334,8 +399,11 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
     if (req.once && next.last_succeeded) {
       result.outcome = AcquireOutcome::Done;
       result.done_by = next.last_succeeded->execution;
+    } else if (req.once && lock.finished) {
+      result.outcome = AcquireOutcome::Done;  // by the Python library
+      result.done_by = lock_execution(req.key, lock);
     } else {
-      queue_or_refuse(req, next, j, now, result, place_rv);
+      queue_or_refuse(req, next, j, now, outside, result, place_rv);
       changed = changed || !place_rv.empty();
     }
 
@@ -393,6 +461,30 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
       again(fresh, attempt);
       continue;
     }
+    if (url_.python) {
+      // The grant holds when the lock item is still as read: else the Python library took it
+      // meanwhile, the lease is withdrawn, and the caller is answered as the item is now.
+      LockItem held{.exists = true,
+                    .created_at = python_time(wall),
+                    .updated_at = python_time(wall),
+                    .token = e.token,
+                    .execution_id = e.id,
+                    .rv = nonce(),
+                    .ttl = req.ttl,
+                    .owner = fmt::format("{}:{}", e.owner.host, e.owner.pid),
+                    .expires_at = lease.expires_at};
+      Result<bool> put = put_lock(req.key, lock, held);
+      if (!put || !*put) {
+        Status back = withdraw(req.key, e.token);
+        if (!put) {
+          return put.error();
+        }
+        AEC_RETURN_IF_ERROR(back);
+        fresh = true;
+        backoff(attempt);
+        continue;
+      }
+    }
     sightings_.wrote_lease(req.key, e.token, lease.rv, sent);
     note_place(req.key, req.execution_id, false);
     for (const RunRecord& run : lost) {
@@ -409,7 +501,26 @@ Result<AcquireResult> DynamoStore::acquire(const AcquireRequest& req) {
 Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t token,
                                         milliseconds ttl) {
   AEC_RETURN_IF_ERROR(check_lease_args(key_view, token, ttl));
+  AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
+  if (url_.python) {
+    AEC_ASSIGN_OR_RETURN(bool held, touch_lock(key, token, ttl));
+    if (!held) {
+      // The lock item is gone (the Python library's clean-up deletes items by age, live or
+      // not) or holds another run: this lease no longer keeps the Python library out.
+      Result<LeaseOutcome> ended =
+          release_state(key, token,
+                        Outcome{.status = ExecutionStatus::Lost,
+                                .reason = "the Python library's lock item was deleted or taken"});
+      (void)ended;  // lost either way; the state item's lease lapses if this write failed
+      return LeaseOutcome::Lost;
+    }
+  }
+  return renew_state(key, token, ttl);
+}
+
+Result<LeaseOutcome> DynamoStore::renew_state(const std::string& key, std::int64_t token,
+                                              milliseconds ttl) {
   bool fresh = false;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     AEC_ASSIGN_OR_RETURN(Read r, state_for(key, fresh));
@@ -446,7 +557,26 @@ Result<LeaseOutcome> DynamoStore::renew(std::string_view key_view, std::int64_t 
 Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_t token,
                                           const Outcome& outcome) {
   AEC_RETURN_IF_ERROR(check_release_args(key_view, token, outcome));
+  AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
+  if (!url_.python) {
+    return release_state(key, token, outcome);
+  }
+  // The lock item first: until the state item frees the slot, no caller of aec's takes it.
+  AEC_ASSIGN_OR_RETURN(bool held,
+                       end_lock(key, token, outcome.status == ExecutionStatus::Succeeded));
+  if (held) {
+    return release_state(key, token, outcome);
+  }
+  Outcome lost = outcome;
+  lost.status = ExecutionStatus::Lost;
+  lost.reason = "the Python library's lock item was deleted or taken";
+  AEC_RETURN_IF_ERROR(release_state(key, token, lost).status());
+  return LeaseOutcome::Lost;
+}
+
+Result<LeaseOutcome> DynamoStore::release_state(const std::string& key, std::int64_t token,
+                                                const Outcome& outcome) {
   bool fresh = false;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     AEC_ASSIGN_OR_RETURN(Read r, state_for(key, fresh));
@@ -506,8 +636,14 @@ Result<LeaseOutcome> DynamoStore::release(std::string_view key_view, std::int64_
 
 Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
                                                       std::string_view reason, const Owner& by) {
-  AEC_RETURN_IF_ERROR(validate_key(key_view));
+  AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
+  std::optional<Execution> python_run;
+  if (url_.python) {
+    // The lock item goes first, whoever holds it: a run of the Python library's never ends on
+    // its own (it does not renew), and this is how an operator frees its key.
+    AEC_ASSIGN_OR_RETURN(python_run, drop_lock(key));
+  }
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
     KeyRecord next = r.rec;
@@ -543,6 +679,12 @@ Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
     for (const RunRecord& run : cancelled) {
       put_run_after_commit(key, run, RunWrite::Always);
     }
+    if (python_run) {
+      python_run->status = ExecutionStatus::Cancelled;
+      python_run->ended_at = wall;
+      python_run->reason = forced_reason(reason, by);
+      result.released.push_back(*python_run);
+    }
     result.version = next.version;
     return result;
   }
@@ -550,7 +692,7 @@ Result<ForceReleaseResult> DynamoStore::force_release(std::string_view key_view,
 }
 
 Status DynamoStore::leave_queue(std::string_view key_view, std::string_view execution_id) {
-  AEC_RETURN_IF_ERROR(validate_key(key_view));
+  AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
   note_place(key, std::string(execution_id), false);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -581,8 +723,9 @@ Result<std::unique_ptr<Store>> open_dynamodb_store(std::string_view url,
   auto credentials = std::make_shared<aws::CredentialCache>(sources, options.clock);
   auto client = std::make_unique<aws::DynamoClient>(aws::DynamoOptions{
       .endpoint = aws::endpoint_for(parsed, region), .region = region, .credentials = credentials});
+  // layout=aec-python: the Python library's table has its primary_key alone.
   aws::TableLayout layout{.partition_key = parsed.key,
-                          .sort_key = std::string(aws::kSortKey),
+                          .sort_key = parsed.python ? "" : std::string(aws::kSortKey),
                           .ttl_attribute = "expires_at"};
   AEC_RETURN_IF_ERROR(aws::ensure_table(*client, parsed.table, layout,
                                         parsed.create && options.create, std::chrono::seconds(30)));

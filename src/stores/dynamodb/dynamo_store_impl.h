@@ -5,10 +5,12 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +36,9 @@ inline constexpr milliseconds kMaxPoll{100};
 // How often a waiter polls when it is first in line: the slot is its next.
 inline constexpr milliseconds kNextPoll{20};
 inline constexpr std::string_view kConditionFailed = "ConditionalCheckFailedException";
+// layout=aec-python: how often a caller refused by the Python library's lock asks again (that
+// library never renews, and its release is no write of aec's that a waiter could see).
+inline constexpr milliseconds kPythonPoll{1'000};
 
 // A random 64-bit value in hex: record versions and write ids.
 std::string nonce();
@@ -84,7 +89,37 @@ class DynamoStore final : public Store {
 
   using json = nlohmann::json;
 
+  // The key attributes of aec's item `sort_key` (kStateSort, a run sort key) of `key`.
   json item_key(const std::string& key, std::string_view sort_key) const;
+  // Adds those attributes to `item` (and, in layout=aec-python, its sk and aec_key).
+  void place(json& item, const std::string& key, std::string_view sort_key) const;
+  // The (key, sort key) of an item of aec's found by a Scan; nullopt for any other item.
+  std::optional<std::pair<std::string, std::string>> identify(const json& item) const;
+  // validate_key(), and in layout=aec-python no key starting "aec#" (aec's own items).
+  Status check_key(std::string_view key) const;
+
+  // layout=aec-python (dynamo_store_python.cc): the Python library's lock item of a key.
+  Result<LockItem> read_lock(const std::string& key);
+  // Writes `next` over the lock item when it is still as `seen` was read: absent, FINISHED, or
+  // aec's lease `seen.token` unrenewed. False when it was not (another took the item).
+  Result<bool> put_lock(const std::string& key, const LockItem& seen, const LockItem& next);
+  // A renewal: the lock item's updated_at (so the Python library's clean-up never finds a live
+  // lease old), aec_rv and expiry, while it holds `token` in progress. False when it does not.
+  Result<bool> touch_lock(const std::string& key, std::int64_t token, milliseconds ttl);
+  // The end of `token`'s run: FINISHED on success (the Python library's waiters return), else
+  // the item is deleted. False when the item did not hold `token` in progress.
+  Result<bool> end_lock(const std::string& key, std::int64_t token, bool succeeded);
+  // Takes the lock item of `key` out of the Python library's hands (force_release).
+  Result<std::optional<Execution>> drop_lock(const std::string& key);
+  // The execution a lock item shows, for holders and done_by: a run of the Python library's,
+  // or aec's own when it carries aec's attributes.
+  Execution lock_execution(const std::string& key, const LockItem& l) const;
+  // Takes back a grant whose lock item could not be written: its lease leaves the state item.
+  Status withdraw(const std::string& key, std::int64_t token);
+  // The native operations, which the python layout wraps.
+  Result<LeaseOutcome> renew_state(const std::string& key, std::int64_t token, milliseconds ttl);
+  Result<LeaseOutcome> release_state(const std::string& key, std::int64_t token,
+                                     const Outcome& outcome);
   // Sends `action`; DynamoDB's errors other than a failed condition become a Status.
   // `condition_failed` (when given) is set instead for a failed condition.
   Result<json> call(std::string_view action, const json& body, bool* condition_failed = nullptr);
@@ -119,8 +154,11 @@ class DynamoStore final : public Store {
   // Sets `result` to Busy when no slot is free for the caller (all are taken, or callers ahead
   // in line are owed the free ones); then, with req.queue, keeps or takes the caller's place
   // in `next`, with a new record version (`place_rv`).
+  // `outside`, when given, holds the key outside aec (the Python library's lock item): no slot
+  // is free then, and the caller asks again within kPythonPoll.
   void queue_or_refuse(const AcquireRequest& req, KeyRecord& next, const Judged& j, MonoTime now,
-                       AcquireResult& result, std::string& place_rv);
+                       const std::optional<Holder>& outside, AcquireResult& result,
+                       std::string& place_rv);
   // Microseconds since the epoch, strictly increasing in this process: list()'s order across keys.
   std::int64_t stamp();
   Result<std::vector<json>> query_all(json body, std::string_view action, std::size_t enough);

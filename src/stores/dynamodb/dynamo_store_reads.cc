@@ -17,17 +17,25 @@ namespace aec::aws {
 using nlohmann::json;
 
 Result<KeyState> DynamoStore::get(std::string_view key_view) {
-  AEC_RETURN_IF_ERROR(validate_key(key_view));
+  AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
-  AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
   KeyState state{.key = key};
+  if (url_.python) {
+    // A run of the Python library's holds the key too: shown as a holder of its own.
+    AEC_ASSIGN_OR_RETURN(LockItem lock, read_lock(key));
+    if (lock.exists && !lock.finished && lock.token == 0) {
+      state.holders.push_back({lock_execution(key, lock), milliseconds(0)});
+    }
+  }
+  AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
   if (!r.rec.exists) {
     return state;
   }
   KeyRecord rec = r.rec;
   MonoTime now = clock_->monotonic_now();
   Judged j = judge(key, rec, now);
-  state.holders = holders(rec, j, now);
+  std::vector<Holder> own = holders(rec, j, now);
+  state.holders.insert(state.holders.begin(), own.begin(), own.end());
   state.last_token = rec.last_token;
   state.version = rec.version;
   for (const PlaceEntry& p : rec.queue) {
@@ -73,18 +81,30 @@ Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
   // (key, sort key) -> the run: run items, overlaid by the state items' leases.
   std::map<std::pair<std::string, std::string>, RunRecord> merged;
   if (!filter.key.empty()) {
-    AEC_RETURN_IF_ERROR(validate_key(filter.key));
+    AEC_RETURN_IF_ERROR(check_key(filter.key));
     AEC_ASSIGN_OR_RETURN(Read r, read_state(filter.key));
-    json body = {
-        {"TableName", url_.table},
-        {"KeyConditionExpression", "#pk = :k AND begins_with(#sk, :run)"},
-        {"ExpressionAttributeNames", {{"#pk", url_.key}, {"#sk", kSortKey}}},
-        {"ExpressionAttributeValues", {{":k", attr_s(filter.key)}, {":run", attr_s(kRunPrefix)}}},
-        {"ScanIndexForward", false},
-        {"ConsistentRead", true}};
-    // Newest first; with no status to filter by, read only as far as the page asked for.
-    std::size_t enough = filter.statuses.empty() ? filter.offset + filter.limit : SIZE_MAX;
-    AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(body, "Query", enough));
+    std::vector<json> items;
+    if (url_.python) {
+      // A table keyed by the partition key alone cannot be queried by key: a scan, filtered.
+      json body = {
+          {"TableName", url_.table},
+          {"FilterExpression", "#ak = :k AND begins_with(#sk, :run)"},
+          {"ExpressionAttributeNames", {{"#ak", kAecKey}, {"#sk", kSortKey}}},
+          {"ExpressionAttributeValues", {{":k", attr_s(filter.key)}, {":run", attr_s(kRunPrefix)}}},
+          {"ConsistentRead", true}};
+      AEC_ASSIGN_OR_RETURN(items, query_all(body, "Scan", SIZE_MAX));
+    } else {
+      json body = {
+          {"TableName", url_.table},
+          {"KeyConditionExpression", "#pk = :k AND begins_with(#sk, :run)"},
+          {"ExpressionAttributeNames", {{"#pk", url_.key}, {"#sk", kSortKey}}},
+          {"ExpressionAttributeValues", {{":k", attr_s(filter.key)}, {":run", attr_s(kRunPrefix)}}},
+          {"ScanIndexForward", false},
+          {"ConsistentRead", true}};
+      // Newest first; with no status to filter by, read only as far as the page asked for.
+      std::size_t enough = filter.statuses.empty() ? filter.offset + filter.limit : SIZE_MAX;
+      AEC_ASSIGN_OR_RETURN(items, query_all(body, "Query", enough));
+    }
     for (const json& item : items) {
       AEC_ASSIGN_OR_RETURN(RunRecord run, record_from(item, filter.key, "run"));
       merged[{filter.key, run.sort_key}] = std::move(run);
@@ -97,13 +117,11 @@ Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
     AEC_ASSIGN_OR_RETURN(std::vector<json> items, query_all(body, "Scan", SIZE_MAX));
     std::vector<RunRecord> leases;
     for (const json& item : items) {
-      const json& pk = item.value(url_.key, json::object());
-      const json& sk = item.value(std::string(kSortKey), json::object());
-      if (!pk.contains("S") || !sk.contains("S") || !pk["S"].is_string() || !sk["S"].is_string()) {
+      auto identity = identify(item);
+      if (!identity) {
         continue;  // not an item of aec's
       }
-      std::string key = pk["S"].get<std::string>();
-      std::string sort = sk["S"].get<std::string>();
+      auto& [key, sort] = *identity;
       if (!filter.prefix.empty() && !key.starts_with(filter.prefix)) {
         continue;
       }
@@ -152,7 +170,7 @@ Result<std::vector<Execution>> DynamoStore::list(const ListFilter& filter) {
 
 Result<std::int64_t> DynamoStore::wait(std::string_view key_view, std::int64_t version,
                                        MonoTime deadline, std::stop_token stop) {
-  AEC_RETURN_IF_ERROR(validate_key(key_view));
+  AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
   milliseconds poll = kFirstPoll;
   for (;;) {
@@ -192,13 +210,11 @@ Result<PurgeResult> DynamoStore::purge(const PurgeRequest& req) {
   std::map<std::string, std::vector<RunRecord>> runs;  // by key
   std::set<std::string> keys;
   for (const json& item : items) {
-    const json& pk = item.value(url_.key, json::object());
-    const json& sk = item.value(std::string(kSortKey), json::object());
-    if (!pk.contains("S") || !sk.contains("S") || !pk["S"].is_string() || !sk["S"].is_string()) {
-      continue;
+    auto identity = identify(item);
+    if (!identity) {
+      continue;  // not an item of aec's
     }
-    std::string key = pk["S"].get<std::string>();
-    std::string sort = sk["S"].get<std::string>();
+    auto& [key, sort] = *identity;
     if (sort == kStateSort) {
       keys.insert(key);
     } else if (sort.starts_with(kRunPrefix)) {

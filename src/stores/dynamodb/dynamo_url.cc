@@ -104,9 +104,10 @@ Status set_param(DynamoUrl& out, std::string_view url, std::string_view param) {
     }
     out.create = v == "true";
   } else if (name == "layout") {
-    if (v != "native") {
-      return bad(url, fmt::format("layout {} is not known (known: native)", quote(v)));
+    if (v != "native" && v != "aec-python") {
+      return bad(url, fmt::format("layout {} is not known (known: native, aec-python)", quote(v)));
     }
+    out.python = v == "aec-python";
   } else {
     return bad(url, fmt::format("unknown parameter {} (known: region, endpoint, profile, key, "
                                 "create, layout)",

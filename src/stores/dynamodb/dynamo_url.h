@@ -10,7 +10,9 @@
 //   key=NAME        the table's partition-key attribute (default pk)
 //   create=true     create the table when it is missing (on-demand billing, time to live on
 //                   expires_at); default false: a missing table is an error
-//   layout=native   the item layout (docs/dynamodb.md); native is the only one yet
+//   layout=L        the items' layout (docs/dynamodb.md): native (default), or aec-python to
+//                   share the table of the Python atomic_execution_control library (a table
+//                   with a partition key only: key= names it, as the library's primary_key)
 // Values may be percent-encoded.
 #pragma once
 
@@ -28,6 +30,7 @@ struct DynamoUrl {
   std::string profile;
   std::string key = "pk";
   bool create = false;
+  bool python = false;  // layout=aec-python
   std::string display;  // the URL as given (it carries no secret)
 };
 
