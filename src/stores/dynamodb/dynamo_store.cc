@@ -695,14 +695,22 @@ Status DynamoStore::leave_queue(std::string_view key_view, std::string_view exec
   AEC_RETURN_IF_ERROR(check_key(key_view));
   std::string key(key_view);
   note_place(key, std::string(execution_id), false);
+  // The version moves: the next in line may be free to go now.
+  return edit_state(key, [&](KeyRecord& rec) {
+    return std::erase_if(rec.queue,
+                         [&](const PlaceEntry& p) { return p.execution_id == execution_id; }) > 0;
+  });
+}
+
+Status DynamoStore::edit_state(const std::string& key,
+                               const std::function<bool(KeyRecord&)>& edit) {
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
     KeyRecord next = r.rec;
-    if (std::erase_if(next.queue,
-                      [&](const PlaceEntry& p) { return p.execution_id == execution_id; }) == 0) {
+    if (!edit(next)) {
       return Status::ok();
     }
-    ++next.version;  // the next in line may be free to go now
+    ++next.version;
     MonoTime sent;
     AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
     if (c == Commit::Landed) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -114,6 +115,13 @@ class DynamoStore final : public Store {
   // The execution a lock item shows, for holders and done_by: a run of the Python library's,
   // or aec's own when it carries aec's attributes.
   Execution lock_execution(const std::string& key, const LockItem& l) const;
+  // Sends a write of the lock item. With no answer, reads the item back and asks `landed`
+  // whether the write is in it (nullopt: it is not, and the caller may send it again).
+  Result<bool> write_lock(const std::string& key, std::string_view action, const json& body,
+                          const std::function<std::optional<bool>(const LockItem&)>& landed);
+  // Applies `edit` to the key's state item, with a new version, until the write lands; nothing
+  // is written when `edit` returns false (nothing to change).
+  Status edit_state(const std::string& key, const std::function<bool(KeyRecord&)>& edit);
   // Takes back a grant whose lock item could not be written: its lease leaves the state item.
   Status withdraw(const std::string& key, std::int64_t token);
   // The native operations, which the python layout wraps.

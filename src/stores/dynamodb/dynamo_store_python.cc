@@ -40,20 +40,32 @@ Result<bool> DynamoStore::put_lock(const std::string& key, const LockItem& seen,
     body["ExpressionAttributeValues"] = {
         {":inp", attr_s(kInProgress)}, {":tok", attr_n(seen.token)}, {":rv", attr_s(seen.rv)}};
   }
+  // No answer: the item names the write that landed.
+  return write_lock(key, "PutItem", body, [&](const LockItem& back) -> std::optional<bool> {
+    return back.exists && back.token == next.token && back.rv == next.rv;
+  });
+}
+
+Result<bool> DynamoStore::write_lock(
+    const std::string& key, std::string_view action, const json& body,
+    const std::function<std::optional<bool>(const LockItem&)>& landed) {
   bool failed = false;
-  Result<json> answer = call("PutItem", body, &failed);
+  Result<json> answer = call(action, body, &failed);
   if (answer) {
     return !failed;
   }
   if (answer.status().code() != Code::Unavailable) {
     return answer.error();
   }
-  // No answer: did it land? The item names the write that did.
   Result<LockItem> back = read_lock(key);
   if (!back) {
     return answer.error();
   }
-  return back->exists && back->token == next.token && back->rv == next.rv;
+  std::optional<bool> verdict = landed(*back);
+  if (!verdict) {
+    return answer.error();
+  }
+  return *verdict;
 }
 
 Result<bool> DynamoStore::touch_lock(const std::string& key, std::int64_t token, milliseconds ttl) {
@@ -100,23 +112,14 @@ Result<bool> DynamoStore::end_lock(const std::string& key, std::int64_t token, b
   }
   body["ExpressionAttributeNames"] = std::move(names);
   body["ExpressionAttributeValues"] = std::move(values);
-  bool failed = false;
-  Result<json> answer = call(action, body, &failed);
-  if (answer) {
-    return !failed;
-  }
-  if (answer.status().code() != Code::Unavailable) {
-    return answer.error();
-  }
-  // No answer: landed if the item no longer holds this run in progress.
-  Result<LockItem> back = read_lock(key);
-  if (!back) {
-    return answer.error();
-  }
-  if (back->exists && !back->finished && back->token == token) {
-    return answer.error();  // not landed: the caller may send the release again
-  }
-  return true;  // the item no longer holds this run in progress: by this write, most likely
+  // No answer: landed if the item no longer holds this run in progress (by this write, most
+  // likely); else not, and the caller may send the release again.
+  return write_lock(key, action, body, [&](const LockItem& back) -> std::optional<bool> {
+    if (back.exists && !back.finished && back.token == token) {
+      return std::nullopt;
+    }
+    return true;
+  });
 }
 
 Result<std::optional<Execution>> DynamoStore::drop_lock(const std::string& key) {
@@ -165,23 +168,14 @@ Execution DynamoStore::lock_execution(const std::string& key, const LockItem& l)
 }
 
 Status DynamoStore::withdraw(const std::string& key, std::int64_t token) {
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    AEC_ASSIGN_OR_RETURN(Read r, read_state(key));
-    KeyRecord next = r.rec;
-    auto mine = find_lease(next, token);
-    if (mine == next.leases.end()) {
-      return Status::ok();
+  return edit_state(key, [&](KeyRecord& rec) {
+    auto mine = find_lease(rec, token);
+    if (mine == rec.leases.end()) {
+      return false;
     }
-    next.leases.erase(mine);  // never started: no run item, as if never granted
-    ++next.version;
-    MonoTime sent;
-    AEC_ASSIGN_OR_RETURN(Commit c, commit(key, r.rec, next, sent));
-    if (c == Commit::Landed) {
-      return Status::ok();
-    }
-    backoff(attempt);
-  }
-  return contended(key);
+    rec.leases.erase(mine);  // never started: no run item, as if never granted
+    return true;
+  });
 }
 
 }  // namespace aec::aws
