@@ -50,7 +50,9 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset" -- -j"$jobs"
   rm -f "build/$preset/fault-summary.txt"
   rc=0
-  ctest --preset "$preset" -j"$jobs" "${extra[@]}" || rc=$?
+  # Twice as many tests as cores: most of them wait (ttls, servers, processes), not compute.
+  # The fault tests take two slots each (tests/fault/CMakeLists.txt): no more at once than cores.
+  ctest --preset "$preset" -j"$((jobs * 2))" "${extra[@]}" || rc=$?
   if [ -s "build/$preset/fault-summary.txt" ]; then
     printf '\033[1m==> %s: reliability summary\033[0m\n' "$preset"
     sed 's/^fault: //' "build/$preset/fault-summary.txt"
