@@ -167,6 +167,9 @@ TEST(DynamoItems, PythonTimesAreLocalWithSixFractionDigitsAndNoZone) {
   EXPECT_EQ(parse_python_time("2023-11-14T22:13:20.00004Z"), std::nullopt);
   EXPECT_EQ(parse_python_time("2023-13-14T22:13:20.000042"), std::nullopt);
   EXPECT_EQ(parse_python_time("2023-02-30T22:13:20.000042"), std::nullopt);
+  // Found by fuzzing (F4): a year a SysTime cannot hold overflowed it.
+  EXPECT_EQ(parse_python_time("1012-01-01T10:00:00.123457"), std::nullopt);
+  EXPECT_EQ(parse_python_time("9999-12-31T23:59:59.999999"), std::nullopt);
   if (saved != nullptr) {
     setenv("TZ", restore.c_str(), 1);
   } else {

@@ -390,8 +390,9 @@ std::optional<SysTime> parse_python_time(std::string_view s) {
   local.tm_min = *parts[4];
   local.tm_sec = *parts[5];
   local.tm_isdst = -1;
-  if (local.tm_mon > 11 || local.tm_mday < 1 || local.tm_mday > 31 || local.tm_hour > 23 ||
-      local.tm_min > 59 || local.tm_sec > 60) {
+  // Years a SysTime holds (int64 nanoseconds: 1678-2262), with room for the zone.
+  if (*parts[0] < 1700 || *parts[0] > 2200 || local.tm_mon > 11 || local.tm_mday < 1 ||
+      local.tm_mday > 31 || local.tm_hour > 23 || local.tm_min > 59 || local.tm_sec > 60) {
     return std::nullopt;
   }
   std::time_t t = std::mktime(&local);
