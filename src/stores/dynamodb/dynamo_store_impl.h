@@ -1,5 +1,6 @@
-// The dynamodb:// store's parts shared by its files: dynamo_store.cc (the writes),
-// dynamo_store_reads.cc (reads, waits and purge). See dynamo_store.h for how it works.
+// The dynamodb:// store's parts shared by its files: dynamo_state.cc (the state item),
+// dynamo_store.cc (the writes), dynamo_store_reads.cc (reads, waits and purge),
+// dynamo_store_python.cc (layout=aec-python's lock item). See dynamo_store.h for how it works.
 #pragma once
 
 #include <atomic>
