@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iomanip>
@@ -87,9 +88,13 @@ inline double percentile(std::vector<std::int64_t> v, double p) {
   return ms(v[std::clamp<std::size_t>(rank, 1, v.size()) - 1]);
 }
 
+// Appends `line` to the summary file: $AEC_FAULT_SUMMARY when set (scripts/soak.sh gives each of
+// its runs a file of its own), else the build's fault-summary.txt.
 inline void summary(const std::string& line) {
   std::cout << line << "\n";
-  std::ofstream(AEC_FAULT_SUMMARY, std::ios::app) << line << "\n";
+  const char* file = std::getenv("AEC_FAULT_SUMMARY");
+  std::ofstream(file != nullptr && *file != '\0' ? file : AEC_FAULT_SUMMARY, std::ios::app)
+      << line << "\n";
 }
 
 // A store to break things around: its URL, and the aecd in front of it when there is one.
