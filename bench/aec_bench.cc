@@ -40,9 +40,10 @@ void add_flags(CLI::App& app, Flags& f) {
   std::vector<std::string> known = contender_names();
   known.insert(known.begin(), "all");
   app.add_option("--contender", f.contenders,
-                 "aec-sqlite, aecd-sqlite, raw-sqlite, flock, raw-postgres, aec-postgres, "
-                 "raw-etcd, aec-etcd or all (repeatable; the postgres ones need "
-                 "AEC_BENCH_POSTGRES_URL, the etcd ones AEC_BENCH_ETCD_ENDPOINTS=host:port,...)")
+                 "a contender or all (repeatable). The servers' addresses come from "
+                 "AEC_BENCH_POSTGRES_URL, AEC_BENCH_ETCD_ENDPOINTS=host:port,..., "
+                 "AEC_BENCH_DYNAMODB_ENDPOINT and AEC_BENCH_REDIS_ADDRESS=host:port, or from "
+                 "the file $AEC_TEST_SERVERS_ENV that scripts/dev-servers.sh writes")
       ->check(CLI::IsMember(known))
       ->capture_default_str();
   app.add_option("--clients", f.clients, "client processes per run (repeatable, or 1,16)")
@@ -91,6 +92,7 @@ RunStats run_one(const std::string& name, const RunConfig& base, int repetition,
     stats.failure = result->failure;
   } else {
     stats = summarize(result->clients);
+    stats.cpu_busy_percent = result->cpu_busy_percent;
   }
   fs::remove_all(config.dir, ec);
   stats.contender = name;
@@ -125,6 +127,9 @@ void run_repetition(const Flags& flags, milliseconds duration, int repetition, c
   for (const std::string& workload : flags.workloads) {
     for (int clients : flags.clients) {
       for (const std::string& name : selected_contenders(flags.contenders)) {
+        if (workload == "hot" && !make_contender(name)->is_lock()) {
+          continue;  // a floor excludes nobody: a hot key would only show overlaps
+        }
         const RunConfig config{.workload = workload == "hot" ? Workload::Hot : Workload::Distinct,
                                .clients = clients,
                                .duration = duration,

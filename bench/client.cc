@@ -23,7 +23,7 @@ void note_error(ClientReport& report, const Status& status) {
 
 // The fixed-size part of a report, written as raw bytes: parent and child are the same binary.
 struct ReportHeader {
-  std::int64_t successes, busy, errors, abandoned, elapsed_ns, longest_abandoned_ns, holds;
+  std::int64_t successes, busy, errors, abandoned, refused, elapsed_ns, longest_abandoned_ns, holds;
   char first_error[256];
 };
 
@@ -70,6 +70,7 @@ ClientReport run_client(Session& session, const ClientPlan& plan) {
     now = BenchClock::now();
   }
   report.elapsed_ns = ns_between(start, now);
+  report.refused = session.refused_attempts();
   return report;
 }
 
@@ -78,6 +79,7 @@ Status write_report(const std::string& path, const ClientReport& report) {
                       report.busy,
                       report.errors,
                       report.abandoned,
+                      report.refused,
                       report.elapsed_ns,
                       report.longest_abandoned_ns,
                       static_cast<std::int64_t>(report.holds.size()),
@@ -113,6 +115,7 @@ Result<ClientReport> read_report(const std::string& path) {
   report.busy = header.busy;
   report.errors = header.errors;
   report.abandoned = header.abandoned;
+  report.refused = header.refused;
   report.elapsed_ns = header.elapsed_ns;
   report.longest_abandoned_ns = header.longest_abandoned_ns;
   report.first_error = header.first_error;

@@ -33,6 +33,7 @@ struct ClientReport {
   std::int64_t busy = 0;                  // acquires answered Busy (distinct keys: should stay 0)
   std::int64_t errors = 0;                // acquires or releases that failed
   std::int64_t abandoned = 0;             // waits given up after the grace period
+  std::int64_t refused = 0;               // attempts the service answered "held"
   std::int64_t elapsed_ns = 0;            // from the start signal to the end of the last operation
   std::int64_t longest_abandoned_ns = 0;  // the longest wait that never got the key
   Histogram acquire_ns;                   // time from the first attempt to the grant, per success

@@ -1,16 +1,21 @@
 #include "contender.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace aec::bench {
 
 Result<Acquired> retry_with_backoff(const std::function<Result<bool>()>& attempt, bool wait,
-                                    BenchClock::time_point give_up, std::minstd_rand& rng) {
+                                    BenchClock::time_point give_up, std::minstd_rand& rng,
+                                    std::int64_t& refused) {
   std::chrono::microseconds backoff{100};
   for (;;) {
     Result<bool> granted = attempt();
@@ -20,6 +25,7 @@ Result<Acquired> retry_with_backoff(const std::function<Result<bool>()>& attempt
     if (*granted) {
       return Acquired::Granted;
     }
+    ++refused;
     if (!wait || BenchClock::now() >= give_up) {
       return Acquired::Busy;
     }
@@ -51,41 +57,89 @@ Result<std::string> server_setting(std::string_view service, const std::string& 
                   service, bench_var, test_var));
 }
 
+void publish_port(const std::string& dir, int port) {
+  std::ofstream(dir + "/port.tmp") << port << "\n";
+  std::rename((dir + "/port.tmp").c_str(), (dir + "/port").c_str());
+}
+
+int published_port(const std::string& dir) {
+  int port = 0;
+  std::ifstream(dir + "/port") >> port;
+  return port;
+}
+
+Status ServerProcess::start(const std::string& dir,
+                            const std::function<void(const std::string&)>& serve,
+                            std::string_view what) {
+  stop();  // a previous run's server: each run gets a fresh one
+  pid_ = ::fork();
+  if (pid_ < 0) {
+    return internal_error(fmt::format("{}: fork failed", what));
+  }
+  if (pid_ == 0) {
+    serve(dir);
+    ::_exit(1);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!std::ifstream(dir + "/port")) {
+    if (std::chrono::steady_clock::now() > deadline || ::waitpid(pid_, nullptr, WNOHANG) != 0) {
+      return unavailable(fmt::format("{}: the server process did not start", what));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling for its port file
+  }
+  return Status::ok();
+}
+
+void ServerProcess::stop() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+namespace {
+
+// The contenders in the order they are run and reported: the floors and bare recipes of each
+// service next to aec on it.
+const std::vector<std::pair<std::string, std::unique_ptr<Contender> (*)()>>& registry() {
+  static const std::vector<std::pair<std::string, std::unique_ptr<Contender> (*)()>> all = {
+      {"floor-loopback", &make_floor_loopback_contender},
+      {"floor-fdatasync", &make_floor_fdatasync_contender},
+      {"raw-sqlite", &make_raw_sqlite_contender},
+      {"flock", &make_flock_contender},
+      {"aec-sqlite", &make_aec_sqlite_contender},
+      {"aecd-sqlite", &make_aecd_sqlite_contender},
+      {"aecd-memory", &make_aecd_memory_contender},
+      {"raw-redis", &make_raw_redis_contender},
+      {"raw-redis-aof", &make_raw_redis_aof_contender},
+      {"raw-postgres", &make_raw_postgres_contender},
+      {"raw-postgres-async", &make_raw_postgres_async_contender},
+      {"pg-advisory", &make_pg_advisory_contender},
+      {"aec-postgres", &make_aec_postgres_contender},
+      {"raw-etcd", &make_raw_etcd_contender},
+      {"aec-etcd", &make_aec_etcd_contender},
+      {"raw-dynamodb", &make_raw_dynamodb_contender},
+      {"aec-dynamodb", &make_aec_dynamodb_contender},
+  };
+  return all;
+}
+
+}  // namespace
+
 std::vector<std::string> contender_names() {
-  return {"raw-sqlite",   "flock",    "aec-sqlite", "aecd-sqlite",  "raw-postgres",
-          "aec-postgres", "raw-etcd", "aec-etcd",   "raw-dynamodb", "aec-dynamodb"};
+  std::vector<std::string> names;
+  for (const auto& [name, make] : registry()) {
+    names.push_back(name);
+  }
+  return names;
 }
 
 std::unique_ptr<Contender> make_contender(std::string_view name) {
-  if (name == "aec-sqlite") {
-    return make_aec_sqlite_contender();
-  }
-  if (name == "aecd-sqlite") {
-    return make_aecd_sqlite_contender();
-  }
-  if (name == "raw-sqlite") {
-    return make_raw_sqlite_contender();
-  }
-  if (name == "flock") {
-    return make_flock_contender();
-  }
-  if (name == "raw-postgres") {
-    return make_raw_postgres_contender();
-  }
-  if (name == "aec-postgres") {
-    return make_aec_postgres_contender();
-  }
-  if (name == "raw-etcd") {
-    return make_raw_etcd_contender();
-  }
-  if (name == "aec-etcd") {
-    return make_aec_etcd_contender();
-  }
-  if (name == "raw-dynamodb") {
-    return make_raw_dynamodb_contender();
-  }
-  if (name == "aec-dynamodb") {
-    return make_aec_dynamodb_contender();
+  for (const auto& [known, make] : registry()) {
+    if (known == name) {
+      return make();
+    }
   }
   return nullptr;
 }

@@ -17,9 +17,69 @@ std::string store_url(const std::string& dir) {
   return "sqlite://" + dir + "/aec.db";
 }
 
+// Forwards every call to the store and counts the acquires it answered busy: the attempts that
+// reached the store and were refused (Session::refused_attempts).
+class CountingStore final : public Store {
+ public:
+  CountingStore(std::shared_ptr<Store> store, std::int64_t& refused)
+      : store_(std::move(store)), refused_(refused) {}
+
+  Result<AcquireResult> acquire(const AcquireRequest& req) override {
+    return count(store_->acquire(req));
+  }
+  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override {
+    return store_->renew(key, token, ttl);
+  }
+  Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
+                               const Outcome& outcome) override {
+    return store_->release(key, token, outcome);
+  }
+  Result<Handoff> release_and_acquire(std::string_view key, std::int64_t token,
+                                      const Outcome& outcome, const AcquireRequest& next) override {
+    Result<Handoff> handoff = store_->release_and_acquire(key, token, outcome, next);
+    if (handoff) {
+      handoff->next = count(std::move(handoff->next));
+    }
+    return handoff;
+  }
+  Result<KeyState> get(std::string_view key) override { return store_->get(key); }
+  Result<std::vector<Execution>> list(const ListFilter& filter) override {
+    return store_->list(filter);
+  }
+  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
+                            std::stop_token stop) override {
+    return store_->wait(key, version, deadline, std::move(stop));
+  }
+  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
+                                           const Owner& by) override {
+    return store_->force_release(key, reason, by);
+  }
+  Result<PurgeResult> purge(const PurgeRequest& req) override { return store_->purge(req); }
+  Status leave_queue(std::string_view key, std::string_view execution_id) override {
+    return store_->leave_queue(key, execution_id);
+  }
+  std::string url() const override { return store_->url(); }
+  std::unique_ptr<ChangeFeed> watch_changes(
+      std::function<void(const std::string& key)> on_change) override {
+    return store_->watch_changes(std::move(on_change));
+  }
+
+ private:
+  Result<AcquireResult> count(Result<AcquireResult> result) {
+    if (result && result->outcome == AcquireOutcome::Busy) {
+      ++refused_;
+    }
+    return result;
+  }
+
+  std::shared_ptr<Store> store_;
+  std::int64_t& refused_;
+};
+
 class AecSession final : public Session {
  public:
-  explicit AecSession(std::shared_ptr<Store> store) : control_(std::move(store)) {}
+  explicit AecSession(std::shared_ptr<Store> store)
+      : control_(std::make_shared<CountingStore>(std::move(store), refused_)) {}
 
   Result<Acquired> acquire(const std::string& key, bool wait,
                            BenchClock::time_point give_up) override {

@@ -1,13 +1,10 @@
-// aecd over the embedded sqlite store, as a fleet would use it: the server runs in a process of
-// its own (forked by prepare(), before any thread exists), and every client process talks to it
-// through the http:// store and aec::Control — OnBusy::Wait parks in the server's line.
-#include <chrono>
+// aecd as a fleet would use it: the server runs in a process of its own (forked by prepare(),
+// before any thread exists), and every client process talks to it through the http:// store and
+// aec::Control — OnBusy::Wait parks in the server's line.
+//   aecd-sqlite  over the embedded sqlite store, opened as aecd opens it (durable: every grant
+//                and release flushed before it is answered, commits grouped);
+//   aecd-memory  over the memory store: nothing reaches a disk; a restart forgets every lease.
 #include <csignal>
-#include <fstream>
-#include <thread>
-
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <aec/open_store.h>
 
@@ -17,18 +14,16 @@
 namespace aec::bench {
 namespace {
 
-using namespace std::chrono_literals;
-
-// The server process: serves dir/aec.db on a free loopback port, writes the port to dir/port,
+// The server process: serves `store_url` on a free loopback port, publishes the port in `dir`,
 // and stops on SIGTERM.
-[[noreturn]] void serve(const std::string& dir) {
+[[noreturn]] void serve(const std::string& dir, const std::string& store_url, const char* name) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  auto store = open_store("sqlite://" + dir + "/aec.db", {.durable = true});  // as aecd opens it
+  auto store = open_store(store_url, {.durable = true});  // as aecd opens it
   if (!store) {
-    std::fprintf(stderr, "aecd-sqlite: %s\n", store.error().to_string().c_str());
+    std::fprintf(stderr, "%s: %s\n", name, store.error().to_string().c_str());
     _exit(1);
   }
   auto server = server::Server::start({.store = std::shared_ptr<Store>(std::move(*store)),
@@ -36,54 +31,31 @@ using namespace std::chrono_literals;
                                        .store_threads = 16,
                                        .log_requests = false});
   if (!server) {
-    std::fprintf(stderr, "aecd-sqlite: %s\n", server.error().to_string().c_str());
+    std::fprintf(stderr, "%s: %s\n", name, server.error().to_string().c_str());
     _exit(1);
   }
-  std::ofstream(dir + "/port.tmp") << (*server)->port() << "\n";
-  std::rename((dir + "/port.tmp").c_str(), (dir + "/port").c_str());
+  publish_port(dir, (*server)->port());
   int signal = 0;
   sigwait(&stop, &signal);
   (*server)->stop();
   _exit(0);
 }
 
-class AecdSqliteContender final : public Contender {
+class AecdContender final : public Contender {
  public:
-  ~AecdSqliteContender() override {
-    if (server_ > 0) {
-      kill(server_, SIGTERM);
-      waitpid(server_, nullptr, 0);
-    }
-  }
+  explicit AecdContender(bool memory) : memory_(memory) {}
 
-  std::string_view name() const override { return "aecd-sqlite"; }
+  std::string_view name() const override { return memory_ ? "aecd-memory" : "aecd-sqlite"; }
 
   Status prepare(const std::string& dir) override {
-    if (server_ > 0) {  // a previous run's server: each run gets a fresh one
-      kill(server_, SIGTERM);
-      waitpid(server_, nullptr, 0);
-    }
-    server_ = fork();
-    if (server_ < 0) {
-      return internal_error("fork failed");
-    }
-    if (server_ == 0) {
-      serve(dir);
-    }
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!std::ifstream(dir + "/port")) {
-      if (std::chrono::steady_clock::now() > deadline || waitpid(server_, nullptr, WNOHANG) != 0) {
-        return unavailable("aecd-sqlite: the server process did not start");
-      }
-      std::this_thread::sleep_for(1ms);  // polling for the server's port file
-    }
-    return Status::ok();
+    const std::string url = memory_ ? "memory:" : "sqlite://" + dir + "/aec.db";
+    const char* what = memory_ ? "aecd-memory" : "aecd-sqlite";
+    return server_.start(
+        dir, [&](const std::string& d) { serve(d, url, what); }, what);
   }
 
   Result<std::unique_ptr<Session>> open(const std::string& dir, int /*client*/) override {
-    int port = 0;
-    std::ifstream(dir + "/port") >> port;
-    auto store = open_store("http://127.0.0.1:" + std::to_string(port));
+    auto store = open_store("http://127.0.0.1:" + std::to_string(published_port(dir)));
     if (!store) {
       return store.error();
     }
@@ -91,13 +63,18 @@ class AecdSqliteContender final : public Contender {
   }
 
  private:
-  pid_t server_ = -1;
+  bool memory_;
+  ServerProcess server_;
 };
 
 }  // namespace
 
 std::unique_ptr<Contender> make_aecd_sqlite_contender() {
-  return std::make_unique<AecdSqliteContender>();
+  return std::make_unique<AecdContender>(false);
+}
+
+std::unique_ptr<Contender> make_aecd_memory_contender() {
+  return std::make_unique<AecdContender>(true);
 }
 
 }  // namespace aec::bench

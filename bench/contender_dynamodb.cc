@@ -79,7 +79,7 @@ class RawDynamoSession final : public Session {
       held_ = key;
       return true;
     };
-    return retry_with_backoff(attempt, wait, give_up, rng_);
+    return retry_with_backoff(attempt, wait, give_up, rng_, refused_);
   }
 
   Status release() override {

@@ -152,7 +152,7 @@ class RawEtcdSession final : public Session {
       }
       return response.succeeded();
     };
-    return retry_with_backoff(attempt, wait, give_up, rng_);
+    return retry_with_backoff(attempt, wait, give_up, rng_, refused_);
   }
 
   // Deletes the key only while its mod_revision is still that of our put: the revision is the

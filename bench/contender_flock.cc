@@ -41,7 +41,11 @@ class FlockSession final : public Session {
       rc = ::flock(*fd, op);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0) {
-      return errno == EWOULDBLOCK ? Result<Acquired>(Acquired::Busy) : errno_status("flock");
+      if (errno != EWOULDBLOCK) {
+        return errno_status("flock");
+      }
+      ++refused_;
+      return Acquired::Busy;
     }
     held_ = *fd;
     return Acquired::Granted;

@@ -1,11 +1,17 @@
 // PostgreSQL contenders, on the server named by AEC_BENCH_POSTGRES_URL (or the test servers'
 // AEC_TEST_POSTGRES_URL in the file $AEC_TEST_SERVERS_ENV, as scripts/dev-servers.sh writes it):
-//   raw-postgres  the bare lease-row recipe: one `INSERT ... ON CONFLICT DO UPDATE ... WHERE
-//                 expired` to acquire, a token-checked DELETE to release, retried with a short
-//                 sleep when the key is held (prepared statements, synchronous_commit on);
-//   aec-postgres  aec's postgres:// store through aec::Control (history, fencing counter, FIFO
-//                 line, NOTIFY-driven waits).
-// Both start from an empty schema of their own, dropped and created by prepare().
+//   raw-postgres        the bare lease-row recipe: one `INSERT ... ON CONFLICT DO UPDATE ...
+//                       WHERE expired` to acquire, a token-checked DELETE to release, retried
+//                       with a short sleep when the key is held (prepared statements,
+//                       synchronous_commit on: each commit flushed before it is answered);
+//   raw-postgres-async  the same with synchronous_commit off: commits are answered before their
+//                       flush (the last ~600 ms of them may be lost in a server crash);
+//   pg-advisory         pg_try_advisory_lock / pg_advisory_unlock on a hash of the key: no row,
+//                       no write; the lock lives as long as the client's connection;
+//   aec-postgres        aec's postgres:// store through aec::Control (history, fencing counter,
+//                       FIFO line, NOTIFY-driven waits).
+// The row recipes and aec start from an empty schema of their own, dropped and created by
+// prepare().
 #include <algorithm>
 #include <cstdlib>
 #include <random>
@@ -73,6 +79,10 @@ constexpr const char* kAcquire =
     "WHERE raw_bench.leases.expires_at < now()";
 constexpr const char* kRelease = "DELETE FROM raw_bench.leases WHERE key = $1 AND token = $2";
 
+// Advisory locks on a 64-bit hash of the key; a held key is retried as the lease row is.
+constexpr const char* kTryAdvisory = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+constexpr const char* kAdvisoryUnlock = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+
 class RawPostgresSession final : public Session {
  public:
   RawPostgresSession(PGconn* conn, int client)
@@ -105,7 +115,7 @@ class RawPostgresSession final : public Session {
       }
       return *changed == 1;
     };
-    return retry_with_backoff(attempt, wait, give_up, rng_);
+    return retry_with_backoff(attempt, wait, give_up, rng_, refused_);
   }
 
   Status release() override {
@@ -138,12 +148,84 @@ class RawPostgresSession final : public Session {
   std::int64_t held_token_ = 0;
 };
 
+class AdvisorySession final : public Session {
+ public:
+  AdvisorySession(PGconn* conn, int client) : conn_(conn), rng_(client) {}
+  ~AdvisorySession() override { PQfinish(conn_); }
+
+  Status init() {
+    for (auto [name, sql] :
+         {std::pair{"try_lock", kTryAdvisory}, std::pair{"unlock", kAdvisoryUnlock}}) {
+      PGresult* r = PQprepare(conn_, name, sql, 1, nullptr);
+      bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (!ok) {
+        return unavailable(fmt::format("prepare {}: {}", name, PQerrorMessage(conn_)));
+      }
+    }
+    return Status::ok();
+  }
+
+  Result<Acquired> acquire(const std::string& key, bool wait,
+                           BenchClock::time_point give_up) override {
+    auto attempt = [&]() -> Result<bool> {
+      Result<bool> locked = run("try_lock", key);
+      if (locked && *locked) {
+        held_key_ = key;
+      }
+      return locked;
+    };
+    return retry_with_backoff(attempt, wait, give_up, rng_, refused_);
+  }
+
+  Status release() override {
+    Result<bool> unlocked = run("unlock", held_key_);
+    if (!unlocked) {
+      return unlocked.error();
+    }
+    return *unlocked ? Status::ok() : internal_error("release: advisory lock not held");
+  }
+
+ private:
+  // Runs a prepared statement answering one boolean.
+  Result<bool> run(const char* stmt, const std::string& key) {
+    const char* values[] = {key.c_str()};
+    PGresult* r = PQexecPrepared(conn_, stmt, 1, values, nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+      Status s = unavailable(fmt::format("{}: {}", stmt, PQresultErrorMessage(r)));
+      PQclear(r);
+      return s;
+    }
+    const bool yes = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return yes;
+  }
+
+  PGconn* conn_;
+  std::minstd_rand rng_;
+  std::string held_key_;
+};
+
+// raw-postgres (durable), raw-postgres-async and pg-advisory.
 class RawPostgresContender final : public Contender {
  public:
-  std::string_view name() const override { return "raw-postgres"; }
+  enum class Kind { LeaseRow, LeaseRowAsync, Advisory };
+  explicit RawPostgresContender(Kind kind) : kind_(kind) {}
+
+  std::string_view name() const override {
+    switch (kind_) {
+      case Kind::LeaseRow:
+        return "raw-postgres";
+      case Kind::LeaseRowAsync:
+        return "raw-postgres-async";
+      case Kind::Advisory:
+        return "pg-advisory";
+    }
+    return "";
+  }
 
   Status prepare(const std::string& /*dir*/) override {
-    return fresh_schema(kRawSchema, kRawTable);
+    return kind_ == Kind::Advisory ? Status::ok() : fresh_schema(kRawSchema, kRawTable);
   }
 
   Result<std::unique_ptr<Session>> open(const std::string& /*dir*/, int client) override {
@@ -155,12 +237,27 @@ class RawPostgresContender final : public Contender {
     if (!conn) {
       return conn.error();
     }
+    if (kind_ == Kind::Advisory) {
+      auto session = std::make_unique<AdvisorySession>(*conn, client);
+      if (Status s = session->init(); !s.is_ok()) {
+        return s;
+      }
+      return std::unique_ptr<Session>(std::move(session));
+    }
     auto session = std::make_unique<RawPostgresSession>(*conn, client);
     if (Status s = session->init(); !s.is_ok()) {
       return s;
     }
+    if (kind_ == Kind::LeaseRowAsync) {
+      if (Status s = exec(*conn, "SET synchronous_commit = off"); !s.is_ok()) {
+        return s;
+      }
+    }
     return std::unique_ptr<Session>(std::move(session));
   }
+
+ private:
+  Kind kind_;
 };
 
 constexpr const char* kAecSchema = "aec_bench";
@@ -206,7 +303,15 @@ class AecPostgresContender final : public Contender {
 }  // namespace
 
 std::unique_ptr<Contender> make_raw_postgres_contender() {
-  return std::make_unique<RawPostgresContender>();
+  return std::make_unique<RawPostgresContender>(RawPostgresContender::Kind::LeaseRow);
+}
+
+std::unique_ptr<Contender> make_raw_postgres_async_contender() {
+  return std::make_unique<RawPostgresContender>(RawPostgresContender::Kind::LeaseRowAsync);
+}
+
+std::unique_ptr<Contender> make_pg_advisory_contender() {
+  return std::make_unique<RawPostgresContender>(RawPostgresContender::Kind::Advisory);
 }
 
 std::unique_ptr<Contender> make_aec_postgres_contender() {

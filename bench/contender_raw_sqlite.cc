@@ -72,7 +72,7 @@ class RawSqliteSession final : public Session {
 
   Result<Acquired> acquire(const std::string& key, bool wait,
                            BenchClock::time_point give_up) override {
-    return retry_with_backoff([&] { return try_acquire(key); }, wait, give_up, rng_);
+    return retry_with_backoff([&] { return try_acquire(key); }, wait, give_up, rng_, refused_);
   }
 
   Status release() override {

@@ -2,6 +2,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -16,6 +19,40 @@ namespace {
 // see a multi-second stall, short enough to keep runs bounded.
 BenchClock::duration grace_for(BenchClock::duration duration) {
   return duration;
+}
+
+// The machine's CPU time so far, from the first line of /proc/stat, in ticks: all of it, and
+// the part that was idle or waiting for I/O. Nothing when it cannot be read.
+struct CpuTimes {
+  std::int64_t total = 0;
+  std::int64_t idle = 0;
+};
+
+std::optional<CpuTimes> cpu_times() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  if (!std::getline(in, line) || !line.starts_with("cpu ")) {
+    return std::nullopt;
+  }
+  std::istringstream fields(line.substr(4));
+  CpuTimes t;
+  std::int64_t v = 0;
+  // user nice system idle iowait irq softirq steal (guest time is already in user).
+  for (int i = 0; i < 8 && fields >> v; ++i) {
+    t.total += v;
+    if (i == 3 || i == 4) {
+      t.idle += v;
+    }
+  }
+  return t;
+}
+
+double busy_percent(const std::optional<CpuTimes>& before, const std::optional<CpuTimes>& after) {
+  if (!before || !after || after->total <= before->total) {
+    return -1;
+  }
+  const double total = static_cast<double>(after->total - before->total);
+  return 100.0 * (total - static_cast<double>(after->idle - before->idle)) / total;
 }
 
 std::string report_path(const RunConfig& config, int client) {
@@ -84,8 +121,9 @@ std::string reap(const std::vector<pid_t>& pids, BenchClock::time_point deadline
 }
 
 // Forks the clients and starts them together; returns their pids (fewer than asked if a fork
-// failed).
-Result<std::vector<pid_t>> start_clients(Contender& contender, const RunConfig& config) {
+// failed), and the machine's CPU times at the start signal in `at_start`.
+Result<std::vector<pid_t>> start_clients(Contender& contender, const RunConfig& config,
+                                         std::optional<CpuTimes>& at_start) {
   int ready[2];
   int start[2];
   if (::pipe(ready) != 0 || ::pipe(start) != 0) {
@@ -114,6 +152,7 @@ Result<std::vector<pid_t>> start_clients(Contender& contender, const RunConfig& 
     ++ready_count;
   }
   ::close(ready[0]);
+  at_start = cpu_times();
   ::close(start[1]);  // the start signal: every client's read() returns 0
   return pids;
 }
@@ -128,7 +167,8 @@ Result<RunResult> run_clients(Contender& contender, const RunConfig& config) {
   if (Status s = contender.prepare(config.dir); !s.is_ok()) {
     return s;
   }
-  Result<std::vector<pid_t>> pids = start_clients(contender, config);
+  std::optional<CpuTimes> cpu_before;
+  Result<std::vector<pid_t>> pids = start_clients(contender, config, cpu_before);
   if (!pids) {
     return pids.error();
   }
@@ -136,6 +176,7 @@ Result<RunResult> run_clients(Contender& contender, const RunConfig& config) {
       BenchClock::now() + config.duration + grace_for(config.duration) + std::chrono::seconds(30);
   RunResult result;
   result.failure = reap(*pids, deadline);
+  result.cpu_busy_percent = busy_percent(cpu_before, cpu_times());
   if (result.failure.empty() && static_cast<int>(pids->size()) != config.clients) {
     result.failure =
         fmt::format("fork: only {} of {} clients started", pids->size(), config.clients);

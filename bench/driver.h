@@ -29,6 +29,9 @@ struct RunConfig {
 struct RunResult {
   std::vector<ClientReport> clients;  // one per client, in client order
   std::string failure;                // non-empty when a client could not start or crashed
+  // The share of the machine's CPU time that was busy (not idle, not waiting for I/O) from the
+  // start signal until the last client exited, in percent; -1 when /proc/stat cannot be read.
+  double cpu_busy_percent = -1;
 };
 
 // Forks config.clients processes that each open a session on `contender` and run the loop, and

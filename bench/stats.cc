@@ -59,6 +59,7 @@ RunStats summarize(const std::vector<ClientReport>& clients) {
     stats.busy += c.busy;
     stats.errors += c.errors;
     stats.abandoned += c.abandoned;
+    stats.refused += c.refused;
     longest = std::max({longest, c.acquire_ns.max(), c.longest_abandoned_ns});
     elapsed_ns = std::max(elapsed_ns, c.elapsed_ns);
     if (stats.first_error.empty()) {
@@ -67,6 +68,8 @@ RunStats summarize(const std::vector<ClientReport>& clients) {
   }
   stats.seconds = static_cast<double>(elapsed_ns) / 1e9;
   stats.ops_per_sec = stats.seconds > 0 ? static_cast<double>(stats.pairs) / stats.seconds : 0;
+  stats.refused_per_sec =
+      stats.seconds > 0 ? static_cast<double>(stats.refused) / stats.seconds : 0;
   stats.p50_ns = all.quantile(0.5);
   stats.p99_ns = all.quantile(0.99);
   stats.p999_ns = all.quantile(0.999);

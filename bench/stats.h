@@ -33,6 +33,9 @@ struct RunStats {
   std::int64_t handover_p50_ns = 0, handover_p99_ns = 0, handover_max_ns = 0;
   std::int64_t overlaps = 0;
   std::int64_t busy = 0, errors = 0, abandoned = 0;
+  std::int64_t refused = 0;      // attempts the service answered "held", all clients
+  double refused_per_sec = 0;    // refused / seconds
+  double cpu_busy_percent = -1;  // the machine's CPUs busy during the run (-1: not measured)
   std::string first_error;
   std::string failure;  // the run itself failed (a client could not start or crashed)
 };

@@ -4,10 +4,13 @@
 #   - pgbouncer in front of it (pool_mode transaction; database alias aec_session in session mode);
 #   - a 3-member etcd cluster (Debian's etcd-server);
 #   - dynalite, DynamoDB's API on LevelDB (npm, tests/dynalite: scripts/install-test-deps.sh),
-#     when Node.js and the package are there (else skipped, unless named by --only).
+#     when Node.js and the package are there (else skipped, unless named by --only);
+#   - Redis (Debian's redis-server), a peer of the benchmarks only, in memory (no snapshots, no
+#     append-only file: a benchmark turns those on itself).
 # Free ports are picked at start. Everything is stopped by its PID.
 #
-#   scripts/dev-servers.sh up   [--dir DIR] [--only postgres|pgbouncer|etcd|dynalite ...] [--faketime]
+#   scripts/dev-servers.sh up   [--dir DIR] [--only postgres|pgbouncer|etcd|dynalite|redis ...]
+#                               [--faketime]
 #   scripts/dev-servers.sh down [--dir DIR]
 #   scripts/dev-servers.sh status [--dir DIR]
 #   scripts/dev-servers.sh env  [--dir DIR]          # print the URLs (source-able)
@@ -21,6 +24,7 @@
 #   AEC_TEST_PGBOUNCER_SESSION_URL=postgres://aec@127.0.0.1:PORT/aec_session
 #   AEC_TEST_ETCD_ENDPOINTS=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
 #   AEC_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:PORT
+#   AEC_TEST_REDIS_ADDRESS=127.0.0.1:PORT
 # and, per etcd member N (1..3), DIR/etcd-N.pid and DIR/etcd-N.cmd (the command that starts
 # it again, for tests that kill and restart members). Tests find the file through
 # AEC_TEST_SERVERS_ENV=DIR/urls.env. PostgreSQL and pgbouncer refuse to run as root: as root
@@ -33,7 +37,7 @@
 # The reliability suite's T7 steps PostgreSQL's clock that way, on servers of its own.
 set -euo pipefail
 
-usage() { sed -n '2,33p' "$0"; }
+usage() { sed -n '2,37p' "$0"; }
 die() { echo "dev-servers.sh: $*" >&2; exit 1; }
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -55,7 +59,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 named_only=${#only[@]}
-[ ${#only[@]} -gt 0 ] || only=(postgres pgbouncer etcd dynalite)
+[ ${#only[@]} -gt 0 ] || only=(postgres pgbouncer etcd dynalite redis)
 # PostgreSQL's and pgbouncer's files, owned by the user they run as. As root that is `postgres`,
 # who may not be able to reach DIR (under /root, say): their files then live in a folder of
 # their own under /tmp, named in DIR/pgdir and removed by `down`.
@@ -288,6 +292,21 @@ dynalite_up() {
   say "dynalite: http://127.0.0.1:$port (pid $(cat "$dir/dynalite.pid"))"
 }
 
+redis_up() {
+  local port
+  if alive "$dir/redis.pid"; then say "redis: already running"; return; fi
+  command -v redis-server >/dev/null || die "redis is not installed (Debian package redis-server; scripts/setup.sh installs it)"
+  free_port port
+  rm -rf "$dir/redis"
+  mkdir -p "$dir/redis"
+  setsid redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/redis" --save "" \
+    --appendonly no --daemonize no --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/redis.pid"
+  await "redis" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+  set_url AEC_TEST_REDIS_ADDRESS "127.0.0.1:$port"
+  say "redis: 127.0.0.1:$port (pid $(cat "$dir/redis.pid"))"
+}
+
 up() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -296,6 +315,7 @@ up() {
   wants pgbouncer && pgbouncer_up
   wants etcd && etcd_up
   wants dynalite && dynalite_up
+  wants redis && redis_up
   echo "AEC_TEST_SERVERS_ENV=$dir/urls.env"
 }
 
@@ -305,6 +325,8 @@ down() {
   for n in 1 2 3; do stop_pid "$dir/etcd-$n.pid"; rm -rf "$dir/etcd-$n"; done
   stop_pid "$dir/dynalite.pid"
   rm -rf "$dir/dynalite"
+  stop_pid "$dir/redis.pid"
+  rm -rf "$dir/redis"
   stop_pid "$pgdir/pgbouncer.pid"
   # SIGINT: PostgreSQL's fast shutdown.
   stop_pid "$dir/postgres.pid" INT
@@ -317,7 +339,8 @@ down() {
 
 status() {
   local f
-  for f in "$dir"/postgres.pid "$pgdir"/pgbouncer.pid "$dir"/etcd-*.pid "$dir"/dynalite.pid; do
+  for f in "$dir"/postgres.pid "$pgdir"/pgbouncer.pid "$dir"/etcd-*.pid "$dir"/dynalite.pid \
+    "$dir"/redis.pid; do
     [ -f "$f" ] || continue
     if alive "$f"; then echo "$(basename "$f" .pid): running (pid $(cat "$f"))"
     else echo "$(basename "$f" .pid): not running"; fi
