@@ -33,6 +33,8 @@ struct Flags {
   std::string duration = "5s";
   std::string dir;
   std::string json;
+  std::string plot_data;
+  bool targets = false;
   int repetitions = 1;
 };
 
@@ -57,6 +59,12 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--dir", f.dir, "data directory (default: a fresh one under /tmp, removed)");
   app.add_option("--json", f.json, "also write the runs as JSON to this file (- for stdout)");
+  app.add_option("--plot-data", f.plot_data,
+                 "also write gnuplot data files (throughput and latency per workload) into this "
+                 "directory");
+  app.add_flag("--targets", f.targets,
+               "also print what each contender guarantees and the performance targets met or "
+               "missed (needs C = 64 runs)");
   app.add_option("--repetitions", f.repetitions, "runs of each configuration")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -177,6 +185,20 @@ int bench_main(int argc, char** argv) {
   if (flags.repetitions > 1) {
     fmt::print("\nMedians over {} repetitions:\n\n", flags.repetitions);
     print_summary(stdout, runs);
+  }
+  if (flags.targets) {
+    fmt::print("\nWhat each contender guarantees:\n\n");
+    print_guarantees(stdout, runs);
+    fmt::print("\nTargets (medians over the repetitions):\n\n");
+    print_targets(stdout, runs);
+  }
+  if (!flags.plot_data.empty()) {
+    std::error_code ec;
+    fs::create_directories(flags.plot_data, ec);
+    if (Status s = write_plot_data(flags.plot_data, runs); !s.is_ok()) {
+      fmt::print(stderr, "aec-bench: {}\n", s.message());
+      return 1;
+    }
   }
   if (!flags.json.empty()) {
     if (Status s = write_json(flags.json, runs); !s.is_ok()) {

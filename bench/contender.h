@@ -60,6 +60,10 @@ class Contender {
   // Opens a session on the service prepared in `dir`. Called in a client process.
   virtual Result<std::unique_ptr<Session>> open(const std::string& dir, int client) = 0;
 
+  // What the contender promises, in one line of the report: where its state lives, what
+  // survives a crash, expiry, fencing, how a held key is waited for.
+  virtual std::string_view guarantees() const = 0;
+
   // False for the physical floors, which time the round trips or flushes a lock would need
   // but exclude nobody: they run on distinct keys only.
   virtual bool is_lock() const { return true; }

@@ -122,6 +122,10 @@ class AecSession final : public Session {
 class AecSqliteContender final : public Contender {
  public:
   std::string_view name() const override { return "aec-sqlite"; }
+  std::string_view guarantees() const override {
+    return "one host; each grant and release committed (WAL, synchronous=NORMAL: survives any "
+           "process crash, not a power loss); expiry, fencing tokens, history, FIFO waits";
+  }
 
   // Opening the store once creates the database and its schema; the store is closed again
   // before the clients fork.

@@ -46,6 +46,13 @@ class AecdContender final : public Contender {
   explicit AecdContender(bool memory) : memory_(memory) {}
 
   std::string_view name() const override { return memory_ ? "aecd-memory" : "aecd-sqlite"; }
+  std::string_view guarantees() const override {
+    return memory_ ? "many hosts over HTTP; nothing on disk: an aecd restart forgets every lease; "
+                     "expiry, fencing tokens, history, FIFO waits parked in the server"
+                   : "many hosts over HTTP; each grant and release flushed (fsync) before it is "
+                     "answered, commits grouped; expiry, fencing tokens, history, FIFO waits "
+                     "parked in the server";
+  }
 
   Status prepare(const std::string& dir) override {
     const std::string url = memory_ ? "memory:" : "sqlite://" + dir + "/aec.db";

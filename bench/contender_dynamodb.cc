@@ -106,6 +106,10 @@ class RawDynamoSession final : public Session {
 class RawDynamoContender final : public Contender {
  public:
   std::string_view name() const override { return "raw-dynamodb"; }
+  std::string_view guarantees() const override {
+    return "dynalite (DynamoDB's API on LevelDB, one process); expiry by every client's wall "
+           "clock; no fencing, no line";
+  }
 
   Status prepare(const std::string& dir) override {
     default_credentials();
@@ -126,6 +130,10 @@ class RawDynamoContender final : public Contender {
 class AecDynamoContender final : public Contender {
  public:
   std::string_view name() const override { return "aec-dynamodb"; }
+  std::string_view guarantees() const override {
+    return "dynalite as raw-dynamodb; expiry by the store's own clock, fencing tokens, history, "
+           "FIFO line";
+  }
 
   // Opening the store once creates its table; closed again before the clients fork.
   Status prepare(const std::string& dir) override {

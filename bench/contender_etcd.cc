@@ -177,6 +177,10 @@ class RawEtcdSession final : public Session {
 class RawEtcdContender final : public Contender {
  public:
   std::string_view name() const override { return "raw-etcd"; }
+  std::string_view guarantees() const override {
+    return "replicated: each write committed by 2 of 3 members, each flushing its log; lease "
+           "expiry; the revision as a token; no line (retries)";
+  }
 
   Status prepare(const std::string& /*dir*/) override { return delete_prefix(kRawPrefix); }
 
@@ -197,6 +201,9 @@ class AecEtcdContender final : public Contender {
   }
 
   std::string_view name() const override { return "aec-etcd"; }
+  std::string_view guarantees() const override {
+    return "replicated as raw-etcd; fencing tokens, history, FIFO line woken by watch";
+  }
 
   // Deletes every earlier run's keys (aec's store keeps each key's counters and history after
   // release). This run's prefix is new anyway, so a client left over from an earlier run

@@ -84,6 +84,10 @@ class FlockSession final : public Session {
 class FlockContender final : public Contender {
  public:
   std::string_view name() const override { return "flock"; }
+  std::string_view guarantees() const override {
+    return "one host; freed by the kernel when its holder dies; nothing on disk; no expiry, no "
+           "fencing; waiters woken by the kernel";
+  }
   Status prepare(const std::string& /*dir*/) override { return Status::ok(); }
   Result<std::unique_ptr<Session>> open(const std::string& dir, int /*client*/) override {
     return std::unique_ptr<Session>(std::make_unique<FlockSession>(dir));

@@ -105,6 +105,9 @@ class LoopbackSession final : public Session {
 class LoopbackContender final : public Contender {
  public:
   std::string_view name() const override { return "floor-loopback"; }
+  std::string_view guarantees() const override {
+    return "a floor, not a lock: one loopback TCP round trip per operation";
+  }
   bool is_lock() const override { return false; }
 
   Status prepare(const std::string& dir) override {
@@ -166,6 +169,9 @@ class FdatasyncSession final : public Session {
 class FdatasyncContender final : public Contender {
  public:
   std::string_view name() const override { return "floor-fdatasync"; }
+  std::string_view guarantees() const override {
+    return "a floor, not a lock: one pwrite + fdatasync per operation, no group commit";
+  }
   bool is_lock() const override { return false; }
   Status prepare(const std::string& /*dir*/) override { return Status::ok(); }
 

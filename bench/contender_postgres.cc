@@ -224,6 +224,21 @@ class RawPostgresContender final : public Contender {
     return "";
   }
 
+  std::string_view guarantees() const override {
+    switch (kind_) {
+      case Kind::LeaseRow:
+        return "one server; each commit flushed before it is answered; expiry by the server's "
+               "clock; no fencing, no history, no line (retries)";
+      case Kind::LeaseRowAsync:
+        return "as raw-postgres, but commits answered before their flush: a server crash may "
+               "lose the last ~0.6 s of grants and releases";
+      case Kind::Advisory:
+        return "one server; held as long as the client's connection, nothing written; no "
+               "expiry, no fencing, no line (retries)";
+    }
+    return "";
+  }
+
   Status prepare(const std::string& /*dir*/) override {
     return kind_ == Kind::Advisory ? Status::ok() : fresh_schema(kRawSchema, kRawTable);
   }
@@ -273,6 +288,10 @@ Result<std::string> aec_url() {
 class AecPostgresContender final : public Contender {
  public:
   std::string_view name() const override { return "aec-postgres"; }
+  std::string_view guarantees() const override {
+    return "one server; each grant and renewal flushed before it is answered; expiry by the "
+           "server's clock, fencing tokens, history, FIFO line woken by NOTIFY";
+  }
 
   // An empty schema, then aec's tables and functions in it (opening the store creates them).
   Status prepare(const std::string& /*dir*/) override {

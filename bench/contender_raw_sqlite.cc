@@ -121,6 +121,10 @@ class RawSqliteSession final : public Session {
 class RawSqliteContender final : public Contender {
  public:
   std::string_view name() const override { return "raw-sqlite"; }
+  std::string_view guarantees() const override {
+    return "one host; WAL, synchronous=NORMAL (survives any process crash, not a power loss); "
+           "expiry; no fencing, no history, no line (retries)";
+  }
 
   Status prepare(const std::string& dir) override {
     Result<sqlite3*> db = open_db(dir);

@@ -130,6 +130,12 @@ class RedisContender final : public Contender {
   explicit RedisContender(bool aof) : aof_(aof) {}
 
   std::string_view name() const override { return aof_ ? "raw-redis-aof" : "raw-redis"; }
+  std::string_view guarantees() const override {
+    return aof_ ? "one server; every write in the append-only file, flushed, before the reply; "
+                  "expiry; the token is the client's own (no fencing); no line (retries)"
+                : "one server, in memory: a restart loses every lock; expiry; the token is the "
+                  "client's own (no fencing); no line (retries)";
+  }
 
   // Sets the server's persistence for this contender, then empties it. Turning the append-only
   // file on starts a rewrite in the background: wait for it, or the first writes share the

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "contender.h"
+
 namespace aec::bench {
 namespace {
 
@@ -192,6 +194,155 @@ void print_markdown(std::FILE* out, const std::vector<RunStats>& runs) {
   }
 }
 
+void print_guarantees(std::FILE* out, const std::vector<RunStats>& runs) {
+  fmt::print(out, "| contender | guarantees |\n|---|---|\n");
+  for (const std::string& name : contender_names()) {
+    const bool ran = std::any_of(runs.begin(), runs.end(),
+                                 [&](const RunStats& r) { return r.contender == name; });
+    if (ran) {
+      fmt::print(out, "| {} | {} |\n", name, make_contender(name)->guarantees());
+    }
+  }
+}
+
+namespace {
+
+// The median over repetitions of `figure` for (contender, workload, C); nothing if it never ran.
+std::optional<double> median_figure(const std::vector<RunStats>& runs, std::string_view contender,
+                                    std::string_view workload, int clients,
+                                    double (*figure)(const RunStats&)) {
+  std::vector<double> v;
+  for (const RunStats& r : runs) {
+    if (r.contender == contender && r.workload == workload && r.clients == clients &&
+        r.failure.empty()) {
+      v.push_back(figure(r));
+    }
+  }
+  return v.empty() ? std::nullopt : std::optional<double>(median_of(v));
+}
+
+// The median over repetitions of contender's ops/s over peer's, same workload and C.
+std::optional<double> median_ratio(const std::vector<RunStats>& runs, std::string_view contender,
+                                   std::string_view peer, std::string_view workload, int clients) {
+  std::vector<double> v;
+  for (const RunStats& r : runs) {
+    if (r.contender == contender && r.workload == workload && r.clients == clients &&
+        r.failure.empty()) {
+      if (auto ratio = ratio_to(r, runs, peer)) {
+        v.push_back(*ratio);
+      }
+    }
+  }
+  return v.empty() ? std::nullopt : std::optional<double>(median_of(v));
+}
+
+double ops(const RunStats& r) {
+  return r.ops_per_sec;
+}
+
+Status write_text(const std::string& path, const std::string& text) {
+  std::FILE* file = std::fopen(path.c_str(), "w");
+  const bool ok = file != nullptr && std::fputs(text.c_str(), file) >= 0;
+  if ((file != nullptr && std::fclose(file) != 0) || !ok) {
+    return unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+void print_targets(std::FILE* out, const std::vector<RunStats>& runs) {
+  constexpr int kC = 64;
+  if (std::none_of(runs.begin(), runs.end(), [](const RunStats& r) { return r.clients == kC; })) {
+    fmt::print(out, "No run with C = {}: the targets are measured there.\n", kC);
+    return;
+  }
+  fmt::print(out, "| target (C = {}) | measured | wanted | |\n|---|--:|--:|---|\n", kC);
+  auto row = [&](const std::string& what, std::optional<double> value, double wanted, bool at_least,
+                 const char* unit) {
+    if (!value) {
+      return;
+    }
+    const bool met = at_least ? *value >= wanted : *value <= wanted;
+    fmt::print(out, "| {} | {:.3g}{} | {} {:.3g}{} | {} |\n", what, *value, unit,
+               at_least ? "≥" : "≤", wanted, unit, met ? "met" : "**missed**");
+  };
+  const struct {
+    const char* peer;
+    double wanted;
+  } distinct[] = {
+      {"raw-redis", 1.0}, {"raw-postgres", 4.0}, {"raw-etcd", 10.0}, {"floor-loopback", 0.8}};
+  for (const auto& [peer, wanted] : distinct) {
+    row(fmt::format("aecd-sqlite / {}, distinct keys, pairs/s", peer),
+        median_ratio(runs, "aecd-sqlite", peer, "distinct", kC), wanted, true, "×");
+  }
+  row("aecd-sqlite / raw-redis, hot key, successful pairs/s",
+      median_ratio(runs, "aecd-sqlite", "raw-redis", "hot", kC), 5.0, true, "×");
+  row("aecd-sqlite, hot key, Jain's fairness index",
+      median_figure(runs, "aecd-sqlite", "hot", kC, [](const RunStats& r) { return r.jain; }), 0.99,
+      true, "");
+  row("aecd-sqlite, hot key, wake-up: release to the next waiter's grant, p99",
+      median_figure(runs, "aecd-sqlite", "hot", kC,
+                    [](const RunStats& r) { return us(r.handover_p99_ns) / 1e3; }),
+      2.0, false, " ms");
+  row("aecd-sqlite, hot key, refused attempts/s",
+      median_figure(runs, "aecd-sqlite", "hot", kC,
+                    [](const RunStats& r) { return r.refused_per_sec; }),
+      0, false, "");
+}
+
+Status write_plot_data(const std::string& dir, const std::vector<RunStats>& runs) {
+  for (const char* workload : {"distinct", "hot"}) {
+    std::vector<int> clients;
+    for (const RunStats& r : runs) {
+      if (r.workload == workload &&
+          std::find(clients.begin(), clients.end(), r.clients) == clients.end()) {
+        clients.push_back(r.clients);
+      }
+    }
+    if (clients.empty()) {
+      continue;
+    }
+    std::sort(clients.begin(), clients.end());
+    const int top = clients.back();
+    std::string throughput = "contender";
+    for (int c : clients) {
+      throughput += fmt::format(" \"C={}\"", c);
+    }
+    throughput += "\n";
+    std::string latency = fmt::format(
+        "contender \"p50 (C={0})\" \"p99 (C={0})\" "
+        "\"p99.9 (C={0})\"\n",
+        top);
+    for (const std::string& name : contender_names()) {
+      if (!median_figure(runs, name, workload, top, ops)) {
+        continue;
+      }
+      throughput += name;
+      for (int c : clients) {
+        auto v = median_figure(runs, name, workload, c, ops);
+        throughput += v ? fmt::format(" {:.1f}", *v) : " NaN";
+      }
+      throughput += "\n";
+      auto at = [&](double (*figure)(const RunStats&)) {
+        return *median_figure(runs, name, workload, top, figure);
+      };
+      latency += fmt::format("{} {:.1f} {:.1f} {:.1f}\n", name,
+                             at([](const RunStats& r) { return us(r.p50_ns); }),
+                             at([](const RunStats& r) { return us(r.p99_ns); }),
+                             at([](const RunStats& r) { return us(r.p999_ns); }));
+    }
+    for (const auto& [file, text] :
+         {std::pair{fmt::format("{}/throughput-{}.dat", dir, workload), throughput},
+          std::pair{fmt::format("{}/latency-{}.dat", dir, workload), latency}}) {
+      if (Status st = write_text(file, text); !st.is_ok()) {
+        return st;
+      }
+    }
+  }
+  return Status::ok();
+}
+
 Status write_json(const std::string& path, const std::vector<RunStats>& runs) {
   std::string text = "[\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
@@ -202,12 +353,7 @@ Status write_json(const std::string& path, const std::vector<RunStats>& runs) {
     fmt::print("{}", text);
     return Status::ok();
   }
-  std::FILE* file = std::fopen(path.c_str(), "w");
-  const bool ok = file && std::fputs(text.c_str(), file) >= 0;
-  if (file && std::fclose(file) != 0) {
-    return unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  }
-  return ok ? Status::ok() : unavailable(fmt::format("cannot write {}", path));
+  return write_text(path, text);
 }
 
 }  // namespace aec::bench

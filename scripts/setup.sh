@@ -9,27 +9,6 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-install_packages() {
-  local wanted missing=()
-  wanted=$(grep -v '^\s*#' scripts/packages.txt | grep -v '^\s*$')
-  for p in $wanted; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    say "Debian packages: all present"
-    return
-  fi
-  say "Installing Debian packages: ${missing[*]}"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "setup.sh: run as root or install sudo" >&2; exit 1; }
-    sudo="sudo"
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
-
 build_and_install() {
   local prefix=${PREFIX:-}
   if [ -z "$prefix" ]; then
@@ -54,7 +33,7 @@ demo() {
   "$AEC" history demo/hello --limit 3
 }
 
-install_packages
+scripts/install-packages.sh   # Debian packages (scripts/packages.txt)
 scripts/install-test-deps.sh  # npm packages of the tests (tests/dashboard, tests/dynalite)
 build_and_install
 demo
