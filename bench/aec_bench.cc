@@ -36,6 +36,7 @@ struct Flags {
   std::string plot_data;
   bool targets = false;
   int repetitions = 1;
+  std::int64_t preload = 0;
 };
 
 void add_flags(CLI::App& app, Flags& f) {
@@ -65,6 +66,11 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_flag("--targets", f.targets,
                "also print what each contender guarantees and the performance targets met or "
                "missed (needs C = 64 runs)");
+  app.add_option("--preload", f.preload,
+                 "live leases to take before each run (held for an hour; aec's contenders only): "
+                 "a scale run, reporting the server's memory per lease")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000'000}))
+      ->capture_default_str();
   app.add_option("--repetitions", f.repetitions, "runs of each configuration")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -101,6 +107,12 @@ RunStats run_one(const std::string& name, const RunConfig& base, int repetition,
   } else {
     stats = summarize(result->clients);
     stats.cpu_busy_percent = result->cpu_busy_percent;
+  }
+  if (result) {
+    stats.preloaded = config.preload;
+    stats.preload_seconds = result->preload_seconds;
+    stats.rss_before_preload = result->rss_before_preload.value_or(-1);
+    stats.rss_after_preload = result->rss_after_preload.value_or(-1);
   }
   fs::remove_all(config.dir, ec);
   stats.contender = name;
@@ -141,7 +153,8 @@ void run_repetition(const Flags& flags, milliseconds duration, int repetition, c
         const RunConfig config{.workload = workload == "hot" ? Workload::Hot : Workload::Distinct,
                                .clients = clients,
                                .duration = duration,
-                               .dir = {}};
+                               .dir = {},
+                               .preload = flags.preload};
         runs.push_back(run_one(name, config, repetition, root));
         fmt::print(stderr, "{}\n", progress_line(runs.back()));
       }
@@ -182,6 +195,10 @@ int bench_main(int argc, char** argv) {
     fs::remove_all(*root, ec);
   }
   print_markdown(stdout, runs);
+  if (flags.preload > 0) {
+    fmt::print("\nPreloaded leases:\n\n");
+    print_preload(stdout, runs);
+  }
   if (flags.repetitions > 1) {
     fmt::print("\nMedians over {} repetitions:\n\n", flags.repetitions);
     print_summary(stdout, runs);

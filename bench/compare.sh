@@ -6,9 +6,10 @@
 # (in memory, and appendfsync always), PostgreSQL (a lease row with synchronous_commit on and
 # off, pg_try_advisory_lock), etcd (lease + txn over gRPC), flock(2) and a raw SQLite lease
 # table; the floors (a loopback TCP round trip, pwrite + fdatasync per operation). Then
-# `aec run -- true` against `flock -n FILE true` and aecd's parked waiters.
+# `aec run -- true` against `flock -n FILE true`, aecd's parked waiters (10,000) and aecd holding
+# 1,000,000 live leases (memory per lease; pairs/s against 1,000 leases).
 #
-#   bench/compare.sh                                  # the full comparison (~40 min)
+#   bench/compare.sh                                  # the full comparison (~45 min)
 #   bench/compare.sh --clients 1,16 --duration 2s --repetitions 1
 #   bench/compare.sh --out DIR                        # default: bench/out/compare-DATE
 #   bench/compare.sh --smoke                          # seconds: every step once, tiny figures
@@ -51,8 +52,10 @@ done
 [[ "$repetitions" =~ ^[1-9][0-9]*$ ]] || die "--repetitions '$repetitions' is not a positive number"
 overhead_runs=200
 waiters=10000
+scale_small=1000 scale_large=1000000 scale_clients=64
 if [ "$smoke" -eq 1 ]; then
   clients=2 duration=200ms repetitions=1 overhead_runs=5 waiters=50
+  scale_small=100 scale_large=1000 scale_clients=2
 fi
 out=${out:-bench/out/compare-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
@@ -95,6 +98,31 @@ failed=0
 "$build/bench/aec-bench" "${args[@]}" --clients "$clients" --workload distinct --workload hot \
   --duration "$duration" --repetitions "$repetitions" --json "$out/runs.json" \
   --plot-data "$out" --targets >"$out/runs.md" || failed=1
+
+say "Scale: aecd holding $scale_small, then $scale_large live leases (C = $scale_clients, distinct keys)"
+for n in "$scale_small" "$scale_large"; do
+  "$build/bench/aec-bench" --contender aecd-sqlite --contender aecd-memory --workload distinct \
+    --clients "$scale_clients" --duration "$duration" --preload "$n" --json "$out/scale-$n.json" \
+    >"$out/scale-$n.md" || failed=1
+done
+# One JSON object per line: the value of field $1 in the line of contender $2 of file $3.
+field() { grep "\"contender\": \"$2\"" "$3" | sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" | head -1; }
+{
+  echo "| contender | live leases | preload s | server RSS after preload | per lease | pairs/s | vs $scale_small leases (target ≥ 0.8×) |"
+  echo "|---|--:|--:|--:|--:|--:|--:|"
+  for c in aecd-sqlite aecd-memory; do
+    base=$(field ops_per_sec "$c" "$out/scale-$scale_small.json")
+    for n in "$scale_small" "$scale_large"; do
+      f=$out/scale-$n.json
+      awk -v c="$c" -v n="$n" -v s="$(field preload_seconds "$c" "$f")" \
+        -v before="$(field rss_before_preload "$c" "$f")" -v after="$(field rss_after_preload "$c" "$f")" \
+        -v ops="$(field ops_per_sec "$c" "$f")" -v base="$base" 'BEGIN {
+          ratio = base > 0 ? sprintf("%.2f×", ops / base) : "–"
+          printf "| %s | %d | %.1f | %.1f MiB | %.0f B | %.0f | %s |\n", c, n, s, after / 1048576,
+                 (after - before) / n, ops, ratio }'
+    done
+  done
+} >"$out/scale.md"
 
 say "aec run -- true against flock -n FILE true ($overhead_runs runs each)"
 bench/run_overhead.sh "$build/src/cli/aec" "$overhead_runs" >"$out/overhead.md"
@@ -140,6 +168,10 @@ done
   echo "## aecd's parked waiters"
   echo
   cat "$out/waiters.md"
+  echo
+  echo "## Scale: aecd holding many live leases"
+  echo
+  cat "$out/scale.md"
   echo
   echo "Charts: $(cd "$out" && ls ./*.png 2>/dev/null | tr '\n' ' ')"
 } >"$out/report.md"

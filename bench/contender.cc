@@ -90,6 +90,20 @@ Status ServerProcess::start(const std::string& dir,
   return Status::ok();
 }
 
+std::optional<std::int64_t> ServerProcess::rss() const {
+  if (pid_ <= 0) {
+    return std::nullopt;
+  }
+  std::ifstream status(fmt::format("/proc/{}/status", pid_));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) {
+      return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;  // "VmRSS:   1234 kB"
+    }
+  }
+  return std::nullopt;
+}
+
 void ServerProcess::stop() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -36,6 +37,12 @@ class Session {
   // Releases the key last granted.
   virtual Status release() = 0;
 
+  // Takes `key` for an hour and keeps it (no release, no renewal): the live leases a scale run
+  // preloads. FailedPrecondition for the contenders that cannot (the bare recipes).
+  virtual Status hold(const std::string& /*key*/) {
+    return Status(Code::FailedPrecondition, "this contender cannot preload leases: use aec's");
+  }
+
   // The attempts the service answered "held" so far: a bare recipe's retries, or aec's acquire
   // calls that came back busy (a parked wait is one call however long it waits).
   std::int64_t refused_attempts() const { return refused_; }
@@ -64,6 +71,10 @@ class Contender {
   // survives a crash, expiry, fencing, how a held key is waited for.
   virtual std::string_view guarantees() const = 0;
 
+  // The resident memory of the contender's server process, in bytes, when it runs one (aecd);
+  // nothing otherwise.
+  virtual std::optional<std::int64_t> server_rss() const { return std::nullopt; }
+
   // False for the physical floors, which time the round trips or flushes a lock would need
   // but exclude nobody: they run on distinct keys only.
   virtual bool is_lock() const { return true; }
@@ -83,6 +94,9 @@ class ServerProcess {
   Status start(const std::string& dir, const std::function<void(const std::string&)>& serve,
                std::string_view what);
   void stop();
+
+  // The server's resident memory (VmRSS), in bytes; nothing when it is not running.
+  std::optional<std::int64_t> rss() const;
 
  private:
   int pid_ = -1;

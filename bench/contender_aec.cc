@@ -103,6 +103,20 @@ class AecSession final : public Session {
     return Acquired::Granted;
   }
 
+  Status hold(const std::string& key) override {
+    RunOptions options;
+    options.key = key;
+    options.ttl = 1h;
+    options.on_busy = OnBusy::Skip;
+    Result<AcquireResult> result = control_.acquire(options);
+    if (!result) {
+      return result.error();
+    }
+    return result->outcome == AcquireOutcome::Granted
+               ? Status::ok()
+               : internal_error("preload: " + key + " is held already");
+  }
+
   Status release() override {
     Outcome outcome;
     outcome.status = ExecutionStatus::Succeeded;

@@ -61,6 +61,8 @@ class AecdContender final : public Contender {
         dir, [&](const std::string& d) { serve(d, url, what); }, what);
   }
 
+  std::optional<std::int64_t> server_rss() const override { return server_.rss(); }
+
   Result<std::unique_ptr<Session>> open(const std::string& dir, int /*client*/) override {
     auto store = open_store("http://127.0.0.1:" + std::to_string(published_port(dir)));
     if (!store) {

@@ -1,5 +1,6 @@
 #include "driver.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -120,6 +121,44 @@ std::string reap(const std::vector<pid_t>& pids, BenchClock::time_point deadline
   return failure;
 }
 
+// The body of preloading process `p` of `processes`: holds keys bench/pre<i> for every i < n
+// with i % processes == p. Returns the process exit code.
+int preload_main(Contender& contender, const RunConfig& config, int p, int processes) {
+  Result<std::unique_ptr<Session>> session = contender.open(config.dir, config.clients + p);
+  if (!session) {
+    fmt::print(stderr, "preload {}: {}\n", p, session.error().to_string());
+    return 2;
+  }
+  for (std::int64_t i = p; i < config.preload; i += processes) {
+    if (Status s = (*session)->hold(fmt::format("bench/pre{}", i)); !s.is_ok()) {
+      fmt::print(stderr, "preload {}: {}\n", p, s.to_string());
+      return 3;
+    }
+  }
+  return 0;
+}
+
+// Takes config.preload leases before the run, in parallel processes; "" or what failed.
+std::string preload(Contender& contender, const RunConfig& config) {
+  const int processes = static_cast<int>(std::min<std::int64_t>(16, config.preload));
+  std::vector<pid_t> pids;
+  for (int p = 0; p < processes; ++p) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::_exit(preload_main(contender, config, p, processes));
+    }
+    if (pid < 0) {
+      break;
+    }
+    pids.push_back(pid);
+  }
+  std::string failure = reap(pids, BenchClock::now() + std::chrono::hours(2));
+  if (failure.empty() && static_cast<int>(pids.size()) != processes) {
+    failure = "fork failed";
+  }
+  return failure.empty() ? "" : "preload: " + failure;
+}
+
 // Forks the clients and starts them together; returns their pids (fewer than asked if a fork
 // failed), and the machine's CPU times at the start signal in `at_start`.
 Result<std::vector<pid_t>> start_clients(Contender& contender, const RunConfig& config,
@@ -167,6 +206,17 @@ Result<RunResult> run_clients(Contender& contender, const RunConfig& config) {
   if (Status s = contender.prepare(config.dir); !s.is_ok()) {
     return s;
   }
+  RunResult result;
+  if (config.preload > 0) {
+    result.rss_before_preload = contender.server_rss();
+    const BenchClock::time_point start = BenchClock::now();
+    result.failure = preload(contender, config);
+    result.preload_seconds = std::chrono::duration<double>(BenchClock::now() - start).count();
+    result.rss_after_preload = contender.server_rss();
+    if (!result.failure.empty()) {
+      return result;
+    }
+  }
   std::optional<CpuTimes> cpu_before;
   Result<std::vector<pid_t>> pids = start_clients(contender, config, cpu_before);
   if (!pids) {
@@ -174,7 +224,6 @@ Result<RunResult> run_clients(Contender& contender, const RunConfig& config) {
   }
   const auto deadline =
       BenchClock::now() + config.duration + grace_for(config.duration) + std::chrono::seconds(30);
-  RunResult result;
   result.failure = reap(*pids, deadline);
   result.cpu_busy_percent = busy_percent(cpu_before, cpu_times());
   if (result.failure.empty() && static_cast<int>(pids->size()) != config.clients) {

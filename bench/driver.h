@@ -2,6 +2,7 @@
 // reports.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct RunConfig {
   int clients = 1;
   BenchClock::duration duration = std::chrono::seconds(5);
   std::string dir;  // an empty directory for this run's files, removed by the caller
+  // Live leases taken before the clients start (keys bench/pre<i>, held for an hour; the scale
+  // runs), by 16 processes in parallel.
+  std::int64_t preload = 0;
 };
 
 struct RunResult {
@@ -32,6 +36,10 @@ struct RunResult {
   // The share of the machine's CPU time that was busy (not idle, not waiting for I/O) from the
   // start signal until the last client exited, in percent; -1 when /proc/stat cannot be read.
   double cpu_busy_percent = -1;
+  // The preload: how long it took, and the server's resident memory before and after it (when
+  // the contender runs a server).
+  double preload_seconds = 0;
+  std::optional<std::int64_t> rss_before_preload, rss_after_preload;
 };
 
 // Forks config.clients processes that each open a session on `contender` and run the loop, and

@@ -67,14 +67,16 @@ std::string json_object(const RunStats& r, const std::vector<RunStats>& runs) {
       "\"handovers\": {}, \"handover_p50_us\": {:.1f}, \"handover_p99_us\": {:.1f}, "
       "\"handover_max_us\": {:.1f}, \"overlaps\": {}, "
       "\"busy\": {}, \"errors\": {}, \"abandoned\": {}, \"refused\": {}, "
-      "\"refused_per_sec\": {:.1f}, \"cpu_busy_percent\": {:.1f}, \"first_error\": {}, "
-      "\"failure\": {}}}",
+      "\"refused_per_sec\": {:.1f}, \"cpu_busy_percent\": {:.1f}, \"preloaded\": {}, "
+      "\"preload_seconds\": {:.1f}, \"rss_before_preload\": {}, \"rss_after_preload\": {}, "
+      "\"first_error\": {}, \"failure\": {}}}",
       json_string(r.contender), json_string(r.workload), r.clients, r.repetition, r.seconds,
       r.pairs, r.ops_per_sec, us(r.p50_ns), us(r.p99_ns), us(r.p999_ns), us(r.max_ns), r.jain,
       r.max_over_median, number(ratio_to(r, runs, "raw-sqlite")),
       number(ratio_to(r, runs, "flock")), r.handovers, us(r.handover_p50_ns), us(r.handover_p99_ns),
       us(r.handover_max_ns), r.overlaps, r.busy, r.errors, r.abandoned, r.refused,
-      r.refused_per_sec, r.cpu_busy_percent, json_string(r.first_error), json_string(r.failure));
+      r.refused_per_sec, r.cpu_busy_percent, r.preloaded, r.preload_seconds, r.rss_before_preload,
+      r.rss_after_preload, json_string(r.first_error), json_string(r.failure));
 }
 
 template <typename T>
@@ -191,6 +193,29 @@ void print_markdown(std::FILE* out, const std::vector<RunStats>& runs) {
       fmt::print(out, "\n{} {} C={} rep {}: first error: {}\n", r.contender, r.workload, r.clients,
                  r.repetition, r.first_error);
     }
+  }
+}
+
+void print_preload(std::FILE* out, const std::vector<RunStats>& runs) {
+  fmt::print(out,
+             "| contender | workload | C | rep | preloaded leases | preload s | server RSS before "
+             "| after | per lease | ops/s |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+  auto mib = [](std::int64_t bytes) {
+    return bytes < 0 ? std::string("–") : fmt::format("{:.1f} MiB", bytes / 1048576.0);
+  };
+  for (const RunStats& r : runs) {
+    if (r.preloaded == 0) {
+      continue;
+    }
+    const bool measured = r.rss_before_preload >= 0 && r.rss_after_preload >= 0;
+    fmt::print(out, "| {} | {} | {} | {} | {} | {:.1f} | {} | {} | {} | {} |\n", r.contender,
+               r.workload, r.clients, r.repetition, r.preloaded, r.preload_seconds,
+               mib(r.rss_before_preload), mib(r.rss_after_preload),
+               measured ? fmt::format("{:.0f} B", static_cast<double>(r.rss_after_preload -
+                                                                      r.rss_before_preload) /
+                                                      static_cast<double>(r.preloaded))
+                        : "–",
+               r.failure.empty() ? fmt::format("{:.0f}", r.ops_per_sec) : "failed");
   }
 }
 

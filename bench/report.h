@@ -22,6 +22,10 @@ void print_markdown(std::FILE* out, const std::vector<RunStats>& runs);
 // being medians of the per-repetition ratios.
 void print_summary(std::FILE* out, const std::vector<RunStats>& runs);
 
+// One row per run with preloaded leases: how many, how long the preload took, the server's
+// memory before and after it and per lease, and the run's pairs/s.
+void print_preload(std::FILE* out, const std::vector<RunStats>& runs);
+
 // One row per contender that ran: what it guarantees (Contender::guarantees).
 void print_guarantees(std::FILE* out, const std::vector<RunStats>& runs);
 

@@ -36,6 +36,11 @@ struct RunStats {
   std::int64_t refused = 0;      // attempts the service answered "held", all clients
   double refused_per_sec = 0;    // refused / seconds
   double cpu_busy_percent = -1;  // the machine's CPUs busy during the run (-1: not measured)
+  // A scale run: live leases preloaded before it, how long that took, and the server's resident
+  // memory before and after the preload in bytes (-1: no server, or not measured).
+  std::int64_t preloaded = 0;
+  double preload_seconds = 0;
+  std::int64_t rss_before_preload = -1, rss_after_preload = -1;
   std::string first_error;
   std::string failure;  // the run itself failed (a client could not start or crashed)
 };
