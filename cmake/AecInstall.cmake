@@ -27,6 +27,8 @@ install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_store_ht
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET aec)
   install(TARGETS aec aecd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  # The light `aec` becomes aec-full for the network stores and `aec serve` (src/cli/light_main.cc).
+  install(TARGETS aec-full RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/aec)
 endif()
 install(EXPORT aecTargets NAMESPACE aec:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/aec)
 

@@ -6,11 +6,8 @@
 
 #include <aec/open_store.h>
 
-#include "stores/dynamodb/dynamo_store.h"
-#include "stores/etcd/etcd_store.h"
-#include "stores/http/http_store.h"
+#include "core/network_stores.h"
 #include "stores/memory/memory_store.h"
-#include "stores/postgres/pg_store.h"
 #include "stores/sqlite/sqlite_store.h"
 
 namespace aec {
@@ -83,17 +80,8 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url, const StoreOptio
     }
     return open_sqlite_url(url, after.substr(2), options);
   }
-  if (scheme == "http" || scheme == "https") {
-    return open_http_store(url, options);
-  }
-  if (scheme == "postgres" || scheme == "postgresql") {
-    return open_postgres_store(url, options);
-  }
-  if (scheme == "etcd") {
-    return open_etcd_store(url, options);
-  }
-  if (scheme == "dynamodb") {
-    return open_dynamodb_store(url, options);
+  if (is_network_scheme(scheme)) {
+    return open_network_store(scheme, url, options);
   }
   return invalid_argument(fmt::format("store URL '{}': unknown scheme '{}' (built in: {})", url,
                                       scheme, schemes_list()));

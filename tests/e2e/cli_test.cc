@@ -305,6 +305,33 @@ TEST_F(CliTest, UnknownStoreSchemeIsAUsageError) {
   EXPECT_FALSE(exists(path("m")));
 }
 
+// The light aec hands a network store to aec-full (execv, the same process): the answer is the
+// http store's own, from the full binary found next to aec.
+TEST_F(CliTest, ANetworkStoreIsServedByAecFull) {
+  Output o = run_aec({"run", "--key", "k", "--store", "http://127.0.0.1:9", "--on-busy", "fail",
+                      "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 69) << o.err;
+  EXPECT_NE(o.err.find("cannot reach aecd at http://127.0.0.1:9"), std::string::npos) << o.err;
+  EXPECT_FALSE(exists(path("m")));
+}
+
+// A light aec without its aec-full says so, and where it looked, and runs nothing.
+TEST_F(CliTest, ANetworkStoreWithoutAecFullSaysWhereItLooked) {
+  const std::string lonely = path("lonely");
+  ASSERT_EQ(mkdir(lonely.c_str(), 0755), 0);
+  std::filesystem::copy_file(aec_binary(), lonely + "/aec");
+  Output o = run_binary(lonely + "/aec", {"run", "--key", "k", "--store", "http://127.0.0.1:9",
+                                          "--", "touch", path("m")});
+  EXPECT_EQ(o.exit_code, 78) << o.err;
+  EXPECT_EQ(line_count(o.err), 1U) << o.err;
+  EXPECT_NE(o.err.find("the http:// store needs aec-full"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find(lonely + "/aec-full"), std::string::npos) << o.err;
+  EXPECT_FALSE(exists(path("m")));
+  o = run_binary(lonely + "/aec", {"serve", "--store", "memory:"});
+  EXPECT_EQ(o.exit_code, 78) << o.err;
+  EXPECT_NE(o.err.find("aec serve needs aec-full"), std::string::npos) << o.err;
+}
+
 TEST_F(CliTest, UnknownVerbSuggestsTheClosestOne) {
   Output o = run_aec({"rnu", "--key", "k"});
   EXPECT_EQ(o.exit_code, 64);

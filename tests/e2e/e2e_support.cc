@@ -26,11 +26,13 @@ std::string aec_binary() {
   return AEC_BINARY;
 }
 
-void exec_aec(const std::vector<std::string>& args, const Env& env) {
+namespace {
+
+[[noreturn]] void exec_binary(std::string bin, const std::vector<std::string>& args,
+                              const Env& env) {
   for (const auto& [k, v] : env) {
     setenv(k.c_str(), v.c_str(), 1);
   }
-  std::string bin = aec_binary();
   std::vector<char*> argv{bin.data()};
   std::vector<std::string> copy = args;
   for (std::string& a : copy) {
@@ -41,7 +43,17 @@ void exec_aec(const std::vector<std::string>& args, const Env& env) {
   _exit(127);
 }
 
+}  // namespace
+
+void exec_aec(const std::vector<std::string>& args, const Env& env) {
+  exec_binary(aec_binary(), args, env);
+}
+
 Output run_aec(const std::vector<std::string>& args, const Env& env) {
+  return run_binary(aec_binary(), args, env);
+}
+
+Output run_binary(const std::string& binary, const std::vector<std::string>& args, const Env& env) {
   char out_path[] = "/tmp/aec-e2e-out-XXXXXX";
   char err_path[] = "/tmp/aec-e2e-err-XXXXXX";
   int out_fd = mkstemp(out_path);
@@ -52,7 +64,7 @@ Output run_aec(const std::vector<std::string>& args, const Env& env) {
     dup2(devnull, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
-    exec_aec(args, env);
+    exec_binary(binary, args, env);
   }
   close(out_fd);
   close(err_fd);

@@ -27,6 +27,9 @@ std::string aec_binary();
 
 // Runs `aec ARGS...` to completion with `env` added to the environment and stdin from /dev/null.
 Output run_aec(const std::vector<std::string>& args, const Env& env = {});
+// The same with another aec binary (a copy of it elsewhere, say).
+Output run_binary(const std::string& binary, const std::vector<std::string>& args,
+                  const Env& env = {});
 
 // Starts `aec ARGS...` (or any argv when `argv0` is not aec) in the background, stdout and stderr
 // appended to `log_path`. Returns its pid; the child is not in a new process group.

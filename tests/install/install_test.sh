@@ -11,4 +11,11 @@ cmake -S "$source_dir" -B "$tmp/build" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix
 cmake --build "$tmp/build" >/dev/null
 "$tmp/build/consumer" "sqlite://$tmp/aec.db" | grep -q "working with fencing token 1"
 "$tmp/prefix/bin/aec" --version
+# The installed light aec finds libexec/aec/aec-full for a network store: the error is the http
+# store's own (nothing listens on port 9), not "needs aec-full".
+if out=$("$tmp/prefix/bin/aec" status install/probe --store http://127.0.0.1:9 2>&1); then
+  echo "aec status against nothing answered: $out" >&2
+  exit 1
+fi
+grep -q "cannot reach aecd at http://127.0.0.1:9" <<<"$out" || { echo "unexpected: $out" >&2; exit 1; }
 echo "installed package found, linked and run"
