@@ -1,5 +1,6 @@
-// Deadlines of std::chrono clocks as gRPC's monotonic gpr_timespec, so a wall-clock step moves
-// no gRPC deadline; and the pause between two attempts.
+// Deadlines of std::chrono clocks as gRPC's monotonic gpr_timespec; and the pause between two
+// attempts. (gRPC 1.51 still waits through Abseil's CondVar, on an absolute wall-clock time: a
+// wall-clock step moves the waits in progress by the step. docs/etcd.md, "Not yet".)
 #pragma once
 
 #include <algorithm>
