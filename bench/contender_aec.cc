@@ -7,6 +7,7 @@
 #include <aec/open_store.h>
 
 #include "contender.h"
+#include "tests/support/forwarding_store.h"
 
 namespace aec::bench {
 namespace {
@@ -17,51 +18,28 @@ std::string store_url(const std::string& dir) {
   return "sqlite://" + dir + "/aec.db";
 }
 
-// Forwards every call to the store and counts the acquires it answered busy: the attempts that
-// reached the store and were refused (Session::refused_attempts).
-class CountingStore final : public Store {
+// Forwards every call to the store (release_and_acquire and watch_changes too, which
+// ForwardingStore leaves to Store's defaults) and counts the acquires it answered busy: the
+// attempts that reached the store and were refused (Session::refused_attempts).
+class CountingStore final : public testing::ForwardingStore {
  public:
   CountingStore(std::shared_ptr<Store> store, std::int64_t& refused)
-      : store_(std::move(store)), refused_(refused) {}
+      : ForwardingStore(std::move(store)), refused_(refused) {}
 
   Result<AcquireResult> acquire(const AcquireRequest& req) override {
-    return count(store_->acquire(req));
-  }
-  Result<LeaseOutcome> renew(std::string_view key, std::int64_t token, milliseconds ttl) override {
-    return store_->renew(key, token, ttl);
-  }
-  Result<LeaseOutcome> release(std::string_view key, std::int64_t token,
-                               const Outcome& outcome) override {
-    return store_->release(key, token, outcome);
+    return count(inner().acquire(req));
   }
   Result<Handoff> release_and_acquire(std::string_view key, std::int64_t token,
                                       const Outcome& outcome, const AcquireRequest& next) override {
-    Result<Handoff> handoff = store_->release_and_acquire(key, token, outcome, next);
+    Result<Handoff> handoff = inner().release_and_acquire(key, token, outcome, next);
     if (handoff) {
       handoff->next = count(std::move(handoff->next));
     }
     return handoff;
   }
-  Result<KeyState> get(std::string_view key) override { return store_->get(key); }
-  Result<std::vector<Execution>> list(const ListFilter& filter) override {
-    return store_->list(filter);
-  }
-  Result<std::int64_t> wait(std::string_view key, std::int64_t version, MonoTime deadline,
-                            std::stop_token stop) override {
-    return store_->wait(key, version, deadline, std::move(stop));
-  }
-  Result<ForceReleaseResult> force_release(std::string_view key, std::string_view reason,
-                                           const Owner& by) override {
-    return store_->force_release(key, reason, by);
-  }
-  Result<PurgeResult> purge(const PurgeRequest& req) override { return store_->purge(req); }
-  Status leave_queue(std::string_view key, std::string_view execution_id) override {
-    return store_->leave_queue(key, execution_id);
-  }
-  std::string url() const override { return store_->url(); }
   std::unique_ptr<ChangeFeed> watch_changes(
       std::function<void(const std::string& key)> on_change) override {
-    return store_->watch_changes(std::move(on_change));
+    return inner().watch_changes(std::move(on_change));
   }
 
  private:
@@ -72,7 +50,6 @@ class CountingStore final : public Store {
     return result;
   }
 
-  std::shared_ptr<Store> store_;
   std::int64_t& refused_;
 };
 

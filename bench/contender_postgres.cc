@@ -51,6 +51,21 @@ Status exec(PGconn* conn, const std::string& sql) {
   return s;
 }
 
+// Prepares each (name, SQL) of `statements` on `conn`, with `params` parameters each.
+Status prepare_all(PGconn* conn,
+                   std::initializer_list<std::pair<const char*, const char*>> statements,
+                   int params) {
+  for (auto [name, sql] : statements) {
+    PGresult* r = PQprepare(conn, name, sql, params, nullptr);
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      return unavailable(fmt::format("prepare {}: {}", name, PQerrorMessage(conn)));
+    }
+  }
+  return Status::ok();
+}
+
 // Drops and creates `schema` (the contenders' own, so runs never see each other's rows).
 Status fresh_schema(const std::string& schema, const std::string& then = "") {
   Result<std::string> url = server_url();
@@ -89,17 +104,7 @@ class RawPostgresSession final : public Session {
       : conn_(conn), next_token_(static_cast<std::int64_t>(client) << 40), rng_(client) {}
   ~RawPostgresSession() override { PQfinish(conn_); }
 
-  Status init() {
-    for (auto [name, sql] : {std::pair{"acquire", kAcquire}, std::pair{"release", kRelease}}) {
-      PGresult* r = PQprepare(conn_, name, sql, 2, nullptr);
-      bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-      PQclear(r);
-      if (!ok) {
-        return unavailable(fmt::format("prepare {}: {}", name, PQerrorMessage(conn_)));
-      }
-    }
-    return Status::ok();
-  }
+  Status init() { return prepare_all(conn_, {{"acquire", kAcquire}, {"release", kRelease}}, 2); }
 
   Result<Acquired> acquire(const std::string& key, bool wait,
                            BenchClock::time_point give_up) override {
@@ -154,16 +159,7 @@ class AdvisorySession final : public Session {
   ~AdvisorySession() override { PQfinish(conn_); }
 
   Status init() {
-    for (auto [name, sql] :
-         {std::pair{"try_lock", kTryAdvisory}, std::pair{"unlock", kAdvisoryUnlock}}) {
-      PGresult* r = PQprepare(conn_, name, sql, 1, nullptr);
-      bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-      PQclear(r);
-      if (!ok) {
-        return unavailable(fmt::format("prepare {}: {}", name, PQerrorMessage(conn_)));
-      }
-    }
-    return Status::ok();
+    return prepare_all(conn_, {{"try_lock", kTryAdvisory}, {"unlock", kAdvisoryUnlock}}, 1);
   }
 
   Result<Acquired> acquire(const std::string& key, bool wait,
