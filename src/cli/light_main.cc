@@ -40,6 +40,7 @@ std::vector<std::string> full_binary_paths() {
 // what needed it and where it was looked for.
 Status become_full_binary(std::string_view needed_by) {
   const std::vector<std::string> paths = full_binary_paths();
+  int error = ENOENT;
   if (g_argv != nullptr) {
     // The signal mask and ignored signals survive execv: start aec-full as aec would start.
     sigset_t none;
@@ -47,12 +48,15 @@ Status become_full_binary(std::string_view needed_by) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (const std::string& path : paths) {
       ::execv(path.c_str(), g_argv);  // returns only on failure
+      if (errno != ENOENT) {
+        error = errno;  // there, but not runnable: say why rather than "not found"
+      }
     }
   }
   return Status(Code::FailedPrecondition,
-                fmt::format("{} needs aec-full, which is not installed with this aec (looked for "
-                            "{} and {}): reinstall aec",
-                            needed_by, paths[0], paths[1]));
+                fmt::format("{} needs aec-full, which cannot be run from this aec (looked for {} "
+                            "and {}: {}): reinstall aec",
+                            needed_by, paths[0], paths[1], std::strerror(error)));
 }
 
 }  // namespace

@@ -326,10 +326,17 @@ TEST_F(CliTest, ANetworkStoreWithoutAecFullSaysWhereItLooked) {
   EXPECT_EQ(line_count(o.err), 1U) << o.err;
   EXPECT_NE(o.err.find("the http:// store needs aec-full"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find(lonely + "/aec-full"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("No such file or directory"), std::string::npos) << o.err;
   EXPECT_FALSE(exists(path("m")));
   o = run_binary(lonely + "/aec", {"serve", "--store", "memory:"});
   EXPECT_EQ(o.exit_code, 78) << o.err;
   EXPECT_NE(o.err.find("aec serve needs aec-full"), std::string::npos) << o.err;
+  // There but not runnable (no execute permission, which even root needs): the reason is given.
+  write_file(lonely + "/aec-full", "not a program\n");
+  ASSERT_EQ(chmod((lonely + "/aec-full").c_str(), 0644), 0);
+  o = run_binary(lonely + "/aec", {"status", "k", "--store", "http://127.0.0.1:9"});
+  EXPECT_EQ(o.exit_code, 78) << o.err;
+  EXPECT_NE(o.err.find("Permission denied"), std::string::npos) << o.err;
 }
 
 TEST_F(CliTest, UnknownVerbSuggestsTheClosestOne) {
