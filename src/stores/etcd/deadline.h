@@ -1,6 +1,7 @@
 // Deadlines of std::chrono clocks as gRPC's monotonic gpr_timespec; and the pause between two
-// attempts. (gRPC 1.51 still waits through Abseil's CondVar, on an absolute wall-clock time: a
-// wall-clock step moves the waits in progress by the step. docs/etcd.md, "Not yet".)
+// attempts. (gRPC 1.51's own timers still wait through Abseil's CondVar, on an absolute
+// wall-clock time, so a wall-clock step moves a gRPC deadline in progress: unary calls are
+// also ended by aec's CallTimer, call_timer.h.)
 #pragma once
 
 #include <algorithm>

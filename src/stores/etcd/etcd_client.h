@@ -43,6 +43,8 @@ class Channel;
 
 namespace aec::etcd {
 
+class CallTimer;
+
 using etcdserverpb::CompactionResponse;
 using etcdserverpb::Compare;
 using etcdserverpb::DeleteRangeResponse;
@@ -97,8 +99,11 @@ bool is_indeterminate(const Status& status);
 
 class Client {
  public:
-  // Resolves `endpoints` ("host:port", at least one) and waits up to options.dial_timeout for a
-  // connection to one of them. InvalidArgument for a malformed endpoint, Unavailable when no
+  // What a call needs to know about its client (etcd_client.cc).
+  struct CallSite;
+
+  // Resolves `endpoints` ("host:port", at least one) and waits up to options.dial_timeout for
+  // one of them to answer. InvalidArgument for a malformed endpoint, Unavailable when no
   // member answers in time.
   static Result<std::unique_ptr<Client>> connect(const std::vector<std::string>& endpoints,
                                                  ClientOptions options = {});
@@ -146,6 +151,7 @@ class Client {
 
  private:
   struct Stubs;
+  CallSite site() const;
   Client(std::vector<std::string> endpoints, ClientOptions options,
          std::shared_ptr<grpc::Channel> channel);
 
@@ -154,6 +160,7 @@ class Client {
   std::string name_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stubs> stubs_;
+  std::unique_ptr<CallTimer> timer_;  // ends unary calls at their deadline on CLOCK_MONOTONIC
 };
 
 }  // namespace aec::etcd
