@@ -139,7 +139,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set xtics rotate by -35 scale 0
 set grid ytics
-set key top right
+set key below
 set logscale y
 set output "$out/throughput-$workload.png"
 set title "acquire+release pairs/s, $workload $( [ $workload = hot ] && echo key || echo keys ) (log scale; higher is better)"
