@@ -74,6 +74,7 @@ Result<std::optional<milliseconds>> duration_param(const Exchange& ex, std::stri
 
 namespace {
 
+using detail::on_key_call;
 using detail::on_pool;
 using detail::timed;
 
@@ -137,7 +138,7 @@ void acquire_then_park(ApiContext& api, const std::shared_ptr<Exchange>& ex,
   if (call.wait > milliseconds(0) && park(api, ex, call, nullptr)) {
     return;
   }
-  on_pool(api, ex, [&api, ex, call = std::move(call)]() mutable -> Status {
+  on_key_call(api, ex, [&api, ex, call = std::move(call)]() mutable -> Status {
     AcquireResult r;
     std::uint64_t mark = api.parking.change_mark(call.request.key);
     {
@@ -184,7 +185,7 @@ Status acquire(ApiContext& api, const std::shared_ptr<Exchange>& ex, const Princ
 Status renew(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   AEC_ASSIGN_OR_RETURN(nlohmann::json body, detail::body_object(*ex));
   AEC_ASSIGN_OR_RETURN(milliseconds ttl, wire::decode_renew(body));
-  on_pool(api, ex, [&api, ex, ttl]() -> Status {
+  on_key_call(api, ex, [&api, ex, ttl]() -> Status {
     const RouteMatch& m = ex->route();
     AEC_ASSIGN_OR_RETURN(LeaseOutcome r,
                          timed(api, "renew", [&] { return api.store.renew(m.key, m.token, ttl); }));
@@ -199,7 +200,7 @@ Status renew(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
 Status release(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
   AEC_ASSIGN_OR_RETURN(nlohmann::json body, detail::body_object(*ex));
   AEC_ASSIGN_OR_RETURN(Outcome outcome, wire::decode_outcome(body));
-  on_pool(api, ex, [&api, ex, outcome]() -> Status {
+  on_key_call(api, ex, [&api, ex, outcome]() -> Status {
     const RouteMatch& m = ex->route();
     // With a waiter parked here, the slot passes to it in the same store write.
     if (std::optional<Parking::Claim> claim = api.parking.claim_first(m.key)) {
@@ -229,7 +230,7 @@ Status release(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
 }
 
 Status leave_queue(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
-  on_pool(api, ex, [&api, ex]() -> Status {
+  on_key_call(api, ex, [&api, ex]() -> Status {
     const RouteMatch& m = ex->route();
     AEC_RETURN_IF_ERROR(
         timed(api, "leave_queue", [&] { return api.store.leave_queue(m.key, m.execution_id); }));

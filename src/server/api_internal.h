@@ -24,6 +24,19 @@ inline void on_pool(ApiContext& api, const std::shared_ptr<Exchange>& ex,
   });
 }
 
+// A key's acquire, renewal, release or leave: on the I/O thread when the store allows it
+// (ApiContext::key_calls_inline), else on the store pool.
+inline void on_key_call(ApiContext& api, const std::shared_ptr<Exchange>& ex,
+                        std::function<Status()> fn) {
+  if (!api.key_calls_inline) {
+    on_pool(api, ex, std::move(fn));
+    return;
+  }
+  if (Status s = fn(); !s.is_ok()) {
+    ex->respond_error(s);
+  }
+}
+
 // The request body as a JSON object; an empty body is {}.
 Result<nlohmann::json> body_object(const Exchange& ex);
 

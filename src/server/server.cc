@@ -73,7 +73,13 @@ class ServerImpl final : public Server {
         acceptor_(io_),
         pool_(static_cast<std::size_t>(std::max(1, options_.store_threads))),
         parking_(io_, pool_, *options_.store, options_.recheck_interval),
-        api_{*options_.store, pool_, parking_, auth_, metrics_, options_.logs_url_template} {
+        api_{*options_.store,
+             pool_,
+             parking_,
+             auth_,
+             metrics_,
+             options_.logs_url_template,
+             /*key_calls_inline=*/options_.store->url().starts_with("memory:")} {
     // Changes made through other servers or clients wake this server's waiters at once.
     feed_ = options_.store->watch_changes([this](const std::string& key) {
       metrics_.store_changes.inc();
