@@ -23,10 +23,10 @@ struct ApiContext {
   const Authorizer& auth;
   ServerMetrics& metrics;
   std::string logs_url_template;
-  // The memory store answers a key's acquire, renewal and release without waiting on anything
-  // but its own short lock: those calls run on the I/O thread, which saves two thread hand-offs
-  // per request. Every other store's calls, and the memory store's long ones (lists, purge,
-  // blocking queries), go to the store pool.
+  // The memory store answers a key's acquire, renewal, release and leave without waiting on
+  // anything but its own short lock: those calls run on the I/O thread, which saves two thread
+  // hand-offs per request. Every other store's calls, and the memory store's others (lists,
+  // purge, force-release, blocking queries), go to the store pool.
   bool key_calls_inline = false;
 };
 

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,15 +48,15 @@ class SecondCallHole {
       return;
     }
     port_ = ntohs(addr.sin_port);
-    threads_.emplace_back([this] { accept_loop(); });
+    acceptor_ = std::thread([this] { accept_loop(); });
   }
   ~SecondCallHole() {
     ::shutdown(listener_, SHUT_RDWR);
-    {
-      std::lock_guard lock(mu_);
-      for (int fd : fds_) {
-        ::shutdown(fd, SHUT_RDWR);
-      }
+    if (acceptor_.joinable()) {
+      acceptor_.join();  // no connection comes after this
+    }
+    for (int fd : fds_) {
+      ::shutdown(fd, SHUT_RDWR);  // ends the passing threads' reads
     }
     for (std::thread& t : threads_) {
       t.join();
@@ -91,7 +90,6 @@ class SecondCallHole {
         close(member);
         continue;
       }
-      std::lock_guard lock(mu_);
       fds_.push_back(client);
       fds_.push_back(member);
       threads_.emplace_back([member, client] { pass(member, client); });
@@ -147,9 +145,9 @@ class SecondCallHole {
   const int member_port_;
   int listener_ = -1;
   int port_ = 0;
-  std::mutex mu_;
-  std::vector<int> fds_;
-  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+  std::vector<int> fds_;              // written by acceptor_ only, read once it has ended
+  std::vector<std::thread> threads_;  // likewise
 };
 
 // The member behind the hole: it answers what reaches it, which should be only each client's
