@@ -11,9 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,6 +19,7 @@
 
 #include "stores/etcd/proto/rpc.grpc.pb.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/stores/fake_etcd_member.h"
 
 namespace aec::testing {
 namespace {
@@ -181,11 +180,8 @@ class EtcdWallClockTest : public ::testing::Test {
     if (access(kFaketimeLib, R_OK) != 0) {
       GTEST_SKIP() << "needs libfaketime (Debian package faketime)";
     }
-    grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&kv_);
-    server_ = builder.BuildAndStart();
+    server_ = serve_fake_member({&kv_}, &port);
     ASSERT_NE(server_, nullptr);
     hole_ = std::make_unique<SecondCallHole>(port);
     ASSERT_NE(hole_->port(), 0);

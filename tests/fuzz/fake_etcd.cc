@@ -4,11 +4,10 @@
 #include <cstdlib>
 #include <mutex>
 
-#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 
 #include "stores/etcd/proto/rpc.grpc.pb.h"
+#include "tests/stores/fake_etcd_member.h"
 
 namespace aec::fuzz {
 
@@ -39,10 +38,7 @@ class FakeEtcd::Service final : public etcdserverpb::KV::Service {
 };
 
 FakeEtcd::FakeEtcd() : service_(std::make_unique<Service>()) {
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-  builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
+  server_ = aec::testing::serve_fake_member({service_.get()}, &port_);
   if (server_ == nullptr || port_ == 0) {
     std::fprintf(stderr, "FakeEtcd: cannot serve on 127.0.0.1\n");
     std::abort();

@@ -7,9 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 
 #include "stores/etcd/etcd_client.h"
@@ -17,6 +15,7 @@
 #include "stores/etcd/etcd_records.h"
 #include "stores/etcd/proto/rpc.grpc.pb.h"
 #include "stores/etcd/txn_ops.h"
+#include "tests/stores/fake_etcd_member.h"
 
 namespace aec::testing {
 namespace {
@@ -47,11 +46,8 @@ class EtcdAnswersTest : public ::testing::Test {
 #if defined(__SANITIZE_THREAD__)
     GTEST_SKIP() << "gRPC is not built with ThreadSanitizer: its synchronisation is invisible";
 #endif
-    grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&kv_);
-    server_ = builder.BuildAndStart();
+    server_ = serve_fake_member({&kv_}, &port);
     ASSERT_NE(server_, nullptr);
     auto client = etcd::Client::connect({"127.0.0.1:" + std::to_string(port)},
                                         {.dial_timeout = 2s, .rpc_timeout = 1s});

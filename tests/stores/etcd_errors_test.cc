@@ -7,9 +7,7 @@
 #include <memory>
 #include <string>
 
-#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,6 +19,7 @@
 #include "stores/etcd/proto/rpc.grpc.pb.h"
 #include "stores/etcd/txn_ops.h"
 #include "tests/stores/etcd_test_cluster.h"
+#include "tests/stores/fake_etcd_member.h"
 
 namespace aec::testing {
 namespace {
@@ -76,12 +75,8 @@ class EtcdErrorsTest : public ::testing::Test {
 #if defined(__SANITIZE_THREAD__)
     GTEST_SKIP() << "gRPC is not built with ThreadSanitizer: its synchronisation is invisible";
 #endif
-    grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&kv_);
-    builder.RegisterService(&lease_);
-    server_ = builder.BuildAndStart();
+    server_ = serve_fake_member({&kv_, &lease_}, &port);
     ASSERT_NE(server_, nullptr);
     endpoint_ = "127.0.0.1:" + std::to_string(port);
     auto client = etcd::Client::connect({endpoint_}, {.dial_timeout = 2s, .rpc_timeout = 1s});
