@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <thread>
+#include <utility>
 
 namespace grpc {
 class ClientContext;
@@ -63,9 +65,12 @@ class CallTimer {
   mutable std::mutex mu_;
   std::condition_variable_any changed_;
   std::uint64_t next_id_ = 0;
-  std::map<std::uint64_t, Entry> armed_;                 // by id
-  std::multimap<Clock::time_point, std::uint64_t> due_;  // pending ones, by deadline
-  std::jthread thread_;                                  // last: started once the rest exists
+  std::map<std::uint64_t, Entry> armed_;                       // by id
+  std::set<std::pair<Clock::time_point, std::uint64_t>> due_;  // pending ones, by deadline
+  // When the thread looks next (max: only when woken). A call due no sooner wakes nobody, so a
+  // client making one call at a time does not wake the thread for each.
+  Clock::time_point looks_at_ = Clock::time_point::max();
+  std::jthread thread_;  // last: started once the rest exists
 };
 
 }  // namespace aec::etcd
