@@ -35,6 +35,9 @@ struct AcquireRequest {
   // again at once). With queue=true a Busy answer keeps, or takes, a place at the tail, valid for
   // queue_ttl by the store's clock: a waiter asks again within queue_ttl to keep it (a dead
   // waiter's place lapses), and leave_queue() gives it up. A grant removes the caller's place.
+  // A store may grant a freed slot to the first in line in the release that frees it (postgres):
+  // the lease then shows among the key's holders, lasts no longer than the place would have,
+  // and is the caller's at its next ask (its ttl counted from then); leave_queue() frees it.
   // At most 3650 days, as `park` and every duration a store takes.
   bool queue = false;
   milliseconds queue_ttl{3'000};
@@ -186,7 +189,8 @@ class Store {
   virtual Result<PurgeResult> purge(const PurgeRequest& req) = 0;
 
   // Gives up the queue place of `execution_id` on `key` (a waiter that times out or is
-  // cancelled). No-op when it has none.
+  // cancelled), or the lease a release granted it there that it has not yet taken. No-op when it
+  // has neither.
   virtual Status leave_queue(std::string_view key, std::string_view execution_id) = 0;
 
   // The URL this store was opened with, credentials removed.

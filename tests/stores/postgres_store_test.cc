@@ -144,7 +144,7 @@ TEST_F(PostgresStoreTest, ChangesNotifyOnlyWhenSomeoneListensForTheKey) {
     std::this_thread::sleep_for(1ms);  // polling a condition: the notification's arrival
   }
   ASSERT_FALSE(got.empty()) << "a registered listener was not told";
-  EXPECT_EQ(got[0].substr(0, 2), std::string("k\x1f"));
+  EXPECT_EQ(got[0], "k");  // the key, and no one named: no one waits in its line
 }
 
 TEST_F(PostgresStoreTest, AWaitIsWokenByAReleaseThroughAnotherConnection) {
@@ -161,6 +161,91 @@ TEST_F(PostgresStoreTest, AWaitIsWokenByAReleaseThroughAnotherConnection) {
   auto seen = waiter.get();
   ASSERT_TRUE(seen.has_value()) << seen.error().to_string();
   EXPECT_GT(*seen, version);
+}
+
+// Notifications received within 10 s, until `want` have come (a condition polled, not a sleep).
+std::vector<std::string> await_notifications(Sql& sql, std::size_t want) {
+  std::vector<std::string> got;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    for (std::string& n : sql.notifications()) {
+      got.push_back(std::move(n));
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return got;
+}
+
+// Schema version 3: the release grants the freed slot to the first in line in its own
+// transaction and names only that waiter; the waiter's next ask takes the lease (its ttl from
+// then); the grant that fills the key wakes no one else.
+TEST_F(PostgresStoreTest, AReleaseHandsTheSlotToTheFirstInLineAndNamesOnlyIt) {
+  auto store = open(url());
+  auto a = store->acquire(request("a"));
+  ASSERT_EQ(a->outcome, AcquireOutcome::Granted);
+  for (const char* id : {"b", "c"}) {
+    AcquireRequest req = request(id);
+    req.queue = true;
+    ASSERT_EQ(store->acquire(req)->outcome, AcquireOutcome::Busy);
+  }
+  Sql watcher(base_);
+  watcher.one("LISTEN " + schema_);
+  Sql probe(base_);
+  ASSERT_EQ(*store->release("k", a->lease.token, {}), LeaseOutcome::Ok);
+  // b holds the slot before it asks, until its place would have lapsed (queue_ttl 3 s).
+  const std::string leases = schema_ + ".leases";
+  EXPECT_EQ(probe.one("SELECT handed_to || ' ' || token FROM " + leases), "b 2");
+  EXPECT_EQ(probe.one("SELECT expires_at - clock_timestamp() <= interval '3 s' FROM " + leases),
+            "t");
+  auto state = store->get("k");
+  ASSERT_EQ(state->holders.size(), 1u);
+  EXPECT_EQ(state->holders[0].execution.id, "b");
+  ASSERT_EQ(state->queue.size(), 1u);
+  EXPECT_EQ(state->queue[0], "c");
+  auto told = await_notifications(watcher, 1);
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0], std::string("k\x1f"
+                                 "b"))
+      << "the release must name b, and only b";
+  // c asks: still behind b. b asks: the lease is b's, with its whole ttl from now.
+  AcquireRequest c = request("c");
+  c.queue = true;
+  EXPECT_EQ(store->acquire(c)->outcome, AcquireOutcome::Busy);
+  AcquireRequest b = request("b");
+  b.queue = true;
+  auto taken = store->acquire(b);
+  ASSERT_EQ(taken->outcome, AcquireOutcome::Granted);
+  EXPECT_EQ(taken->lease.token, 2);
+  EXPECT_EQ(probe.one("SELECT coalesce(handed_to, 'taken') FROM " + leases), "taken");
+  EXPECT_EQ(probe.one("SELECT expires_at - clock_timestamp() > interval '20 s' FROM " + leases),
+            "t");
+  probe.one("SELECT 1");
+  EXPECT_TRUE(watcher.notifications().empty()) << "taking the lease woke someone";
+  ASSERT_EQ(*store->release("k", taken->lease.token, {}), LeaseOutcome::Ok);
+  EXPECT_EQ(store->acquire(c)->lease.token, 3);
+}
+
+// A waiter that leaves the line after a release granted it the slot, but before it took it
+// (it timed out or was cancelled), frees the slot for the next.
+TEST_F(PostgresStoreTest, LeavingTheLineFreesALeaseHandedOverButNotTaken) {
+  auto store = open(url());
+  auto a = store->acquire(request("a"));
+  ASSERT_EQ(a->outcome, AcquireOutcome::Granted);
+  AcquireRequest b = request("b");
+  b.queue = true;
+  ASSERT_EQ(store->acquire(b)->outcome, AcquireOutcome::Busy);
+  ASSERT_EQ(*store->release("k", a->lease.token, {}), LeaseOutcome::Ok);
+  ASSERT_EQ(store->get("k")->holders.size(), 1u);
+  ASSERT_TRUE(store->leave_queue("k", "b").is_ok());
+  EXPECT_TRUE(store->get("k")->holders.empty());
+  auto history = store->list({.key = "k"});
+  ASSERT_TRUE(history.has_value());
+  ASSERT_FALSE(history->empty());
+  EXPECT_EQ(history->front().id, "b");
+  EXPECT_EQ(history->front().status, ExecutionStatus::Cancelled);
+  AcquireRequest c = request("c");
+  c.queue = true;
+  EXPECT_EQ(store->acquire(c)->outcome, AcquireOutcome::Granted);
 }
 
 TEST_F(PostgresStoreTest, BehindATransactionPoolerWithoutListenWaitsPoll) {

@@ -191,17 +191,24 @@ void Listener::listen_once(std::stop_token stop) {
     if (PQconsumeInput(raw) == 0 || PQstatus(raw) != CONNECTION_OK) {
       break;
     }
-    // Each payload is KEY, a unit separator, and the first in the key's line (or nothing).
+    // Each payload is KEY, then the execution ids whose turn has come (granted a lease a release
+    // handed over, or first in the key's line), each after a unit separator.
     std::vector<std::string> changed;
     std::vector<std::string> firsts;  // KEY \x1f EXECUTION_ID
     while (PGnotify* n = PQnotifies(raw)) {
-      std::string payload = n->extra;
-      PQfreemem(n);
+      std::string_view payload = n->extra;
       std::size_t sep = payload.find('\x1f');
-      changed.push_back(payload.substr(0, sep));
-      if (sep != std::string::npos && sep + 1 < payload.size()) {
-        firsts.push_back(std::move(payload));
+      std::string_view key = payload.substr(0, sep);
+      changed.emplace_back(key);
+      while (sep != std::string_view::npos) {
+        std::size_t next = payload.find('\x1f', sep + 1);
+        std::string_view id = payload.substr(sep + 1, next - sep - 1);
+        if (!id.empty()) {
+          firsts.push_back(std::string(key) + '\x1f' + std::string(id));
+        }
+        sep = next;
       }
+      PQfreemem(n);
     }
     {
       std::lock_guard lock(mu_);

@@ -55,10 +55,11 @@ class Listener {
   static constexpr milliseconds kRegistration{60'000};
 
   // For an acquire parked in the store: registers `execution_id` as waiting in `key`'s line
-  // and returns how often it has been named first in line so far. Pair with drop_turn().
+  // and returns how often its turn has been named so far (first in line, or handed a lease by
+  // a release). Pair with drop_turn().
   std::uint64_t watch_turn(const std::string& key, const std::string& execution_id);
   void drop_turn(const std::string& key, const std::string& execution_id);
-  // Blocks up to `nap` (real time) until a change names `execution_id` first in `key`'s line
+  // Blocks up to `nap` (real time) until a change names `execution_id` in `key`'s line
   // (or the listener reconnects) after `seen` such events, or `stop`. Returns the count then.
   std::uint64_t await_turn(const std::string& key, const std::string& execution_id,
                            std::uint64_t seen, std::chrono::nanoseconds nap, std::stop_token stop);
@@ -92,7 +93,7 @@ class Listener {
   };
   struct Turn {
     int waiters = 0;
-    std::uint64_t named = 0;  // changes that named it first in line, plus reconnects
+    std::uint64_t named = 0;  // changes that named it, plus reconnects
   };
   std::unordered_map<std::string, Interest> keys_;
   std::unordered_map<std::string, Turn> turns_;  // by key + '\x1f' + execution id

@@ -11,7 +11,7 @@
 namespace aec::pg {
 
 // The schema version this aec writes. A database with a newer one is refused.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Creates or upgrades the schema `schema` (tables, indexes, functions) in one transaction,
 // serialised against other aec processes by a transaction-level advisory lock, so it works

@@ -1,4 +1,4 @@
--- The postgres store's schema, version 2. @schema@ is replaced by the schema name (default aec).
+-- The postgres store's schema, version 3. @schema@ is replaced by the schema name (default aec).
 -- Applied as one transaction by pg_schema.cc, under a transaction-level advisory lock: every
 -- statement is idempotent, so a second aec process that waited on the lock changes nothing.
 --
@@ -22,8 +22,8 @@ CREATE TABLE IF NOT EXISTS @schema@.meta(
 
 DO $$
 BEGIN
-  IF (SELECT value::int FROM @schema@.meta WHERE name = 'schema_version') > 2 THEN
-    RAISE EXCEPTION 'aec schema @schema@ is newer than this aec (version 2): upgrade aec'
+  IF (SELECT value::int FROM @schema@.meta WHERE name = 'schema_version') > 3 THEN
+    RAISE EXCEPTION 'aec schema @schema@ is newer than this aec (version 3): upgrade aec'
       USING ERRCODE = '55000';
   END IF;
 END $$;
@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS @schema@.leases(
   exec_seq bigint NOT NULL,
   expires_at timestamptz NOT NULL,
   PRIMARY KEY(key, token));
+-- Version 3: the execution a release handed the lease to (hand_over()) until it takes it (its
+-- next acquire); NULL for every other lease.
+ALTER TABLE @schema@.leases ADD COLUMN IF NOT EXISTS handed_to text;
 
 CREATE TABLE IF NOT EXISTS @schema@.executions(
   seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -69,6 +72,13 @@ CREATE TABLE IF NOT EXISTS @schema@.queue(
   execution_id text NOT NULL,
   expires_at timestamptz NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_key ON @schema@.queue(key, seq);
+-- Version 3: the waiter's ask (its ttl, limit, once and execution), so a release can hand the
+-- slot it frees to the first in line in its own transaction (hand_over()). NULL for a place
+-- taken by an older aec's acquire: its waiter asks for itself.
+ALTER TABLE @schema@.queue ADD COLUMN IF NOT EXISTS ask_ttl_ms bigint,
+  ADD COLUMN IF NOT EXISTS ask_limit int, ADD COLUMN IF NOT EXISTS ask_once boolean,
+  ADD COLUMN IF NOT EXISTS ask_host text, ADD COLUMN IF NOT EXISTS ask_pid bigint,
+  ADD COLUMN IF NOT EXISTS ask_user text, ADD COLUMN IF NOT EXISTS ask_labels text;
 
 -- Who listens for changes: a process waiting on a key (Store::wait), or following every key
 -- (key '': a change feed, replicated aecd). notify() sends only when someone listens for the key
@@ -117,9 +127,9 @@ BEGIN
   RETURN v;
 END $$;
 
--- Tells listeners (at commit) that the key changed: the payload is the key, a unit separator,
--- and the execution id of the first live place in its line (empty when none), so a waiter
--- parked in a store call wakes only when its turn may have come.
+-- Tells listeners (at commit) that the key changed: the payload is the key, then a unit
+-- separator and the execution id of the first live place in its line (when there is one), so a
+-- waiter parked in a store call wakes only when its turn may have come.
 CREATE OR REPLACE FUNCTION @schema@.notify(p_key text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -132,7 +142,21 @@ BEGIN
         WHERE w.key IN (p_key, '') AND w.expires_at > clock_timestamp()) THEN
     RETURN;  -- nobody waits or listens: spare every commit the NOTIFY lock
   END IF;
-  PERFORM pg_notify('@schema@', p_key || chr(31) || coalesce(v_first, ''));
+  PERFORM pg_notify('@schema@', p_key || coalesce(chr(31) || v_first, ''));
+END $$;
+
+-- Tells listeners (at commit) that the key changed, naming p_named (execution ids, each after a
+-- unit separator; '' for none) as waiters whose turn has come. Sends nothing when no one is
+-- named and no one listens.
+CREATE OR REPLACE FUNCTION @schema@.tell(p_key text, p_named text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF p_named = '' AND NOT EXISTS (
+       SELECT 1 FROM @schema@.listeners w
+        WHERE w.key IN (p_key, '') AND w.expires_at > clock_timestamp()) THEN
+    RETURN;
+  END IF;
+  PERFORM pg_notify('@schema@', p_key || p_named);
 END $$;
 
 -- Registers (or refreshes) a listener of a key ('' for every key) for p_ttl_ms, and drops
@@ -172,6 +196,9 @@ END $$;
 -- first look: one probe of each, then straight to the locked pass (version 2: +12-15 % pairs/s).
 -- Anyone else (a grant, a skip to record, a place to take) decides again under the key's row
 -- lock, after reaping the key's expired leases: a lease renewed meanwhile is then seen live.
+-- A caller that waited in line may find its lease already granted, handed over by the release
+-- that freed the slot (hand_over()): it takes it, its ttl counted from now (a write: a lease its
+-- holder was told of must outlive a crash).
 CREATE OR REPLACE FUNCTION @schema@.acquire(
   p_key text, p_id text, p_ttl_ms bigint, p_limit int, p_once boolean, p_skipped boolean,
   p_queue boolean, p_queue_ttl_ms bigint, p_host text, p_pid bigint, p_user text,
@@ -185,6 +212,7 @@ DECLARE
   v_live int;
   v_expired int;
   v_earliest timestamptz;
+  v_own bigint;
   v_places int;
   v_lapsed int;
   v_mine bigint;
@@ -220,9 +248,26 @@ BEGIN
     v_last := coalesce(v_last, 0);
     o_version := coalesce(o_version, 0);
     SELECT count(*) FILTER (WHERE l.expires_at > t), min(l.expires_at) FILTER (WHERE l.expires_at > t),
-           count(*) FILTER (WHERE l.expires_at <= t)
-      INTO v_live, v_earliest, v_expired
+           count(*) FILTER (WHERE l.expires_at <= t),
+           max(l.token) FILTER (WHERE l.expires_at > t AND l.handed_to = p_id)
+      INTO v_live, v_earliest, v_expired, v_own
       FROM @schema@.leases l WHERE l.key = p_key;
+    IF v_own IS NOT NULL THEN
+      -- Handed over while this caller waited in line: take it, under the key's row lock.
+      IF NOT v_write THEN
+        v_write := true;
+        CONTINUE;
+      END IF;
+      UPDATE @schema@.leases l
+         SET expires_at = t + p_ttl_ms * interval '1 millisecond', handed_to = NULL
+       WHERE l.key = p_key AND l.token = v_own;
+      o_outcome := 'granted';
+      o_token := v_own;
+      o_ahead := 0;
+      o_retry_ms := 0;
+      o_holders := '[]'::json;
+      RETURN;
+    END IF;
     IF v_write AND v_expired > 0 THEN
       v_changed := @schema@.reap_key(p_key, t, p_wall_ms) > 0;
       SELECT count(*), min(l.expires_at) INTO v_live, v_earliest
@@ -283,7 +328,11 @@ BEGIN
     SELECT p_key, o_token, e.seq, t + p_ttl_ms * interval '1 millisecond' FROM e;
     UPDATE @schema@.keys k SET last_token = o_token, version = k.version + 1 WHERE k.key = p_key
     RETURNING k.version INTO o_version;
-    PERFORM @schema@.notify(p_key);
+    IF v_free > 1 THEN
+      PERFORM @schema@.notify(p_key);  -- the next in line may go too
+    ELSE
+      PERFORM @schema@.tell(p_key, '');  -- full now: no one's turn has come
+    END IF;
     RETURN;
   END IF;
   IF o_outcome = 'busy' THEN
@@ -292,8 +341,10 @@ BEGIN
                                          ELSE v_ahead_earliest END, t);
     IF v_write AND p_queue THEN
       IF v_mine IS NULL THEN
-        INSERT INTO @schema@.queue(key, execution_id, expires_at)
-        VALUES (p_key, p_id, t + p_queue_ttl_ms * interval '1 millisecond');
+        INSERT INTO @schema@.queue(key, execution_id, expires_at, ask_ttl_ms, ask_limit, ask_once,
+                                   ask_host, ask_pid, ask_user, ask_labels)
+        VALUES (p_key, p_id, t + p_queue_ttl_ms * interval '1 millisecond', p_ttl_ms, p_limit,
+                p_once, p_host, p_pid, p_user, p_labels);
       ELSIF v_mine_expires - t <= v_half THEN
         UPDATE @schema@.queue q SET expires_at = t + p_queue_ttl_ms * interval '1 millisecond'
          WHERE q.seq = v_mine;
@@ -320,6 +371,64 @@ BEGIN
     RETURNING k.version INTO o_version;
     PERFORM @schema@.notify(p_key);
   END IF;
+END $$;
+
+-- Hands the slots a release freed to the first places in the key's line, in the releasing
+-- transaction, so the next waiter's grant needs no look of its own: the notification names the
+-- waiter, whose next ask (acquire) takes the lease and starts its ttl. Until then the lease
+-- lasts only as long as the place would have (a waiter that died in line holds the key no longer
+-- than its place did). Only places that carry their ask (version 3) are handed a lease, at most
+-- 16 per call, first in line first, each by its own limit and once. Returns the execution ids to
+-- name in the notification, each after a unit separator: those handed a lease, then the first
+-- place left unless the key is full for it (a place without an ask, or once with a success:
+-- its turn may have come). The caller holds the key's row lock.
+CREATE OR REPLACE FUNCTION @schema@.hand_over(p_key text, t timestamptz, p_wall_ms bigint)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  q record;
+  v_named text := '';
+  v_granted int := 0;
+  v_live int := -1;
+  v_last bigint;
+BEGIN
+  FOR q IN SELECT * FROM @schema@.queue p WHERE p.key = p_key AND p.expires_at > t
+            ORDER BY p.seq LIMIT 17 LOOP
+    IF v_live < 0 THEN
+      SELECT count(*) INTO v_live FROM @schema@.leases l WHERE l.key = p_key AND l.expires_at > t;
+      SELECT k.last_token INTO v_last FROM @schema@.keys k WHERE k.key = p_key;
+    END IF;
+    IF v_live >= coalesce(q.ask_limit, 1) AND q.ask_ttl_ms IS NOT NULL THEN
+      EXIT;  -- full for the first in line: no one's turn has come
+    END IF;
+    IF q.ask_ttl_ms IS NULL OR v_granted = 16
+       OR (q.ask_once AND EXISTS (SELECT 1 FROM @schema@.executions e
+                                   WHERE e.key = p_key AND e.status = 'succeeded')) THEN
+      v_named := v_named || chr(31) || q.execution_id;  -- it asks for itself
+      EXIT;
+    END IF;
+    IF v_granted = 0 THEN
+      PERFORM set_config('synchronous_commit', 'on', true);  -- a grant must outlive a crash
+    END IF;
+    v_last := v_last + 1;
+    WITH e AS (
+      INSERT INTO @schema@.executions(id, key, token, status, host, pid, "user", started_ms,
+                                      labels, reason)
+      VALUES (q.execution_id, p_key, v_last, 'running', q.ask_host, q.ask_pid, q.ask_user,
+              p_wall_ms, q.ask_labels, '')
+      RETURNING seq)
+    INSERT INTO @schema@.leases(key, token, exec_seq, expires_at, handed_to)
+    SELECT p_key, v_last, e.seq,
+           least(t + q.ask_ttl_ms * interval '1 millisecond', q.expires_at), q.execution_id
+      FROM e;
+    DELETE FROM @schema@.queue p WHERE p.seq = q.seq;
+    v_granted := v_granted + 1;
+    v_live := v_live + 1;
+    v_named := v_named || chr(31) || q.execution_id;
+  END LOOP;
+  IF v_granted > 0 THEN
+    UPDATE @schema@.keys k SET last_token = v_last WHERE k.key = p_key;
+  END IF;
+  RETURN v_named;
 END $$;
 
 -- Extends a live lease to p_ttl_ms from now. False when the token holds no live lease: an
@@ -367,7 +476,7 @@ BEGIN
        SET status = 'lost', exit_code = p_exit, reason = 'lease expired', ended_ms = p_wall_ms
      WHERE e.key = p_key AND e.token = p_token AND e.status = 'running';
   END IF;
-  PERFORM @schema@.notify(p_key);
+  PERFORM @schema@.tell(p_key, @schema@.hand_over(p_key, t, p_wall_ms));
   RETURN v_seq IS NOT NULL;
 END $$;
 
@@ -449,9 +558,13 @@ BEGIN
   END IF;
 END $$;
 
--- Gives up a caller's queue place. True when it had one.
+-- Gives up a caller's queue place, or the lease a release handed over to it that it has not
+-- taken (it leaves before it learned of the grant: the lease is freed and its execution recorded
+-- cancelled). True when it had either.
 CREATE OR REPLACE FUNCTION @schema@.leave_queue(p_key text, p_id text) RETURNS boolean
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_seq bigint;
 BEGIN
   PERFORM 1 FROM @schema@.keys k WHERE k.key = p_key FOR UPDATE;
   IF NOT FOUND THEN
@@ -459,7 +572,16 @@ BEGIN
   END IF;
   DELETE FROM @schema@.queue q WHERE q.key = p_key AND q.execution_id = p_id;
   IF NOT FOUND THEN
-    RETURN false;
+    WITH gone AS (DELETE FROM @schema@.leases l WHERE l.key = p_key AND l.handed_to = p_id
+                  RETURNING l.exec_seq)
+    UPDATE @schema@.executions e
+       SET status = 'cancelled', reason = 'left the line before taking the lease handed to it',
+           ended_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+      FROM gone WHERE e.seq = gone.exec_seq AND e.status = 'running'
+    RETURNING e.seq INTO v_seq;
+    IF v_seq IS NULL THEN
+      RETURN false;
+    END IF;
   END IF;
   -- The next in line may be free to go now: wake the waiters.
   UPDATE @schema@.keys k SET version = k.version + 1 WHERE k.key = p_key;
@@ -520,5 +642,5 @@ BEGIN
   RETURN n;
 END $$;
 
-INSERT INTO @schema@.meta(name, value) VALUES ('schema_version', '2')
+INSERT INTO @schema@.meta(name, value) VALUES ('schema_version', '3')
 ON CONFLICT (name) DO UPDATE SET value = excluded.value;
