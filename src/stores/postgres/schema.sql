@@ -9,8 +9,8 @@
 --
 -- Lock order, in every function that writes: the key's row in keys first, then its leases,
 -- queue places and executions. Functions that change a key's holders or history move its version
--- and NOTIFY channel @schema@ (notify(): the key and the first in its line; delivered at commit),
--- which wakes waiters.
+-- and NOTIFY channel @schema@ (notify(): the key and the first in its line; tell(): the key and
+-- the waiters a release handed the slot to; delivered at commit), which wakes waiters.
 
 SELECT pg_advisory_xact_lock(hashtext('aec schema @schema@'));
 
