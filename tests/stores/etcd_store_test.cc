@@ -22,6 +22,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/etcd/etcd_records.h"
 #include "stores/etcd/txn_ops.h"
 #include "tests/fault/fault_proxy.h"
 #include "tests/stores/etcd_test_cluster.h"
@@ -121,6 +122,39 @@ TEST_F(EtcdStoreTest, ARefusedAcquireWritesNothing) {
     EXPECT_LE(busy->retry_in, 10s);
   }
   EXPECT_EQ(revision(), before);
+}
+
+// Joining the line is one put of the place, compared against nothing and moving no counter: a
+// join numbered from the key's sequence counter had to win it against every grant, and starved
+// while other clients handed a hot key back and forth (bench/RESULTS.md, 2026-12-07). The line
+// is ordered by when each place was created.
+TEST_F(EtcdStoreTest, JoiningTheLineMovesNoCounter) {
+  auto held = store_->acquire(request("k", "holder"));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  const etcd::Layout layout(prefix_);
+  auto counter = [&] {
+    auto r = client_->range(layout.seq("k"));
+    EXPECT_TRUE(r.has_value() && r->kvs_size() == 1);
+    return r && r->kvs_size() == 1 ? r->kvs(0).version() : -1;
+  };
+  const std::int64_t before = counter();
+  for (const char* id : {"w1", "w2", "w3"}) {
+    AcquireRequest req = request("k", id);
+    req.queue = true;
+    auto busy = store_->acquire(req);
+    ASSERT_TRUE(busy.has_value()) << busy.error().to_string();
+    ASSERT_EQ(busy->outcome, AcquireOutcome::Busy);
+  }
+  EXPECT_EQ(counter(), before) << "a join moved the sequence counter";
+  auto places = client_->range(layout.places("k"), etcd::prefix_end(layout.places("k")));
+  ASSERT_TRUE(places.has_value());
+  EXPECT_EQ(places->kvs_size(), 3);
+  EXPECT_EQ(store_->get("k")->queue, (std::vector<std::string>{"w1", "w2", "w3"}));
+  ASSERT_EQ(*store_->release("k", held->lease.token, {}), LeaseOutcome::Ok);
+  AcquireRequest first = request("k", "w1");
+  first.queue = true;
+  EXPECT_EQ(store_->acquire(first)->outcome, AcquireOutcome::Granted);
 }
 
 TEST_F(EtcdStoreTest, AnAbandonedLeaseEndsWithItsEtcdLease) {

@@ -67,15 +67,17 @@ Status read_ranges(const TxnResponse& r, int at, const Layout& layout, KeySnapsh
                         .mod_revision = kv.mod_revision(),
                         .value = std::move(v)});
   }
-  const std::string places = layout.places(s.key);
   for (const KeyValue& kv : range(4)) {
     AEC_ASSIGN_OR_RETURN(PlaceValue v, place_from_text(kv.value()));
     s.places.push_back({.etcd_key = kv.key(),
-                        .seq = number_after(kv.key(), places),
+                        .seq = kv.create_revision(),
                         .lease_id = kv.lease(),
                         .mod_revision = kv.mod_revision(),
                         .value = std::move(v)});
   }
+  // First in line first: by when each place was created, not by its key's name.
+  std::sort(s.places.begin(), s.places.end(),
+            [](const PlaceEntry& a, const PlaceEntry& b) { return a.seq < b.seq; });
   return Status::ok();
 }
 
@@ -159,9 +161,8 @@ WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap, bool
   return plan;
 }
 
-void WritePlan::guard_sequence_only(const Layout& layout, const KeySnapshot& snap) {
+void WritePlan::unguard() {
   txn.clear_compare();
-  *txn.add_compare() = compare_version(layout.seq(snap.key), Compare::EQUAL, snap.last_seq);
 }
 
 void WritePlan::put(std::string_view k, std::string_view v, std::int64_t lease) {

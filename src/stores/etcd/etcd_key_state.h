@@ -40,6 +40,8 @@ struct LeaseEntry {
 
 struct PlaceEntry {
   std::string etcd_key;
+  // Its position in line: its etcd key's create revision (a join is one put that no other
+  // write conflicts with; a place refreshed in place keeps its position).
   std::int64_t seq = 0;
   std::int64_t lease_id = 0;
   std::int64_t mod_revision = 0;
@@ -94,8 +96,9 @@ struct WritePlan {
   // neither grants nor numbers anything, so that a place taken at the tail of the line
   // meanwhile does not fail it).
   static WritePlan guarded(const Layout& layout, const KeySnapshot& snap, bool counters = true);
-  // Drops the compares but the sequence counter's (for a write that only adds a numbered key).
-  void guard_sequence_only(const Layout& layout, const KeySnapshot& snap);
+  // Drops every compare: for a write that only puts a new place in line (the place's position
+  // is its create revision, so nothing it read can make it wrong).
+  void unguard();
   void put(std::string_view k, std::string_view v, std::int64_t lease = 0);
   void erase(std::string_view k);
   // Ends the running execution `seq` (token) as `e` says: rewrites its history entry and drops

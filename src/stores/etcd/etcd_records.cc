@@ -147,8 +147,8 @@ std::string Layout::lease(std::string_view key, std::int64_t token) const {
   return fmt::format("{}{:020}", leases(key), token);
 }
 
-std::string Layout::place(std::string_view key, std::int64_t seq) const {
-  return fmt::format("{}{:020}", places(key), seq);
+std::string Layout::place(std::string_view key, std::int64_t lease_id) const {
+  return fmt::format("{}{:020}", places(key), lease_id);
 }
 
 std::string Layout::entry(std::string_view key, std::int64_t seq) const {

@@ -36,7 +36,8 @@ class Layout {
   std::string leases(std::string_view key) const { return dir(key) + "l/"; }
   std::string lease(std::string_view key, std::int64_t token) const;
   std::string places(std::string_view key) const { return dir(key) + "q/"; }
-  std::string place(std::string_view key, std::int64_t seq) const;
+  // A place in line, named by its etcd lease's id (its position is its create revision).
+  std::string place(std::string_view key, std::int64_t lease_id) const;
   // Every history entry of `key`; of the keys starting with `key_prefix` (the whole history
   // for ""); one entry.
   std::string history(std::string_view key) const { return prefix_ + "h/" + encode(key) + "/"; }

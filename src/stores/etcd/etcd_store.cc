@@ -281,8 +281,8 @@ bool EtcdStore::read_only(const AcquireRequest& req, Decision& d) const {
   return d.fresh;
 }
 
-Status EtcdStore::plan_queue(const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t,
-                             const Decision& d, WritePlan& plan, bool& new_seq) {
+Status EtcdStore::plan_queue(const AcquireRequest& req, const StoreTime& t, const Decision& d,
+                             WritePlan& plan) {
   if (d.result.outcome != AcquireOutcome::Busy || !req.queue || d.fresh) {
     return Status::ok();
   }
@@ -301,8 +301,11 @@ Status EtcdStore::plan_queue(const AcquireRequest& req, const KeySnapshot& snap,
     plan.revoke_after.push_back(d.mine->lease_id);
     return Status::ok();
   }
-  new_seq = true;
-  plan.put(layout_.place(req.key, snap.last_seq + 1), to_text(place), lease);
+  // Named by its etcd lease (unique among live places: a lease holds one place at a time), and
+  // placed in line by its create revision: joining moves no counter, so it conflicts with no
+  // grant and no other join (a join that had to win the sequence counter could starve while
+  // others handed a hot key back and forth).
+  plan.put(layout_.place(req.key, lease), to_text(place), lease);
   return Status::ok();
 }
 
@@ -343,12 +346,12 @@ Result<std::optional<AcquireResult>> EtcdStore::write_acquire(
         Lease{.key = req.key, .execution_id = req.execution_id, .token = token, .ttl = req.ttl};
   } else {
     if (d.mine == nullptr && !req.record_skipped && plan.txn.success_size() == 0) {
-      // Only a new place at the tail to write: it needs its number alone, not the key as read.
-      // If a slot was freed meanwhile, the caller sees it when it starts to wait (and a place
-      // taken needlessly is harmless), so joining a busy line does not race every handover.
-      plan.guard_sequence_only(layout_, snap);
+      // Only a new place at the tail to write: nothing read can make it wrong. If a slot was
+      // freed meanwhile, the caller sees it when it starts to wait (and a place taken needlessly
+      // is harmless), so joining a busy line does not race every handover.
+      plan.unguard();
     }
-    AEC_RETURN_IF_ERROR(plan_queue(req, snap, t, d, plan, new_seq));
+    AEC_RETURN_IF_ERROR(plan_queue(req, t, d, plan));
     if (req.record_skipped) {
       Execution skipped{.id = req.execution_id,
                         .key = req.key,

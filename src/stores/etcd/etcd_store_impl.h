@@ -93,8 +93,8 @@ class EtcdStore final : public Store {
                                                      Decision d, WritePlan plan,
                                                      std::optional<KeySnapshot>& after,
                                                      std::optional<MonoTime>& lease_asked);
-  Status plan_queue(const AcquireRequest& req, const KeySnapshot& snap, const StoreTime& t,
-                    const Decision& d, WritePlan& plan, bool& new_seq);
+  Status plan_queue(const AcquireRequest& req, const StoreTime& t, const Decision& d,
+                    WritePlan& plan);
   Result<std::int64_t> purge_history(const PurgeRequest& req);
   Result<std::int64_t> reap_all();
   Status delete_entries(const std::vector<std::pair<std::string, std::string>>& batch);
