@@ -6,9 +6,10 @@
 //                      lease (ended by a release or recorded Lost by a reap), and the latest
 //                      Succeeded one. Its etcd version is the key's aec version.
 //   P k/E/token        fencing-token counter: its etcd version is the last token. Never deleted.
-//   P k/E/seq          sequence counter of history entries and queue places. Never deleted.
+//   P k/E/seq          sequence counter of history entries. Never deleted.
 //   P k/E/l/TTTT...    a lease (token zero-padded), attached to an etcd lease of its own
-//   P k/E/q/SSSS...    a queue place (seq zero-padded), attached to an etcd lease of its own
+//   P k/E/q/LLLL...    a queue place (its etcd lease's id, zero-padded), attached to that
+//                      lease; the line is in create-revision order (a join moves no counter)
 //   P h/E/SSSS...      an execution of the key's history; apart from the k/ tree so that list()
 //                      is one range, sorted newest first by create revision
 #pragma once
