@@ -122,6 +122,19 @@ TEST_F(PostgresStoreTest, ARefusedAcquireTakesNoLockAndWritesNothing) {
   EXPECT_NE(row_version(sql, schema_), before);
 }
 
+// Notifications received within 10 s, until `want` have come (a condition polled, not a sleep).
+std::vector<std::string> await_notifications(Sql& sql, std::size_t want) {
+  std::vector<std::string> got;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    for (std::string& n : sql.notifications()) {
+      got.push_back(std::move(n));
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return got;
+}
+
 TEST_F(PostgresStoreTest, ChangesNotifyOnlyWhenSomeoneListensForTheKey) {
   auto store = open(url());
   Sql watcher(base_);
@@ -137,12 +150,7 @@ TEST_F(PostgresStoreTest, ChangesNotifyOnlyWhenSomeoneListensForTheKey) {
   EXPECT_TRUE(watcher.notifications().empty()) << "a NOTIFY (and its commit lock) for nobody";
   sql_listen(probe, "k");
   pair();
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  std::vector<std::string> got;
-  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
-    got = watcher.notifications();
-    std::this_thread::sleep_for(1ms);  // polling a condition: the notification's arrival
-  }
+  std::vector<std::string> got = await_notifications(watcher, 1);
   ASSERT_FALSE(got.empty()) << "a registered listener was not told";
   EXPECT_EQ(got[0], "k");  // the key, and no one named: no one waits in its line
 }
@@ -161,19 +169,6 @@ TEST_F(PostgresStoreTest, AWaitIsWokenByAReleaseThroughAnotherConnection) {
   auto seen = waiter.get();
   ASSERT_TRUE(seen.has_value()) << seen.error().to_string();
   EXPECT_GT(*seen, version);
-}
-
-// Notifications received within 10 s, until `want` have come (a condition polled, not a sleep).
-std::vector<std::string> await_notifications(Sql& sql, std::size_t want) {
-  std::vector<std::string> got;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
-    for (std::string& n : sql.notifications()) {
-      got.push_back(std::move(n));
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return got;
 }
 
 // Schema version 3: the release grants the freed slot to the first in line in its own

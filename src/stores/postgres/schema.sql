@@ -127,27 +127,11 @@ BEGIN
   RETURN v;
 END $$;
 
--- Tells listeners (at commit) that the key changed: the payload is the key, then a unit
--- separator and the execution id of the first live place in its line (when there is one), so a
--- waiter parked in a store call wakes only when its turn may have come.
-CREATE OR REPLACE FUNCTION @schema@.notify(p_key text) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_first text;
-BEGIN
-  SELECT q.execution_id INTO v_first FROM @schema@.queue q
-   WHERE q.key = p_key AND q.expires_at > clock_timestamp() ORDER BY q.seq LIMIT 1;
-  IF v_first IS NULL AND NOT EXISTS (
-       SELECT 1 FROM @schema@.listeners w
-        WHERE w.key IN (p_key, '') AND w.expires_at > clock_timestamp()) THEN
-    RETURN;  -- nobody waits or listens: spare every commit the NOTIFY lock
-  END IF;
-  PERFORM pg_notify('@schema@', p_key || coalesce(chr(31) || v_first, ''));
-END $$;
-
--- Tells listeners (at commit) that the key changed, naming p_named (execution ids, each after a
--- unit separator; '' for none) as waiters whose turn has come. Sends nothing when no one is
--- named and no one listens.
+-- Tells listeners (at commit) that the key changed: the payload is the key, then the execution
+-- ids in p_named (each after a unit separator; '' for none), waiters whose turn may have come, so
+-- a waiter parked in a store call wakes only then. Sends nothing when no one is named and no one
+-- listens for the key, because a NOTIFY serialises commits on a database-wide lock held through
+-- the commit's flush.
 CREATE OR REPLACE FUNCTION @schema@.tell(p_key text, p_named text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -157,6 +141,17 @@ BEGIN
     RETURN;
   END IF;
   PERFORM pg_notify('@schema@', p_key || p_named);
+END $$;
+
+-- tell(), naming the first live place in the key's line (when there is one).
+CREATE OR REPLACE FUNCTION @schema@.notify(p_key text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_first text;
+BEGIN
+  SELECT q.execution_id INTO v_first FROM @schema@.queue q
+   WHERE q.key = p_key AND q.expires_at > clock_timestamp() ORDER BY q.seq LIMIT 1;
+  PERFORM @schema@.tell(p_key, coalesce(chr(31) || v_first, ''));
 END $$;
 
 -- Registers (or refreshes) a listener of a key ('' for every key) for p_ttl_ms, and drops
@@ -397,7 +392,7 @@ BEGIN
       SELECT count(*) INTO v_live FROM @schema@.leases l WHERE l.key = p_key AND l.expires_at > t;
       SELECT k.last_token INTO v_last FROM @schema@.keys k WHERE k.key = p_key;
     END IF;
-    IF v_live >= coalesce(q.ask_limit, 1) AND q.ask_ttl_ms IS NOT NULL THEN
+    IF q.ask_ttl_ms IS NOT NULL AND v_live >= q.ask_limit THEN
       EXIT;  -- full for the first in line: no one's turn has come
     END IF;
     IF q.ask_ttl_ms IS NULL OR v_granted = 16
