@@ -69,6 +69,54 @@ class FakeLease final : public pb::Lease::Service {
   }
 };
 
+// A member without a leader, for the first `refusals` writes: it refuses a call sent with the
+// "hasleader" metadata as etcd does, before looking at the request; a write without that
+// metadata it holds until the caller's deadline (a proposal nobody commits).
+class LeaderlessKv final : public pb::KV::Service {
+ public:
+  explicit LeaderlessKv(int refusals) : refusals_(refusals) {}
+  grpc::Status Put(grpc::ServerContext* context, const pb::PutRequest*, pb::PutResponse*) override {
+    ++puts;
+    auto has = context->client_metadata().find("hasleader");
+    if (has == context->client_metadata().end() || has->second != "true") {
+      ++without_metadata;
+      return timed_out();
+    }
+    if (refusals_-- > 0) {
+      return {grpc::StatusCode::UNAVAILABLE, "etcdserver: no leader"};
+    }
+    return grpc::Status::OK;
+  }
+  std::atomic<int> puts{0};
+  std::atomic<int> without_metadata{0};
+
+ private:
+  std::atomic<int> refusals_;
+};
+
+// Serves `kv` on a fresh port and connects a client to it (1 s deadline per call).
+struct FakeMember {
+  explicit FakeMember(pb::KV::Service* kv) {
+    int port = 0;
+    server = serve_fake_member({kv}, &port);
+    if (server != nullptr) {
+      auto c = etcd::Client::connect({"127.0.0.1:" + std::to_string(port)},
+                                     {.dial_timeout = 2s, .rpc_timeout = 1s});
+      if (c) {
+        client = std::move(*c);
+      }
+    }
+  }
+  ~FakeMember() {
+    client.reset();
+    if (server != nullptr) {
+      server->Shutdown();
+    }
+  }
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<etcd::Client> client;
+};
+
 class EtcdErrorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -205,6 +253,38 @@ TEST(EtcdTxnOps, PrefixEnd) {
   EXPECT_EQ(etcd::prefix_end("a\xff"), "b");
   EXPECT_EQ(etcd::prefix_end("\xff\xff"), std::string(1, '\0'));
   EXPECT_EQ(etcd::prefix_end(""), std::string(1, '\0'));
+}
+
+// During an election a member knows it has no leader: a write sent to it is refused at once
+// (certainly not applied) and sent again until a leader answers, within the call's deadline.
+TEST(EtcdNoLeader, AWriteRefusedForWantOfALeaderIsSentAgain) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "gRPC is not built with ThreadSanitizer";
+#endif
+  LeaderlessKv kv(2);
+  FakeMember member(&kv);
+  ASSERT_NE(member.client, nullptr);
+  auto r = member.client->put("k", "v");
+  EXPECT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(kv.puts.load(), 3);
+  EXPECT_EQ(kv.without_metadata.load(), 0) << "a write went without the hasleader metadata";
+}
+
+TEST(EtcdNoLeader, AWriteRefusedUntilItsDeadlineIsNotIndeterminate) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "gRPC is not built with ThreadSanitizer";
+#endif
+  LeaderlessKv kv(1'000'000);
+  FakeMember member(&kv);
+  ASSERT_NE(member.client, nullptr);
+  const MonoTime start = BootClock::now();
+  auto r = member.client->put("k", "v");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_LT(BootClock::now() - start, 3s) << "not sent again past its deadline (1 s)";
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_FALSE(etcd::is_indeterminate(r.error())) << r.error().to_string();
+  EXPECT_NE(r.error().message().find("no leader"), std::string::npos) << r.error().message();
+  EXPECT_GT(kv.puts.load(), 1);
 }
 
 }  // namespace

@@ -84,7 +84,10 @@ bool reach(const CallSite& site, Steady::time_point deadline) {
 //
 // A read that fails for the member's sake (Unavailable: it died under the call, has no leader,
 // or timed out inside raft) is sent again, to the next member in the rotation, until the
-// deadline: reads are idempotent.
+// deadline: reads are idempotent. A write goes with the "hasleader" metadata, so a member that
+// knows it has no leader (an election is on) refuses it before applying anything, and it too is
+// sent again until the deadline; sent to a member that still believes in a dead leader, it
+// waits for the deadline and its outcome is unknown.
 template <typename Resp, typename Fn>
 Result<Resp> unary(const CallSite& site, const std::string& what, CallKind kind, Fn&& fn) {
   const Steady::time_point deadline = Steady::now() + site.timeout;
@@ -96,6 +99,11 @@ Result<Resp> unary(const CallSite& site, const std::string& what, CallKind kind,
     grpc::ClientContext context;
     context.set_deadline(to_gpr(deadline));
     context.set_wait_for_ready(true);
+    if (kind == CallKind::Write) {
+      // A member that knows it has no leader refuses the write at once (Unavailable, and
+      // certainly not applied) instead of holding it until the deadline.
+      context.AddMetadata("hasleader", "true");
+    }
     Resp response;
     grpc::Status status;
     {
@@ -105,7 +113,8 @@ Result<Resp> unary(const CallSite& site, const std::string& what, CallKind kind,
     if (status.ok()) {
       return response;
     }
-    if (kind == CallKind::Read && is_retryable(status) && Steady::now() + backoff < deadline) {
+    const bool again = kind == CallKind::Read ? is_retryable(status) : is_no_leader(status);
+    if (again && Steady::now() + backoff < deadline) {
       // A pause, not a wait for a condition: the member that failed needs a moment (an
       // election takes about a second) and the others are tried in turn meanwhile.
       std::this_thread::sleep_for(backoff);

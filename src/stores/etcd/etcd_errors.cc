@@ -98,6 +98,10 @@ std::string describe(const grpc::Status& status) {
 Status from_grpc(const grpc::Status& status, std::string_view cluster, std::string_view what,
                  CallKind kind) {
   std::string detail = describe(status);
+  if (is_no_leader(status)) {
+    return unavailable(
+        fmt::format("{}: {} refused ({}); is a quorum of members up?", cluster, what, detail));
+  }
   if (!may_have_applied(status.error_code())) {
     return Status(definite_code(status.error_code()),
                   fmt::format("{}: {} failed: {}", cluster, what, detail));
@@ -120,6 +124,13 @@ Status not_sent(std::string_view cluster, std::string_view what, std::chrono::mi
 
 bool is_retryable(const grpc::Status& status) {
   return status.error_code() == grpc::StatusCode::UNAVAILABLE;
+}
+
+bool is_no_leader(const grpc::Status& status) {
+  // etcd's ErrGRPCNoLeader, which only its interceptor of "hasleader" calls gives to a unary
+  // call (a write that loses its leader under it times out with other messages).
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         status.error_message() == "etcdserver: no leader";
 }
 
 }  // namespace aec::etcd

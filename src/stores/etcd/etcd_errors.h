@@ -37,4 +37,9 @@ Status not_sent(std::string_view cluster, std::string_view what, std::chrono::mi
 // sending the same read again (to whichever member is up) may succeed.
 bool is_retryable(const grpc::Status& status);
 
+// True when a member refused a call sent with the "hasleader" metadata because it knows of no
+// leader: etcd checks that before it looks at the request, so the call was certainly not
+// applied and may be sent again, a write too.
+bool is_no_leader(const grpc::Status& status);
+
 }  // namespace aec::etcd
