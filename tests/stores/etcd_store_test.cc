@@ -22,6 +22,7 @@
 
 #include <aec/open_store.h>
 
+#include "stores/etcd/etcd_key_state.h"
 #include "stores/etcd/etcd_records.h"
 #include "stores/etcd/txn_ops.h"
 #include "tests/fault/fault_proxy.h"
@@ -155,6 +156,111 @@ TEST_F(EtcdStoreTest, JoiningTheLineMovesNoCounter) {
   AcquireRequest first = request("k", "w1");
   first.queue = true;
   EXPECT_EQ(store_->acquire(first)->outcome, AcquireOutcome::Granted);
+}
+
+// What a guarded write that committed leaves as the key's snapshot (the store decides its next
+// call on it) is what a read then finds: the meta, counters and leases its compares held and
+// its writes changed, worked out without reading them back, and the line read back (a place
+// joins without failing the compares).
+TEST_F(EtcdStoreTest, AWritesSnapshotIsWhatAReadThenFinds) {
+  auto held = store_->acquire(request("k", "holder"));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  const etcd::Layout layout(prefix_);
+  auto expect_same = [](const etcd::KeySnapshot& a, const etcd::KeySnapshot& b) {
+    EXPECT_EQ(a.revision, b.revision);
+    EXPECT_EQ(a.exists, b.exists);
+    EXPECT_EQ(a.version, b.version);
+    EXPECT_EQ(a.meta_mod, b.meta_mod);
+    EXPECT_EQ(etcd::to_text(a.meta), etcd::to_text(b.meta));
+    EXPECT_EQ(a.last_token, b.last_token);
+    EXPECT_EQ(a.last_seq, b.last_seq);
+    ASSERT_EQ(a.leases.size(), b.leases.size());
+    for (std::size_t i = 0; i < a.leases.size(); ++i) {
+      EXPECT_EQ(a.leases[i].etcd_key, b.leases[i].etcd_key);
+      EXPECT_EQ(a.leases[i].token, b.leases[i].token);
+      EXPECT_EQ(a.leases[i].lease_id, b.leases[i].lease_id);
+      EXPECT_EQ(a.leases[i].mod_revision, b.leases[i].mod_revision);
+      EXPECT_EQ(etcd::to_text(a.leases[i].value), etcd::to_text(b.leases[i].value));
+    }
+    ASSERT_EQ(a.places.size(), b.places.size());
+    for (std::size_t i = 0; i < a.places.size(); ++i) {
+      EXPECT_EQ(a.places[i].etcd_key, b.places[i].etcd_key);
+      EXPECT_EQ(a.places[i].seq, b.places[i].seq);
+    }
+  };
+  auto snap = etcd::read_snapshot(*client_, layout, "k");
+  ASSERT_TRUE(snap.has_value()) << snap.error().to_string();
+  ASSERT_EQ(snap->leases.size(), 1u);
+  // Someone joins the line after the snapshot.
+  AcquireRequest waiter = request("k", "waiter");
+  waiter.queue = true;
+  ASSERT_EQ(open()->acquire(waiter)->outcome, AcquireOutcome::Busy);
+
+  // A release: the history entry rewritten, the lease deleted, meta put.
+  etcd::WritePlan release = etcd::WritePlan::guarded(layout, *snap);
+  const etcd::LeaseEntry& l = snap->leases[0];
+  Execution ended = l.value.execution;
+  ended.status = ExecutionStatus::Succeeded;
+  release.end(layout, l.token, l.value.seq, ended);
+  release.erase(l.etcd_key);
+  release.finish(layout, "k");
+  ASSERT_TRUE(*etcd::commit(*client_, release));
+  auto read = etcd::read_snapshot(*client_, layout, "k");
+  ASSERT_TRUE(read.has_value()) << read.error().to_string();
+  ASSERT_TRUE(release.after.has_value());
+  EXPECT_TRUE(read->leases.empty());
+  EXPECT_EQ(read->places.size(), 1u);
+  expect_same(*release.after, *read);
+
+  // A grant on that snapshot: both counters, a history entry, a lease on an etcd lease, meta.
+  auto grant_lease = client_->lease_grant(10s);
+  ASSERT_TRUE(grant_lease.has_value()) << grant_lease.error().to_string();
+  etcd::WritePlan grant = etcd::WritePlan::guarded(layout, *release.after);
+  const std::int64_t token = read->last_token + 1;
+  const std::int64_t seq = read->last_seq + 1;
+  Execution e{.id = "next", .key = "k", .token = token, .status = ExecutionStatus::Running};
+  grant.put(layout.token("k"), std::to_string(token));
+  grant.put(layout.entry("k", seq), etcd::to_text(e));
+  grant.put(layout.lease("k", token), etcd::to_text(etcd::LeaseValue{.execution = e, .seq = seq}),
+            grant_lease->id());
+  grant.put(layout.seq("k"), std::to_string(seq));
+  grant.meta.running.emplace_back(token, seq);
+  grant.meta_changed = true;
+  grant.finish(layout, "k");
+  ASSERT_TRUE(*etcd::commit(*client_, grant));
+  read = etcd::read_snapshot(*client_, layout, "k");
+  ASSERT_TRUE(read.has_value()) << read.error().to_string();
+  ASSERT_TRUE(grant.after.has_value());
+  EXPECT_EQ(read->leases.size(), 1u);
+  EXPECT_EQ(read->last_token, token);
+  expect_same(*grant.after, *read);
+}
+
+// A release right after its grant is written on the snapshot the grant left, without reading
+// first: it must still see what another client did meanwhile (here, a forced release), and
+// report the lease lost rather than overwrite the record.
+TEST_F(EtcdStoreTest, AReleaseRightAfterItsGrantSeesAForcedRelease) {
+  std::unique_ptr<Store> other = open();
+  ASSERT_NE(other, nullptr);
+  auto held = store_->acquire(request("k", "holder"));
+  ASSERT_TRUE(held.has_value()) << held.error().to_string();
+  ASSERT_EQ(held->outcome, AcquireOutcome::Granted);
+  auto forced = other->force_release("k", "test", {.host = "ops"});
+  ASSERT_TRUE(forced.has_value()) << forced.error().to_string();
+  ASSERT_EQ(forced->released.size(), 1u);
+  EXPECT_EQ(*store_->release("k", held->lease.token, {.status = ExecutionStatus::Succeeded}),
+            LeaseOutcome::Lost);
+  auto history = store_->list({.key = "k"});
+  ASSERT_TRUE(history.has_value()) << history.error().to_string();
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].status, ExecutionStatus::Cancelled);
+  // And a release with nothing in between is one write that succeeds.
+  auto again = store_->acquire(request("k", "again"));
+  ASSERT_EQ(again->outcome, AcquireOutcome::Granted);
+  EXPECT_EQ(*store_->release("k", again->lease.token, {.status = ExecutionStatus::Succeeded}),
+            LeaseOutcome::Ok);
+  EXPECT_EQ(store_->list({.key = "k"})->front().status, ExecutionStatus::Succeeded);
 }
 
 TEST_F(EtcdStoreTest, AnAbandonedLeaseEndsWithItsEtcdLease) {

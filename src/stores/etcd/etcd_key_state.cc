@@ -32,53 +32,113 @@ std::int64_t number_after(std::string_view etcd_key, std::string_view dir) {
   return n;
 }
 
-// The ranges of a snapshot, in the order read_ranges() reads them.
-std::vector<RequestOp> snapshot_ops(const Layout& layout, std::string_view key) {
-  const std::string leases = layout.leases(key);
-  const std::string places = layout.places(key);
-  return {op_get(layout.meta(key)), op_get(layout.token(key)), op_get(layout.seq(key)),
-          op_get(leases, prefix_end(leases)), op_get(places, prefix_end(places))};
+// What a snapshot reads: the key's whole k/ tree in one range (meta, the counters, every
+// lease and every place), which etcd answers in key order.
+RequestOp snapshot_op(const Layout& layout, std::string_view key) {
+  const std::string tree = layout.tree(key);
+  return op_get(tree, prefix_end(tree));
 }
 
-// Reads the snapshot from the answers to snapshot_ops(), which start at answer `at` of `r`.
-Status read_ranges(const TxnResponse& r, int at, const Layout& layout, KeySnapshot& s) {
-  AEC_RETURN_IF_ERROR(check_answers(r, at + 5, "the key " + s.key));
-  auto range = [&](int i) -> const auto& {
-    return r.responses(at + i).response_range().kvs();
-  };
-  const auto& meta = range(0);
-  if (!meta.empty()) {
-    s.exists = true;
-    s.version = meta[0].version();
-    s.meta_mod = meta[0].mod_revision();
-    AEC_ASSIGN_OR_RETURN(s.meta, meta_from_text(meta[0].value()));
-  }
-  s.meta.key = s.key;
-  const auto& token = range(1);
-  s.last_token = token.empty() ? 0 : token[0].version();
-  const auto& seq = range(2);
-  s.last_seq = seq.empty() ? 0 : seq[0].version();
-  const std::string leases = layout.leases(s.key);
-  for (const KeyValue& kv : range(3)) {
-    AEC_ASSIGN_OR_RETURN(LeaseValue v, lease_from_text(kv.value()));
-    s.leases.push_back({.etcd_key = kv.key(),
-                        .token = number_after(kv.key(), leases),
-                        .lease_id = kv.lease(),
-                        .mod_revision = kv.mod_revision(),
-                        .value = std::move(v)});
-  }
-  for (const KeyValue& kv : range(4)) {
-    AEC_ASSIGN_OR_RETURN(PlaceValue v, place_from_text(kv.value()));
-    s.places.push_back({.etcd_key = kv.key(),
-                        .seq = kv.create_revision(),
-                        .lease_id = kv.lease(),
-                        .mod_revision = kv.mod_revision(),
-                        .value = std::move(v)});
-  }
-  // First in line first: by when each place was created, not by its key's name.
+PlaceEntry place_entry(const KeyValue& kv, PlaceValue v) {
+  return {.etcd_key = kv.key(),
+          .seq = kv.create_revision(),
+          .lease_id = kv.lease(),
+          .mod_revision = kv.mod_revision(),
+          .value = std::move(v)};
+}
+
+// First in line first: by when each place was created, not by its key's name.
+void sort_places(KeySnapshot& s) {
   std::sort(s.places.begin(), s.places.end(),
             [](const PlaceEntry& a, const PlaceEntry& b) { return a.seq < b.seq; });
+}
+
+// Reads the snapshot from what snapshot_op() answered.
+Status read_tree(const RangeResponse& r, const Layout& layout, KeySnapshot& s) {
+  const std::string tree = layout.tree(s.key);
+  const std::string leases = layout.leases(s.key);
+  for (const KeyValue& kv : r.kvs()) {
+    if (!kv.key().starts_with(tree)) {
+      continue;  // not asked for
+    }
+    const std::string_view what = std::string_view(kv.key()).substr(tree.size());
+    if (what == "meta") {
+      s.exists = true;
+      s.version = kv.version();
+      s.meta_mod = kv.mod_revision();
+      AEC_ASSIGN_OR_RETURN(s.meta, meta_from_text(kv.value()));
+    } else if (what == "token") {
+      s.last_token = kv.version();
+    } else if (what == "seq") {
+      s.last_seq = kv.version();
+    } else if (what.starts_with("l/")) {
+      AEC_ASSIGN_OR_RETURN(LeaseValue v, lease_from_text(kv.value()));
+      s.leases.push_back({.etcd_key = kv.key(),
+                          .token = number_after(kv.key(), leases),
+                          .lease_id = kv.lease(),
+                          .mod_revision = kv.mod_revision(),
+                          .value = std::move(v)});
+    } else if (what.starts_with("q/")) {
+      AEC_ASSIGN_OR_RETURN(PlaceValue v, place_from_text(kv.value()));
+      s.places.push_back(place_entry(kv, std::move(v)));
+    }
+  }
+  s.meta.key = s.key;
+  // Leases come in token order (named by zero-padded tokens, etcd answers in key order).
+  sort_places(s);
   return Status::ok();
+}
+
+// `before` with the first `writes` operations of `txn` applied, as etcd applied them at
+// `revision` (all of a transaction's writes share it), and the line `places` read then: the
+// meta, counters and leases a guarded write held with its compares and changed itself.
+Result<KeySnapshot> applied(const KeySnapshot& before, const TxnRequest& txn, int writes,
+                            std::int64_t revision, const Layout& layout,
+                            const RangeResponse& places) {
+  KeySnapshot s = before;
+  s.revision = revision;
+  const std::string tree = layout.tree(s.key);
+  const std::string leases = layout.leases(s.key);
+  for (int i = 0; i < writes; ++i) {
+    const RequestOp& op = txn.success(i);
+    const bool put = op.has_request_put();
+    const std::string& key = put ? op.request_put().key() : op.request_delete_range().key();
+    if (!key.starts_with(tree)) {
+      continue;  // history
+    }
+    const std::string_view what = std::string_view(key).substr(tree.size());
+    if (what == "meta" && put) {
+      s.version = s.exists ? s.version + 1 : 1;
+      s.exists = true;
+      s.meta_mod = revision;
+      AEC_ASSIGN_OR_RETURN(s.meta, meta_from_text(op.request_put().value()));
+    } else if (what == "token" && put) {
+      ++s.last_token;
+    } else if (what == "seq" && put) {
+      ++s.last_seq;
+    } else if (what.starts_with("l/")) {
+      std::erase_if(s.leases, [&](const LeaseEntry& l) { return l.etcd_key == key; });
+      if (put) {
+        AEC_ASSIGN_OR_RETURN(LeaseValue v, lease_from_text(op.request_put().value()));
+        LeaseEntry l{.etcd_key = key,
+                     .token = number_after(key, leases),
+                     .lease_id = op.request_put().lease(),
+                     .mod_revision = revision,
+                     .value = std::move(v)};
+        auto at = std::find_if(s.leases.begin(), s.leases.end(),
+                               [&](const LeaseEntry& e) { return e.token > l.token; });
+        s.leases.insert(at, std::move(l));
+      }
+    }
+  }
+  s.meta.key = s.key;
+  s.places.clear();
+  for (const KeyValue& kv : places.kvs()) {
+    AEC_ASSIGN_OR_RETURN(PlaceValue v, place_from_text(kv.value()));
+    s.places.push_back(place_entry(kv, std::move(v)));
+  }
+  sort_places(s);
+  return s;
 }
 
 }  // namespace
@@ -104,14 +164,13 @@ std::vector<const LeaseEntry*> KeySnapshot::live_leases(const StoreTime& t) cons
 
 Result<KeySnapshot> read_snapshot(const Client& client, const Layout& layout,
                                   std::string_view key) {
-  // Ranges only, each linearizable: the transaction is a linearizable read of one revision.
+  // A transaction of one linearizable range, as a guarded write reads the key back.
   TxnRequest read;
-  for (RequestOp& op : snapshot_ops(layout, key)) {
-    *read.add_success() = std::move(op);
-  }
+  *read.add_success() = snapshot_op(layout, key);
   AEC_ASSIGN_OR_RETURN(TxnResponse r, client.txn(read));
+  AEC_RETURN_IF_ERROR(check_answers(r, 1, "the key " + std::string(key)));
   KeySnapshot s{.key = std::string(key), .revision = r.header().revision()};
-  AEC_RETURN_IF_ERROR(read_ranges(r, 0, layout, s));
+  AEC_RETURN_IF_ERROR(read_tree(r.responses(0).response_range(), layout, s));
   return s;
 }
 
@@ -144,6 +203,7 @@ WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap, bool
   plan.read_layout = &layout;
   plan.read_key = snap.key;
   plan.meta = snap.meta;
+  plan.before = snap;
   TxnRequest& t = plan.txn;
   *t.add_compare() = snap.exists ? compare_mod(layout.meta(snap.key), Compare::EQUAL, snap.meta_mod)
                                  : compare_version(layout.meta(snap.key), Compare::EQUAL, 0);
@@ -163,6 +223,7 @@ WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap, bool
 
 void WritePlan::unguard() {
   txn.clear_compare();
+  before.reset();
 }
 
 void WritePlan::put(std::string_view k, std::string_view v, std::int64_t lease) {
@@ -243,9 +304,12 @@ Result<bool> commit(const Client& client, WritePlan& plan) {
   // commit, as it is when they do not. Either way the caller has the key's state at once.
   const int writes = plan.txn.success_size();
   if (plan.read_layout != nullptr) {
-    for (RequestOp& op : snapshot_ops(*plan.read_layout, plan.read_key)) {
-      *plan.txn.add_failure() = op;
-      *plan.txn.add_success() = std::move(op);
+    *plan.txn.add_failure() = snapshot_op(*plan.read_layout, plan.read_key);
+    if (plan.before) {
+      const std::string places = plan.read_layout->places(plan.read_key);
+      *plan.txn.add_success() = op_get(places, prefix_end(places));
+    } else {
+      *plan.txn.add_success() = snapshot_op(*plan.read_layout, plan.read_key);
     }
   }
   Result<TxnResponse> r = client.txn(plan.txn);
@@ -264,9 +328,17 @@ Result<bool> commit(const Client& client, WritePlan& plan) {
     }
   }
   if (plan.read_layout != nullptr) {
-    KeySnapshot after{.key = plan.read_key, .revision = r->header().revision()};
-    AEC_RETURN_IF_ERROR(read_ranges(*r, r->succeeded() ? writes : 0, *plan.read_layout, after));
-    plan.after = std::move(after);
+    const int at = r->succeeded() ? writes : 0;
+    AEC_RETURN_IF_ERROR(check_answers(*r, at + 1, "the key " + plan.read_key));
+    const RangeResponse& read = r->responses(at).response_range();
+    if (r->succeeded() && plan.before) {
+      AEC_ASSIGN_OR_RETURN(plan.after, applied(*plan.before, plan.txn, writes,
+                                               r->header().revision(), *plan.read_layout, read));
+    } else {
+      KeySnapshot after{.key = plan.read_key, .revision = r->header().revision()};
+      AEC_RETURN_IF_ERROR(read_tree(read, *plan.read_layout, after));
+      plan.after = std::move(after);
+    }
   }
   return r->succeeded();
 }

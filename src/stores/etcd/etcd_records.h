@@ -31,6 +31,8 @@ class Layout {
  public:
   explicit Layout(std::string prefix) : prefix_(std::move(prefix)) {}
 
+  // Every etcd key of `key`'s k/ tree (a prefix: E holds no '/').
+  std::string tree(std::string_view key) const { return dir(key); }
   std::string meta(std::string_view key) const { return dir(key) + "meta"; }
   std::string token(std::string_view key) const { return dir(key) + "token"; }
   std::string seq(std::string_view key) const { return dir(key) + "seq"; }

@@ -81,10 +81,36 @@ Result<KeySnapshot> EtcdStore::snapshot(std::string_view key, bool may_cache, bo
     // A running execution without its lease key must be reaped, which reads history at the
     // snapshot's revision: only a fresh read guarantees that revision is still there.
     if (it != cache_.end() &&
-        std::all_of(it->second.meta.running.begin(), it->second.meta.running.end(),
-                    [&](const auto& r) { return it->second.lease(r.first) != nullptr; })) {
+        std::all_of(it->second.snap.meta.running.begin(), it->second.snap.meta.running.end(),
+                    [&](const auto& r) { return it->second.snap.lease(r.first) != nullptr; })) {
       cached = true;
-      return it->second;
+      return it->second.snap;
+    }
+  }
+  cached = false;
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
+  remember(snap);
+  return snap;
+}
+
+// Well under etcd's election timeout (1 s by default): a member that answered this recently
+// had a leader, and a release written at once does not wait for a dead one any more often than
+// an acquire does.
+constexpr auto kFreshForRelease = std::chrono::milliseconds(250);
+
+Result<KeySnapshot> EtcdStore::release_snapshot(std::string_view key, std::int64_t token,
+                                                bool& cached) {
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(std::string(key));
+    if (it != cache_.end() && BootClock::now() - it->second.at <= kFreshForRelease) {
+      const KeySnapshot& snap = it->second.snap;
+      const bool alone = snap.places.empty() && snap.leases.size() == 1 &&
+                         snap.leases[0].token == token && snap.meta.running.size() == 1;
+      if (alone) {
+        cached = true;
+        return snap;
+      }
     }
   }
   cached = false;
@@ -94,18 +120,19 @@ Result<KeySnapshot> EtcdStore::snapshot(std::string_view key, bool may_cache, bo
 }
 
 void EtcdStore::remember(const KeySnapshot& snap) {
+  const MonoTime at = BootClock::now();
   std::lock_guard lock(cache_mu_);
   auto it = cache_.find(snap.key);
   if (it != cache_.end()) {
-    if (it->second.revision < snap.revision) {
-      it->second = snap;
+    if (it->second.snap.revision < snap.revision) {
+      it->second = {snap, at};
     }
     return;
   }
   if (cache_.size() >= kMaxCachedKeys) {
     cache_.clear();
   }
-  cache_.emplace(snap.key, snap);
+  cache_.emplace(snap.key, Cached{snap, at});
 }
 
 Result<bool> EtcdStore::commit_plan(WritePlan& plan) {

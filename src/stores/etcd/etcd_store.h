@@ -39,10 +39,13 @@
 //   revision by the Watch itself when a member dies, "" after a compaction or a new watch.
 // - Fewer round trips: every guarded write reads its key back in the same Txn (after the
 //   writes, or as it failed them), and an acquire that was not woken decides on that snapshot
-//   (one Txn for a free key; a stale snapshot only fails the compares). Answers without a write
-//   come from a fresh read, and a release always reads first (a write sent first to a member
-//   that has just lost its leader hangs until the deadline). Released etcd leases are reused,
-//   reset by one keep-alive on a stream kept open, rather than revoked and granted anew.
+//   (one Txn for a free key; a stale snapshot only fails the compares). A committed write
+//   reads back only the line: the rest is what its compares held, with its writes applied.
+//   Answers without a write come from a fresh read; a release reads first unless the key's
+//   snapshot is under 250 ms old with its lease alone (a write sent first to a member that
+//   has just lost its leader hangs until the deadline; one that knows it has none refuses it,
+//   and the client sends it again). Released etcd leases are reused, reset by one keep-alive
+//   on a stream kept open, rather than revoked and granted anew.
 // - release_and_acquire: one guarded Txn when the token holds a live lease (the acquire is
 //   decided on the state the release leaves), so the slot passes with no moment in between;
 //   with nothing to free, release then acquire.

@@ -106,6 +106,12 @@ class EtcdStore final : public Store {
   // transaction); an answer without a write is given from a fresh read. So a holder that
   // releases, or a client that takes its own key again, needs one round trip, not two.
   Result<KeySnapshot> snapshot(std::string_view key, bool may_cache, bool& cached);
+  // The state a release of `token` decides on: the snapshot this store last saw of the key
+  // when it is at most kFreshForRelease old, shows `token`'s lease as the only one and nobody
+  // in line (`cached` is set; the guarded write fails if that changed); else a linearizable
+  // read. A holder releases after its work: when that took longer, the read waits out an
+  // election the work may have outlasted, where a write could wait for a leader that is gone.
+  Result<KeySnapshot> release_snapshot(std::string_view key, std::int64_t token, bool& cached);
   void remember(const KeySnapshot& snap);
   // An etcd lease of `ttl` with no keys: a spare one kept alive again (one keep-alive, which
   // etcd's leader answers without a Raft round), else a new grant (a Raft round).
@@ -121,7 +127,11 @@ class EtcdStore final : public Store {
   std::shared_ptr<Clock> clock_;
   bool manual_;
   std::mutex cache_mu_;
-  std::unordered_map<std::string, KeySnapshot> cache_;  // guarded by cache_mu_
+  struct Cached {
+    KeySnapshot snap;
+    MonoTime at;  // when etcd's answer came
+  };
+  std::unordered_map<std::string, Cached> cache_;  // guarded by cache_mu_
   std::mutex spare_mu_;
   std::vector<std::pair<std::int64_t, std::chrono::seconds>> spare_;  // guarded by spare_mu_
 };

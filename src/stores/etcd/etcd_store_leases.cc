@@ -69,11 +69,8 @@ Result<LeaseOutcome> EtcdStore::renew(std::string_view key, std::int64_t token, 
 Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token,
                                         const Outcome& outcome) {
   AEC_RETURN_IF_ERROR(check_release_args(key, token, outcome));
-  // Read first, not from the cache: a holder releases after its work, which may have outlasted
-  // a leader; a read waits out an election and leads the client to a live member, while a
-  // write sent first to a member that lost its leader would hang until rpc_timeout, and the
-  // next holder would wait for it.
-  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
+  bool cached = false;
+  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, release_snapshot(key, token, cached));
   // A write that failed and may have been applied: the history entry it wrote, and when.
   std::optional<std::pair<std::int64_t, SysTime>> unsure;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -122,13 +119,14 @@ Result<LeaseOutcome> EtcdStore::release(std::string_view key, std::int64_t token
         unsure.emplace(l->value.seq, wall);
       }
       AEC_ASSIGN_OR_RETURN(snap, read_snapshot(*client_, layout_, key));
+      cached = false;
       continue;
     }
     if (*committed) {
       return live ? LeaseOutcome::Ok : LeaseOutcome::Lost;
     }
-    backoff(attempt);  // another writer changed the key: decide again on what it read back
-    snap = std::move(*plan.after);
+    // The key changed since the snapshot: decide again on what the write read back.
+    decide_again(snap, cached, std::move(*plan.after), attempt);
   }
   return contention(*client_, "release", key);
 }
