@@ -261,6 +261,17 @@ TEST_F(EtcdStoreTest, AReleaseRightAfterItsGrantSeesAForcedRelease) {
   EXPECT_EQ(*store_->release("k", again->lease.token, {.status = ExecutionStatus::Succeeded}),
             LeaseOutcome::Ok);
   EXPECT_EQ(store_->list({.key = "k"})->front().status, ExecutionStatus::Succeeded);
+  // A waiter that joined the line after the grant does not stop that write, and goes next.
+  auto third = store_->acquire(request("k", "third"));
+  ASSERT_EQ(third->outcome, AcquireOutcome::Granted);
+  AcquireRequest waiter = request("k", "waiter");
+  waiter.queue = true;
+  ASSERT_EQ(other->acquire(waiter)->outcome, AcquireOutcome::Busy);
+  EXPECT_EQ(*store_->release("k", third->lease.token, {}), LeaseOutcome::Ok);
+  auto next = other->acquire(waiter);
+  ASSERT_TRUE(next.has_value()) << next.error().to_string();
+  EXPECT_EQ(next->outcome, AcquireOutcome::Granted);
+  EXPECT_EQ(next->lease.token, third->lease.token + 1);
 }
 
 TEST_F(EtcdStoreTest, AnAbandonedLeaseEndsWithItsEtcdLease) {

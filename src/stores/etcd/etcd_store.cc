@@ -105,8 +105,8 @@ Result<KeySnapshot> EtcdStore::release_snapshot(std::string_view key, std::int64
     auto it = cache_.find(std::string(key));
     if (it != cache_.end() && BootClock::now() - it->second.at <= kFreshForRelease) {
       const KeySnapshot& snap = it->second.snap;
-      const bool alone = snap.places.empty() && snap.leases.size() == 1 &&
-                         snap.leases[0].token == token && snap.meta.running.size() == 1;
+      const bool alone =
+          snap.leases.size() == 1 && snap.leases[0].token == token && snap.meta.running.size() == 1;
       if (alone) {
         cached = true;
         return snap;

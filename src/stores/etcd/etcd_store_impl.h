@@ -107,10 +107,11 @@ class EtcdStore final : public Store {
   // releases, or a client that takes its own key again, needs one round trip, not two.
   Result<KeySnapshot> snapshot(std::string_view key, bool may_cache, bool& cached);
   // The state a release of `token` decides on: the snapshot this store last saw of the key
-  // when it is at most kFreshForRelease old, shows `token`'s lease as the only one and nobody
-  // in line (`cached` is set; the guarded write fails if that changed); else a linearizable
-  // read. A holder releases after its work: when that took longer, the read waits out an
-  // election the work may have outlasted, where a write could wait for a leader that is gone.
+  // when it is at most kFreshForRelease old and shows `token`'s lease as the only one
+  // (`cached` is set; the guarded write fails if a lease, meta or a place it saw changed, and
+  // a place that joined since changes nothing a release does); else a linearizable read. A holder
+  // releases after its work: when that took longer, the read waits out an election the work may
+  // have outlasted, where a write could wait for a leader that is gone.
   Result<KeySnapshot> release_snapshot(std::string_view key, std::int64_t token, bool& cached);
   void remember(const KeySnapshot& snap);
   // An etcd lease of `ttl` with no keys: a spare one kept alive again (one keep-alive, which
