@@ -78,7 +78,15 @@ int Db::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
 Db::~Db() {
   cache_.clear();  // finalize statements before closing
   if (wal_pages_ > kCloseCheckpointPages) {
-    sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    // Copies the WAL into the database and truncates it, so that the next process to open the
+    // store (which rebuilds its index of the WAL by reading every frame, when no other process
+    // has it open) finds it empty. A passive checkpoint leaves the frames in the file: SQLite
+    // restarts the WAL only when a later writer of the same process finds it all copied, and a
+    // short-lived `aec run` never does, so the WAL grew to thousands of frames that every run
+    // read and checksummed. Without waiting: when another connection reads or writes, the
+    // checkpoint gives up at once (the last to close does it).
+    sqlite3_busy_handler(db_, nullptr, nullptr);
+    sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   }
   sqlite3_close_v2(db_);
 }

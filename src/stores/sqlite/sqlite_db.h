@@ -87,8 +87,9 @@ class Db {
   Result<int> run(Stmt& stmt);
 
   // Checkpoints (passively) once the WAL holds kCheckpointPages frames after a commit, as
-  // SQLite's auto-checkpoint would, and on close when it holds more than kCloseCheckpointPages,
-  // so the next connection's recovery read of the WAL stays short.
+  // SQLite's auto-checkpoint would, and on close, when it holds more than
+  // kCloseCheckpointPages and no other connection is busy, checkpoints and truncates it, so the
+  // next process's recovery read of the WAL stays short.
   void enable_wal_policy();
   static constexpr int kCheckpointPages = 4000;
   static constexpr int kCloseCheckpointPages = 128;
