@@ -1,8 +1,9 @@
-// ExecPlan: everything the forked child needs to exec a SpawnSpec, prepared in the parent.
+// ExecPlan: everything the child needs to exec a SpawnSpec, prepared in the parent.
 //
-// Internal to the runner. After fork() in a multi-threaded process the child may only make
-// async-signal-safe calls (no malloc, no locks), so the argv/envp arrays and the PATH candidates
-// are all built before fork(), and exec_child() only reads them and makes system calls.
+// Internal to the runner. The child (started like posix_spawn's, sharing the parent's memory
+// until it execs; forked under ThreadSanitizer) may only make async-signal-safe calls (no
+// malloc, no locks), so the argv/envp arrays and the PATH candidates are all built before it
+// starts, and exec_child() only reads them and makes system calls.
 #pragma once
 
 #include <string>
@@ -45,7 +46,7 @@ struct ExecFailure {
 // empty or contains '='.
 [[nodiscard]] Result<ExecPlan> make_exec_plan(const SpawnSpec& spec);
 
-// In the forked child: joins its own process group, sets PR_SET_PDEATHSIG (exiting if `parent`
+// In the child: joins its own process group, sets PR_SET_PDEATHSIG (exiting if `parent`
 // already died), resets signal dispositions and the mask, and execs the plan. On failure writes
 // an ExecFailure to `report_fd` and _exit(127)s. Never returns; async-signal-safe.
 [[noreturn]] void exec_child(ExecPlan& plan, pid_t parent, int report_fd) noexcept;

@@ -11,8 +11,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -81,7 +83,56 @@ ssize_t read_report(int fd, ExecFailure& failure) {
   return n == 0 || n == static_cast<ssize_t>(sizeof failure) ? n : -1;
 }
 
-// Forks the child and waits until it has exec'd or reported why it could not.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+// The sanitizers cannot follow a child that shares memory on a stack of its own (ASan warns
+// about the unknown stack; TSan takes it for a thread it never saw start): fork() under them.
+pid_t start_child(ExecPlan& plan, pid_t parent, int report_fd) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    exec_child(plan, parent, report_fd);
+  }
+  return pid;
+}
+#else
+struct ChildArgs {
+  ExecPlan* plan;
+  pid_t parent;
+  int report_fd;
+};
+
+int child_main(void* arg) {
+  auto* a = static_cast<ChildArgs*>(arg);
+  exec_child(*a->plan, a->parent, a->report_fd);
+}
+
+// Starts the child as posix_spawn does: it shares this process's memory, on a stack of its own,
+// until it execs (or _exits), and this thread waits until then (CLONE_VM | CLONE_VFORK). Unlike
+// fork(), nothing is copied: no page tables, and no copy-on-write faults for every page this
+// process writes afterwards (bench/RESULTS.md: `aec run -- true` 3.8 -> 3.5 ms). Every signal is
+// blocked meanwhile, so no handler of ours runs in the child before exec_child() resets them.
+pid_t start_child(ExecPlan& plan, pid_t parent, int report_fd) {
+  constexpr std::size_t kStack = 64 * 1024;  // exec_child() needs a few hundred bytes
+  void* stack =
+      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    return -1;
+  }
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  ChildArgs args{&plan, parent, report_fd};
+  pid_t pid = clone(child_main, static_cast<char*>(stack) + kStack,
+                    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  munmap(stack, kStack);
+  errno = err;
+  return pid;
+}
+#endif
+
+// Starts the child and waits until it has exec'd or reported why it could not.
 Result<pid_t> spawn(ExecPlan& plan) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -89,13 +140,9 @@ Result<pid_t> spawn(ExecPlan& plan) {
   }
   UniqueFd read_end(fds[0]);
   UniqueFd write_end(fds[1]);
-  pid_t parent = getpid();
-  pid_t pid = fork();
+  pid_t pid = start_child(plan, getpid(), write_end.get());
   if (pid < 0) {
-    return sys_error("fork");
-  }
-  if (pid == 0) {
-    exec_child(plan, parent, write_end.get());
+    return sys_error("clone");
   }
   // The child calls setpgid too; doing it here as well means the group exists when start()
   // returns, whoever ran first. EACCES (the child already exec'd) and ESRCH are fine: the child's
