@@ -94,14 +94,14 @@ class LeaderlessKv final : public pb::KV::Service {
   std::atomic<int> refusals_;
 };
 
-// Serves `kv` on a fresh port and connects a client to it (1 s deadline per call).
+// Serves `services` on a fresh port and connects a client to them (1 s deadline per call).
 struct FakeMember {
-  explicit FakeMember(pb::KV::Service* kv) {
+  explicit FakeMember(std::initializer_list<grpc::Service*> services) {
     int port = 0;
-    server = serve_fake_member({kv}, &port);
+    server = serve_fake_member(services, &port);
     if (server != nullptr) {
-      auto c = etcd::Client::connect({"127.0.0.1:" + std::to_string(port)},
-                                     {.dial_timeout = 2s, .rpc_timeout = 1s});
+      endpoint = "127.0.0.1:" + std::to_string(port);
+      auto c = etcd::Client::connect({endpoint}, {.dial_timeout = 2s, .rpc_timeout = 1s});
       if (c) {
         client = std::move(*c);
       }
@@ -114,6 +114,7 @@ struct FakeMember {
     }
   }
   std::unique_ptr<grpc::Server> server;
+  std::string endpoint;
   std::unique_ptr<etcd::Client> client;
 };
 
@@ -123,41 +124,35 @@ class EtcdErrorsTest : public ::testing::Test {
 #if defined(__SANITIZE_THREAD__)
     GTEST_SKIP() << "gRPC is not built with ThreadSanitizer: its synchronisation is invisible";
 #endif
-    int port = 0;
-    server_ = serve_fake_member({&kv_, &lease_}, &port);
-    ASSERT_NE(server_, nullptr);
-    endpoint_ = "127.0.0.1:" + std::to_string(port);
-    auto client = etcd::Client::connect({endpoint_}, {.dial_timeout = 2s, .rpc_timeout = 1s});
-    ASSERT_TRUE(client.has_value()) << client.error().to_string();
-    client_ = std::move(*client);
+    member_ = std::make_unique<FakeMember>(std::initializer_list<grpc::Service*>{&kv_, &lease_});
+    ASSERT_NE(member_->client, nullptr);
   }
 
   void TearDown() override {
-    client_.reset();
-    if (server_ != nullptr) {
-      server_->Shutdown();
-    }
+    member_.reset();
+  }
+
+  etcd::Client& client() {
+    return *member_->client;
   }
 
   FakeKv kv_;
   FakeLease lease_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string endpoint_;
-  std::unique_ptr<etcd::Client> client_;
+  std::unique_ptr<FakeMember> member_;
 };
 
 TEST_F(EtcdErrorsTest, AWriteThatFailedAfterSendingIsIndeterminate) {
-  auto r = client_->put("k", "v");
+  auto r = client().put("k", "v");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), Code::Unavailable);
   EXPECT_TRUE(etcd::is_indeterminate(r.error())) << r.error().to_string();
-  EXPECT_NE(r.error().message().find(endpoint_), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find(member_->endpoint), std::string::npos) << r.error().message();
   EXPECT_NE(r.error().message().find("request timed out"), std::string::npos);
   EXPECT_EQ(kv_.puts.load(), 1) << "a write must not be sent again";
 }
 
 TEST_F(EtcdErrorsTest, AFailedReadIsRetriedAndNeverIndeterminate) {
-  auto r = client_->range("k");
+  auto r = client().range("k");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), Code::Unavailable);
   EXPECT_FALSE(etcd::is_indeterminate(r.error())) << r.error().to_string();
@@ -168,19 +163,19 @@ TEST_F(EtcdErrorsTest, ATxnIsAWriteOnlyWhenItWrites) {
   etcd::TxnRequest read;
   *read.add_compare() = etcd::compare_version("k", etcd::Compare::EQUAL, 0);
   *read.add_success() = etcd::op_get("k");
-  auto r = client_->txn(read);
+  auto r = client().txn(read);
   ASSERT_FALSE(r.has_value());
   EXPECT_FALSE(etcd::is_indeterminate(r.error())) << r.error().to_string();
 
   etcd::TxnRequest write = read;
   *write.add_failure() = etcd::op_delete("k");
-  r = client_->txn(write);
+  r = client().txn(write);
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(etcd::is_indeterminate(r.error())) << r.error().to_string();
 }
 
 TEST_F(EtcdErrorsTest, EtcdsRefusalsAreDefinite) {
-  Status s = client_->lease_revoke(42);
+  Status s = client().lease_revoke(42);
   EXPECT_EQ(s.code(), Code::NotFound) << s.to_string();
   EXPECT_FALSE(etcd::is_indeterminate(s));
 }
@@ -189,7 +184,7 @@ TEST_F(EtcdErrorsTest, AKeepAliveNobodyAnswersLosesTheLeaseWhenItsTtlRunsOut) {
   std::atomic<int> calls{0};
   const MonoTime granted_at = BootClock::now();
   auto keeper = etcd::KeepAlive::start(
-      *client_, 7,
+      client(), 7,
       {.ttl = 2s, .granted_at = granted_at, .on_lost = [&](const Status&) { ++calls; }});
   ASSERT_TRUE(eventually([&] { return keeper->state() != etcd::KeepAlive::State::Alive; }, 10s));
   ASSERT_EQ(keeper->state(), etcd::KeepAlive::State::Lost);
@@ -203,9 +198,9 @@ TEST_F(EtcdErrorsTest, AKeepAliveNobodyAnswersLosesTheLeaseWhenItsTtlRunsOut) {
 }
 
 TEST_F(EtcdErrorsTest, AWriteNoMemberReceivedIsNotIndeterminate) {
-  server_->Shutdown();
-  server_.reset();
-  auto r = client_->put("k", "v");
+  member_->server->Shutdown();
+  member_->server.reset();
+  auto r = client().put("k", "v");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), Code::Unavailable);
   EXPECT_FALSE(etcd::is_indeterminate(r.error())) << r.error().to_string();
@@ -262,7 +257,7 @@ TEST(EtcdNoLeader, AWriteRefusedForWantOfALeaderIsSentAgain) {
   GTEST_SKIP() << "gRPC is not built with ThreadSanitizer";
 #endif
   LeaderlessKv kv(2);
-  FakeMember member(&kv);
+  FakeMember member({&kv});
   ASSERT_NE(member.client, nullptr);
   auto r = member.client->put("k", "v");
   EXPECT_TRUE(r.has_value()) << r.error().to_string();
@@ -275,7 +270,7 @@ TEST(EtcdNoLeader, AWriteRefusedUntilItsDeadlineIsNotIndeterminate) {
   GTEST_SKIP() << "gRPC is not built with ThreadSanitizer";
 #endif
   LeaderlessKv kv(1'000'000);
-  FakeMember member(&kv);
+  FakeMember member({&kv});
   ASSERT_NE(member.client, nullptr);
   const MonoTime start = BootClock::now();
   auto r = member.client->put("k", "v");

@@ -132,7 +132,6 @@ Result<KeySnapshot> applied(const KeySnapshot& before, const TxnRequest& txn, in
     }
   }
   s.meta.key = s.key;
-  s.places.clear();
   for (const KeyValue& kv : places.kvs()) {
     AEC_ASSIGN_OR_RETURN(PlaceValue v, place_from_text(kv.value()));
     s.places.push_back(place_entry(kv, std::move(v)));
@@ -203,7 +202,16 @@ WritePlan WritePlan::guarded(const Layout& layout, const KeySnapshot& snap, bool
   plan.read_layout = &layout;
   plan.read_key = snap.key;
   plan.meta = snap.meta;
-  plan.before = snap;
+  // The line is read back after the write: no copy of it is kept.
+  plan.before = KeySnapshot{.key = snap.key,
+                            .revision = snap.revision,
+                            .exists = snap.exists,
+                            .version = snap.version,
+                            .meta_mod = snap.meta_mod,
+                            .meta = snap.meta,
+                            .last_token = snap.last_token,
+                            .last_seq = snap.last_seq,
+                            .leases = snap.leases};
   TxnRequest& t = plan.txn;
   *t.add_compare() = snap.exists ? compare_mod(layout.meta(snap.key), Compare::EQUAL, snap.meta_mod)
                                  : compare_version(layout.meta(snap.key), Compare::EQUAL, 0);

@@ -79,9 +79,9 @@ struct WritePlan {
   // Set by guarded(): the key the plan writes, read back by commit() into `after`.
   const Layout* read_layout = nullptr;
   std::string read_key;
-  // Set by guarded(), dropped by unguard(): what the compares hold the key to. When they hold,
-  // `after` is this with the plan's writes applied, and only the line is read back (the one
-  // part of the key a write can change without failing them: places join unguarded).
+  // Set by guarded(), dropped by unguard(): what the compares hold the key to, without its line.
+  // When they hold, `after` is this with the plan's writes applied and the line read back (the
+  // one part of the key a write can change without failing them: places join unguarded).
   std::optional<KeySnapshot> before;
   std::optional<KeySnapshot> after;
   Meta meta;                                  // the meta value the write leaves

@@ -113,10 +113,7 @@ Result<KeySnapshot> EtcdStore::release_snapshot(std::string_view key, std::int64
       }
     }
   }
-  cached = false;
-  AEC_ASSIGN_OR_RETURN(KeySnapshot snap, read_snapshot(*client_, layout_, key));
-  remember(snap);
-  return snap;
+  return snapshot(key, /*may_cache=*/false, cached);
 }
 
 void EtcdStore::remember(const KeySnapshot& snap) {
