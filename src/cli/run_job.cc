@@ -170,11 +170,17 @@ int supervise(const Context& ctx, const RunPlan& plan, Control& control, const L
     return code;
   }
   Supervisor& sup = **child;
-  Heartbeat heartbeat(control, control.clock(), lease, plan.kill_grace, [&](MonoTime kill_at) {
-    note(ctx,
-         fmt::format("lease on {} lost (token {}): stopping the command", lease.key, lease.token));
-    sup.stop(kill_at, control.clock());
-  });
+  Heartbeat heartbeat(
+      control, control.clock(), lease, plan.kill_grace,
+      [&](MonoTime kill_at) {
+        note(ctx, fmt::format("lease on {} lost (token {}): stopping the command", lease.key,
+                              lease.token));
+        sup.stop(kill_at, control.clock());
+      },
+      Heartbeat::Start::Deferred);
+  // The renewal threads start when the first renewal is near: a command that ends sooner (most
+  // cron jobs' quick no-op runs) never creates them.
+  sup.call_at(heartbeat.start_by(), control.clock(), [&] { heartbeat.start(); });
   ChildExit exit = sup.wait();
   heartbeat.stop();
   bool lost = heartbeat.lost();

@@ -5,22 +5,35 @@
 namespace aec {
 
 Heartbeat::Heartbeat(Control& control, Clock& clock, Lease lease, milliseconds grace,
-                     LostCallback on_lost)
+                     LostCallback on_lost, Start start)
     : control_(control),
       clock_(clock),
       grace_(grace),
       on_lost_(std::move(on_lost)),
-      lease_(std::move(lease)),
-      renewer_([this](std::stop_token stop) { renew_loop(stop); }),
-      watchdog_([this](std::stop_token stop) { watch_loop(stop); }) {}
+      start_by_(
+          std::min(first_renewal(lease), kill_deadline(lease.valid_until, lease.ttl) - grace)),
+      lease_(std::move(lease)) {
+  if (start == Start::Now) {
+    this->start();
+  }
+}
 
 Heartbeat::~Heartbeat() {
   stop();
 }
 
+void Heartbeat::start() {
+  if (renewer_.joinable() || stop_.stop_requested()) {
+    return;
+  }
+  // Both threads exist before either can report the loss: declare_lost() touches neither
+  // thread object, only stop_.
+  renewer_ = std::thread([this] { renew_loop(stop_.get_token()); });
+  watchdog_ = std::thread([this] { watch_loop(stop_.get_token()); });
+}
+
 void Heartbeat::stop() {
-  renewer_.request_stop();
-  watchdog_.request_stop();
+  stop_.request_stop();
   if (renewer_.joinable()) {
     renewer_.join();
   }
@@ -43,6 +56,10 @@ MonoTime Heartbeat::kill_deadline(MonoTime valid_until, milliseconds ttl) {
   return valid_until - std::max<milliseconds>(ttl / 20, milliseconds(20));
 }
 
+MonoTime Heartbeat::first_renewal(const Lease& lease) {
+  return lease.valid_until - lease.ttl + lease.ttl / 3;
+}
+
 void Heartbeat::declare_lost(MonoTime kill_at) {
   {
     std::lock_guard lock(mu_);
@@ -51,15 +68,14 @@ void Heartbeat::declare_lost(MonoTime kill_at) {
     }
     lost_ = true;
   }
-  renewer_.request_stop();
-  watchdog_.request_stop();
+  stop_.request_stop();
   on_lost_(kill_at);
 }
 
 void Heartbeat::renew_loop(std::stop_token stop) {
   Lease lease = this->lease();
   const milliseconds retry = std::max<milliseconds>(lease.ttl / 15, milliseconds(20));
-  MonoTime next = lease.valid_until - lease.ttl + lease.ttl / 3;
+  MonoTime next = first_renewal(lease);
   while (clock_.sleep_until(next, stop)) {
     Result<LeaseOutcome> r = control_.renew(lease);
     if (r && *r == LeaseOutcome::Lost) {
@@ -76,7 +92,7 @@ void Heartbeat::renew_loop(std::stop_token stop) {
     if (watchdog_wake_ != nullptr) {
       watchdog_wake_->request_stop();
     }
-    next = lease.valid_until - lease.ttl + lease.ttl / 3;
+    next = first_renewal(lease);
   }
 }
 

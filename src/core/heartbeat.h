@@ -24,15 +24,28 @@ class Heartbeat {
  public:
   using LostCallback = std::function<void(MonoTime kill_at)>;
 
-  // Starts the thread. `control` and `clock` must outlive the Heartbeat. `grace` is how long
-  // before kill_at the loss must be reported (the time the work needs to stop gracefully).
-  Heartbeat(Control& control, Clock& clock, Lease lease, milliseconds grace, LostCallback on_lost);
-  // Stops the thread (without releasing the lease).
+  // Now: the threads start with the Heartbeat. Deferred: they start at start(), which the owner
+  // promises to call by start_by(): until then both would only sleep, and a short piece of work
+  // (`aec run -- true`) ends before they are needed, sparing their creation (a tenth of a
+  // millisecond of the run; bench/RESULTS.md).
+  enum class Start { Now, Deferred };
+
+  // `control` and `clock` must outlive the Heartbeat. `grace` is how long before kill_at the
+  // loss must be reported (the time the work needs to stop gracefully).
+  Heartbeat(Control& control, Clock& clock, Lease lease, milliseconds grace, LostCallback on_lost,
+            Start start = Start::Now);
+  // Stops the threads (without releasing the lease).
   ~Heartbeat();
   Heartbeat(const Heartbeat&) = delete;
   Heartbeat& operator=(const Heartbeat&) = delete;
 
-  // Stops renewing; returns once the thread has ended. Idempotent.
+  // When a Deferred heartbeat's threads must be running: its first renewal, or the watchdog's
+  // first deadline if that comes earlier (a large grace).
+  MonoTime start_by() const { return start_by_; }
+  // Starts the threads of a Deferred heartbeat; a no-op once started or stopped. Called by the
+  // owner's thread, not concurrently with stop().
+  void start();
+  // Stops renewing; returns once the threads have ended. Idempotent.
   void stop();
   // The lease as last renewed.
   Lease lease();
@@ -44,19 +57,21 @@ class Heartbeat {
  private:
   void renew_loop(std::stop_token stop);
   void watch_loop(std::stop_token stop);
+  static MonoTime first_renewal(const Lease& lease);
   void declare_lost(MonoTime kill_at);
 
   Control& control_;
   Clock& clock_;
   milliseconds grace_;
   LostCallback on_lost_;
+  MonoTime start_by_;
+  std::stop_source stop_;  // ends both threads: stop(), or the loss reported
   std::mutex mu_;
   Lease lease_;                                // guarded by mu_
   bool lost_ = false;                          // guarded by mu_
   std::stop_source* watchdog_wake_ = nullptr;  // guarded by mu_: requested when lease_ moves
-  // Last: the threads start after every other member is ready.
-  std::jthread renewer_;
-  std::jthread watchdog_;
+  std::thread renewer_;
+  std::thread watchdog_;
 };
 
 }  // namespace aec

@@ -1,5 +1,6 @@
 #include "runner/supervisor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdint>
@@ -253,6 +254,7 @@ ChildExit Supervisor::wait() {
   ChildExit exit;
   while (!try_reap(exit)) {
     kill_if_due();
+    call_if_due();
     pollfd fds[] = {{signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}, {pid_fd_, POLLIN, 0}};
     // EINTR (a signal outside our set, e.g. a profiler's) only means: look again.
     poll(fds, pid_fd_ >= 0 ? 3 : 2, poll_timeout_ms());
@@ -283,6 +285,35 @@ void Supervisor::stop(MonoTime kill_at, Clock& clock) {
   if (write(wake_fd_, &one, sizeof one) < 0) {
     // EAGAIN: the counter is saturated, so wait() is already due to wake.
   }
+}
+
+void Supervisor::call_at(MonoTime at, Clock& clock, std::function<void()> due) {
+  {
+    std::lock_guard lock(mu_);
+    if (reaped_) {
+      return;
+    }
+    due_ = std::move(due);
+    due_at_ = at;
+    due_clock_ = &clock;
+  }
+  uint64_t one = 1;  // wake wait() to take the new time into its poll timeout
+  if (write(wake_fd_, &one, sizeof one) < 0) {
+    // EAGAIN: the counter is saturated, so wait() is already due to wake.
+  }
+}
+
+void Supervisor::call_if_due() {
+  std::function<void()> due;
+  {
+    std::lock_guard lock(mu_);
+    if (!due_ || due_clock_->monotonic_now() < due_at_) {
+      return;
+    }
+    due = std::move(due_);
+    due_ = nullptr;
+  }
+  due();
 }
 
 // Returns true, with `exit` filled in, once the leader has exited and been reaped.
@@ -337,18 +368,25 @@ void Supervisor::kill_if_due() {
   }
 }
 
-// Milliseconds until the SIGKILL deadline, rounded up so that poll never wakes before it; -1
-// (no timeout) when no SIGKILL is pending.
+// Milliseconds until the SIGKILL deadline or call_at()'s time, whichever is first, rounded up so
+// that poll never wakes before it; -1 (no timeout) when neither is pending.
 int Supervisor::poll_timeout_ms() {
   std::lock_guard lock(mu_);
-  if (!stop_requested_ || kill_sent_) {
+  std::optional<std::chrono::nanoseconds> left;
+  if (stop_requested_ && !kill_sent_) {
+    left = kill_at_ - clock_->monotonic_now();
+  }
+  if (due_) {
+    auto until_due = due_at_ - due_clock_->monotonic_now();
+    left = left ? std::min(*left, until_due) : until_due;
+  }
+  if (!left) {
     return -1;
   }
-  auto left = kill_at_ - clock_->monotonic_now();
-  if (left <= std::chrono::nanoseconds::zero()) {
+  if (*left <= std::chrono::nanoseconds::zero()) {
     return 0;
   }
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*left).count();
   return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
 }
 

@@ -17,6 +17,7 @@
 // setpgid, daemons) are out of reach and are not killed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -100,6 +101,13 @@ class Supervisor {
   // child has been reaped. Thread-safe. `clock` must outlive every later wait() call.
   void stop(MonoTime kill_at, Clock& clock);
 
+  // Makes wait() call `due` once, from its own thread, as soon as clock.monotonic_now() >= at
+  // while the child runs (at once when `at` has passed); never after the child was reaped. One
+  // at a time: a later call replaces an earlier one not yet made. `due` runs with no lock held
+  // and may call stop(). Thread-safe. `aec run` starts its lease's renewal threads this way only
+  // when the first renewal is near, so a command that ends sooner never creates them.
+  void call_at(MonoTime at, Clock& clock, std::function<void()> due);
+
   // The child's pid, which is also its process group id. Thread-safe.
   pid_t pid() const { return pid_; }
 
@@ -109,6 +117,7 @@ class Supervisor {
   void forward_pending_signals(ChildExit& exit);
   bool try_reap(ChildExit& exit);
   void kill_if_due();
+  void call_if_due();
   int poll_timeout_ms();
   void drain_wake_fd();
 
@@ -123,6 +132,9 @@ class Supervisor {
   bool kill_sent_ = false;
   MonoTime kill_at_{};
   Clock* clock_ = nullptr;
+  std::function<void()> due_;  // call_at()'s, until called
+  MonoTime due_at_{};
+  Clock* due_clock_ = nullptr;
   std::optional<ChildExit> result_;
 };
 

@@ -97,5 +97,34 @@ TEST_F(HeartbeatTest, APauseLongerThanTheTtlIsCaughtOnWaking) {
   EXPECT_LE(kill_at_, called_at_);
 }
 
+TEST_F(HeartbeatTest, ADeferredHeartbeatRunsFromStartAndIsDueByItsFirstRenewal) {
+  heartbeat_.emplace(
+      control_, *clock_, lease_, 5s, [this](MonoTime) { lost_ = true; },
+      Heartbeat::Start::Deferred);
+  // The first renewal (ttl/3 = 10 s after the grant) comes before the watchdog's first deadline
+  // (kill_at - grace = 28.5 s - 5 s).
+  EXPECT_EQ(heartbeat_->start_by(), lease_.valid_until - 20s);
+  EXPECT_EQ(clock_->sleepers(), 0);
+  clock_->advance(10s);  // the first renewal is due, but nothing runs yet
+  heartbeat_->start();
+  ASSERT_TRUE(eventually([&] { return store_->renew_calls == 1 && clock_->settled(2); }));
+  heartbeat_->start();  // a no-op once started
+  step(10s);
+  ASSERT_TRUE(eventually([&] { return store_->renew_calls == 2; }));
+  EXPECT_FALSE(lost_);
+  heartbeat_->stop();
+  EXPECT_EQ(clock_->sleepers(), 0);
+  heartbeat_->start();  // a no-op once stopped
+  EXPECT_EQ(clock_->sleepers(), 0);
+}
+
+TEST_F(HeartbeatTest, ADeferredHeartbeatWithALongGraceIsDueByTheWatchdogsDeadline) {
+  heartbeat_.emplace(
+      control_, *clock_, lease_, 25s, [this](MonoTime) { lost_ = true; },
+      Heartbeat::Start::Deferred);
+  // kill_at = grant + 28.5 s; less a grace of 25 s: 3.5 s after the grant, before the renewal.
+  EXPECT_EQ(heartbeat_->start_by(), lease_.valid_until - 30s + 3500ms);
+}
+
 }  // namespace
 }  // namespace aec::testing

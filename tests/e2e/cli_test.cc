@@ -217,6 +217,15 @@ TEST_F(CliTest, ExitCodesPassThroughAndFailuresAreRecorded) {
   EXPECT_EQ(aec({"run", "--key", "k", "--", "true"}).exit_code, 0);
 }
 
+// The renewal threads start only when the first renewal is near (ttl/3): a command that runs
+// for more than two ttls must still have been renewed all along.
+TEST_F(CliTest, ACommandRunningPastItsTtlKeepsTheLeaseByRenewingIt) {
+  Output o = aec({"run", "--key", "k", "--ttl", "1s", "--", "sleep", "2.5"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  Json e = history("k")[0];
+  EXPECT_EQ(e["status"], "succeeded") << e.dump();
+}
+
 // ---- 2. --once --------------------------------------------------------------------------------
 
 TEST_F(CliTest, OnceSkipsAKeyThatAlreadySucceeded) {

@@ -142,6 +142,58 @@ TEST_F(SupervisorSignalsTest, KillsWhatIsLeftOfTheGroupAfterTheLeaderExits) {
   EXPECT_FALSE((*sup)->wait().stopped_by_supervisor);
 }
 
+TEST_F(SupervisorSignalsTest, CallAtCallsFromWaitAtItsTimeWhileTheChildRuns) {
+  auto sup = Supervisor::start({{"sleep", "30"}, {}});
+  ASSERT_TRUE(sup.has_value()) << sup.status().to_string();
+  MonoTime t0 = clock_.monotonic_now();
+  MonoTime called{};
+  int calls = 0;
+  (*sup)->call_at(t0 + milliseconds(150), clock_, [&] {
+    ++calls;
+    called = clock_.monotonic_now();
+    (*sup)->stop(called, clock_);  // the callback may stop the child: it runs with no lock held
+  });
+  ChildExit exit = (*sup)->wait();
+  EXPECT_EQ(calls, 1);
+  EXPECT_GE(called - t0, milliseconds(150));
+  EXPECT_LT(called - t0, seconds(2));
+  EXPECT_EQ(exit.signal, SIGTERM);  // stop() sends SIGTERM first; sleep dies of it
+  EXPECT_TRUE(exit.stopped_by_supervisor);
+}
+
+TEST_F(SupervisorSignalsTest, CallAtReplacesAnEarlierTimeAndAPastOneIsCalledAtOnce) {
+  auto sup = Supervisor::start({{"sleep", "30"}, {}});
+  ASSERT_TRUE(sup.has_value()) << sup.status().to_string();
+  MonoTime t0 = clock_.monotonic_now();
+  bool first = false;
+  bool second = false;
+  (*sup)->call_at(t0 + seconds(20), clock_, [&] { first = true; });
+  (*sup)->call_at(t0 - seconds(1), clock_, [&] {
+    second = true;
+    (*sup)->stop(clock_.monotonic_now(), clock_);
+  });
+  ChildExit exit = (*sup)->wait();
+  EXPECT_FALSE(first);
+  EXPECT_TRUE(second);
+  EXPECT_TRUE(exit.stopped_by_supervisor);
+  EXPECT_LT(clock_.monotonic_now() - t0, seconds(2));
+}
+
+TEST_F(SupervisorSignalsTest, CallAtIsNeverCalledOnceTheChildHasExited) {
+  auto sup = Supervisor::start({{"true"}, {}});
+  ASSERT_TRUE(sup.has_value()) << sup.status().to_string();
+  // Due when wait() begins, but the child has exited by then (its exit is awaited first):
+  // nothing is left for the callback to look after.
+  bool called = false;
+  ASSERT_TRUE(wait_until_dead((*sup)->pid()));  // a zombie: exited, not yet reaped
+  (*sup)->call_at(clock_.monotonic_now() - seconds(1), clock_, [&] { called = true; });
+  EXPECT_EQ((*sup)->wait().exit_code, 0);
+  EXPECT_FALSE(called);
+  (*sup)->call_at(clock_.monotonic_now(), clock_, [&] { called = true; });
+  (*sup)->wait();
+  EXPECT_FALSE(called);
+}
+
 // Forks a helper process that supervises `exec sleep 30`; returns the helper's pid and the
 // sleep's pid. When `exit_on_its_own`, the helper _exit()s once the sleep is running; otherwise it
 // waits on the supervisor until killed.
