@@ -1,15 +1,13 @@
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <random>
 
-#include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <aec/execution.h>
+
+#include "core/random.h"
 
 namespace aec {
 
@@ -22,22 +20,6 @@ constexpr std::array<std::pair<ExecutionStatus, std::string_view>, 6> kNames = {
     {ExecutionStatus::Cancelled, "cancelled"},
     {ExecutionStatus::Skipped, "skipped"},
 }};
-
-std::uint64_t random64() {
-  std::uint64_t v = 0;
-  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n = ::read(fd, &v, sizeof v);
-    ::close(fd);
-    if (n == static_cast<ssize_t>(sizeof v)) {
-      return v;
-    }
-  }
-  // /dev/urandom unreadable: fall back to the random_device and a per-process counter.
-  static std::atomic<std::uint64_t> counter{0};
-  std::random_device rd;
-  return (std::uint64_t(rd()) << 32 | rd()) ^ (counter++ * 0x9E3779B97F4A7C15ULL);
-}
 }  // namespace
 
 std::string_view to_string(ExecutionStatus status) {

@@ -1,6 +1,6 @@
-#include <fstream>
 #include <string>
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -9,11 +9,18 @@
 namespace aec {
 namespace {
 
+// The first line of a small file, or "" when it cannot be read. Plain read(2): an ifstream's
+// construction (its locale and buffers) costs more than the read.
 std::string read_first_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return "";
+  }
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  std::string line(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+  return line.substr(0, line.find('\n'));
 }
 
 class RealHostInfo final : public HostInfo {
@@ -27,9 +34,13 @@ class RealHostInfo final : public HostInfo {
     return name;
   }
   std::int64_t pid() override { return getpid(); }
+  // Read once: a process does not outlive its boot.
   std::string boot_id() override {
-    std::string id = read_first_line("/proc/sys/kernel/random/boot_id");
-    return id.empty() ? "unknown-boot" : id;
+    static const std::string id = [] {
+      std::string line = read_first_line("/proc/sys/kernel/random/boot_id");
+      return line.empty() ? std::string("unknown-boot") : line;
+    }();
+    return id;
   }
   std::string user() override {
     static const std::string name = [] {

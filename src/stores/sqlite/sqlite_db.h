@@ -16,6 +16,8 @@
 
 #include <aec/status.h>
 
+#include "core/random.h"
+
 namespace aec::sqlite {
 
 // A prepared statement, reset and unbound after each use by Db::query().
@@ -113,10 +115,9 @@ class Db {
   std::string path_;
   int busy_timeout_ms_;
   std::chrono::steady_clock::time_point busy_since_{};  // when the current wait for a lock began
-  std::minstd_rand jitter_{std::random_device{}()};
-  int wal_pages_ = 0;
-  mutable bool last_busy_ =
-      false;  // set by error()  // frames in the WAL after this connection's last commit
+  std::minstd_rand jitter_{static_cast<std::uint_fast32_t>(random64())};
+  int wal_pages_ = 0;               // frames in the WAL after this connection's last commit
+  mutable bool last_busy_ = false;  // set by error()
   std::map<const char*, std::unique_ptr<Stmt>> cache_;
 };
 
