@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cstdint>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "core/text.h"
@@ -102,10 +101,25 @@ std::string format_duration(milliseconds d) {
   return out;
 }
 
+UtcTime utc_time(SysTime t) {
+  using namespace std::chrono;
+  const auto ms = floor<milliseconds>(t);
+  const auto day = floor<days>(ms);
+  const year_month_day date{day};
+  const hh_mm_ss time{ms - day};
+  return {.year = static_cast<int>(date.year()),
+          .month = static_cast<unsigned>(date.month()),
+          .day = static_cast<unsigned>(date.day()),
+          .hour = static_cast<unsigned>(time.hours().count()),
+          .minute = static_cast<unsigned>(time.minutes().count()),
+          .second = static_cast<unsigned>(time.seconds().count()),
+          .millisecond = static_cast<unsigned>(time.subseconds().count())};
+}
+
 std::string format_time(SysTime t) {
-  auto ms = std::chrono::floor<std::chrono::milliseconds>(t);
-  auto secs = std::chrono::floor<std::chrono::seconds>(ms);
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", secs, (ms - secs).count());
+  const UtcTime u = utc_time(t);
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", u.year, u.month, u.day,
+                     u.hour, u.minute, u.second, u.millisecond);
 }
 
 }  // namespace aec

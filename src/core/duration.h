@@ -25,6 +25,14 @@ Result<milliseconds> parse_duration(std::string_view text);
 // The shortest exact form: "0s", "250ms", "30s", "1m30s", "2h".
 std::string format_duration(milliseconds d);
 
+// A time's UTC calendar fields, whatever the process's time zone (TZ). fmt 9 formats a
+// system_clock time in local time, so neither it nor localtime() may stand in for this.
+struct UtcTime {
+  int year;
+  unsigned month, day, hour, minute, second, millisecond;
+};
+UtcTime utc_time(SysTime t);
+
 // RFC 3339 UTC with milliseconds: "2026-11-23T18:04:01.123Z".
 std::string format_time(SysTime t);
 

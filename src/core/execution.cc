@@ -2,11 +2,11 @@
 #include <array>
 #include <chrono>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <aec/execution.h>
 
+#include "core/duration.h"
 #include "core/random.h"
 
 namespace aec {
@@ -57,8 +57,9 @@ bool same_execution(std::string_view a, std::string_view b) {
 }
 
 std::string new_execution_id() {
-  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  return fmt::format("{:%Y%m%dT%H%M%SZ}-{:016x}", now, random64());
+  const UtcTime u = utc_time(std::chrono::system_clock::now());
+  return fmt::format("{:04d}{:02d}{:02d}T{:02d}{:02d}{:02d}Z-{:016x}", u.year, u.month, u.day,
+                     u.hour, u.minute, u.second, random64());
 }
 
 }  // namespace aec

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/scoped_time_zone.h"
+
 namespace aec {
 namespace {
 
@@ -65,6 +67,19 @@ TEST(DurationTest, FormatsTheShortestExactForm) {
 TEST(DurationTest, FormatsTimesAsRfc3339Utc) {
   SysTime t = SysTime(std::chrono::milliseconds(1'800'000'000'123));
   EXPECT_EQ(format_time(t), "2027-01-15T08:00:00.123Z");
+  EXPECT_EQ(format_time(SysTime(std::chrono::milliseconds(1'709'208'000'000))),
+            "2024-02-29T12:00:00.000Z");
+  EXPECT_EQ(format_time(SysTime(std::chrono::milliseconds(-1))), "1969-12-31T23:59:59.999Z");
+}
+
+// fmt 9 formats a system_clock time in local time: aec once wrote local times with a Z.
+TEST(DurationTest, FormatsTimesInUtcWhateverTheTimeZone) {
+  testing::ScopedTimeZone tz("JST-9");
+  SysTime t = SysTime(std::chrono::milliseconds(1'800'000'000'123));
+  EXPECT_EQ(format_time(t), "2027-01-15T08:00:00.123Z");
+  UtcTime u = utc_time(t);
+  EXPECT_EQ(u.hour, 8u);
+  EXPECT_EQ(u.day, 15u);
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
+#include <cstdio>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include <aec/execution.h>
 #include <aec/key.h>
+
+#include "core/duration.h"
+#include "tests/support/scoped_time_zone.h"
 
 namespace aec {
 namespace {
@@ -71,6 +75,23 @@ TEST(ExecutionIdTest, IsUniqueAndSortsByTime) {
   }
   EXPECT_EQ(ids.size(), 10000u);
   EXPECT_EQ(ids.begin()->size(), std::string("20261123T180401Z-3f9a1c2b7d4e8a61").size());
+}
+
+// The id's time is UTC (its Z says so), whatever TZ the process runs in.
+TEST(ExecutionIdTest, ItsTimeIsUtcWhateverTheTimeZone) {
+  testing::ScopedTimeZone tz("JST-9");
+  auto stamp = [](SysTime t) {
+    UtcTime u = utc_time(t);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%04d%02u%02uT%02u%02u%02uZ-", u.year, u.month, u.day, u.hour,
+                  u.minute, u.second);
+    return std::string(buf);
+  };
+  SysTime before = std::chrono::system_clock::now();
+  std::string id = new_execution_id();
+  SysTime after = std::chrono::system_clock::now();
+  std::string prefix = id.substr(0, 17);
+  EXPECT_TRUE(prefix == stamp(before) || prefix == stamp(after)) << id << " vs " << stamp(before);
 }
 
 TEST(ExecutionStatusTest, NamesRoundTrip) {
