@@ -311,12 +311,18 @@ struct Acquired {
 // execution (a retry started while the previous attempt still holds its lease), waits in line
 // for it whatever the policy, since skipping would skip the run altogether. The state is read
 // first so that no Skipped execution is recorded for a retry that then waits; if another
-// execution holds the key by the time the wait begins, the policy applies after all.
-Acquired acquire_per_plan(const Context& ctx, Control& control, const RunPlan& plan) {
+// execution holds the key by the time the wait begins, the policy applies after all. An
+// execution id aec made up for this run (`fresh_id`: none was given) has no earlier attempts,
+// and the read is spared.
+Acquired acquire_per_plan(const Context& ctx, Control& control, const RunPlan& plan,
+                          bool fresh_id) {
   const RunOptions& options = plan.options;
   if (options.on_busy == OnBusy::Wait) {
     InLine in_line = acquire_in_line(control, options, announce_wait(ctx, options.key));
     return {std::move(in_line.acquired), in_line.signal};
+  }
+  if (fresh_id) {
+    return {control.acquire(options), 0};
   }
   Result<KeyState> state = control.store().get(options.key);
   if (state && held_by_earlier_attempt(*state, options.execution_id)) {
@@ -403,7 +409,8 @@ std::string check_bypassed_by() {
 
 int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::string>& cmd) {
   RunPlan plan = plan_in;
-  if (plan.options.execution_id.empty()) {
+  const bool fresh_id = plan.options.execution_id.empty();
+  if (fresh_id) {
     plan.options.execution_id = new_execution_id();
   }
   Report report{.execution_id = plan.options.execution_id};
@@ -418,7 +425,7 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
   Control control(std::shared_ptr<Store>(std::move(*store)));
   const MonoTime began = control.clock().monotonic_now();
   for (int late = 0;; ++late) {
-    auto [acquired, signal] = acquire_per_plan(ctx, control, plan);
+    auto [acquired, signal] = acquire_per_plan(ctx, control, plan, fresh_id);
     if (plan.options.on_busy == OnBusy::Wait && signal == 0 && acquired &&
         acquired->outcome == AcquireOutcome::Granted && late < kMaxLateGrants &&
         came_too_late(control, acquired->lease)) {
