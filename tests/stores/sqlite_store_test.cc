@@ -98,6 +98,34 @@ TEST_F(SqliteStoreTest, ClosingTheLastConnectionEmptiesALongWal) {
   EXPECT_EQ(grant_and_release(*open(), "g"), 201);
 }
 
+// The store sets WAL mode once, when it creates the file, and not at every open; a file switched
+// out of it by hand (sqlite3's `PRAGMA journal_mode=DELETE`) is switched back at the next open.
+TEST_F(SqliteStoreTest, AStoreTakenOutOfWalModeIsPutBackOnOpen) {
+  auto journal_mode = [&] {
+    sqlite3* raw = nullptr;
+    EXPECT_EQ(sqlite3_open(dir_.file("aec.db").c_str(), &raw), SQLITE_OK);
+    std::string mode;
+    sqlite3_exec(
+        raw, "PRAGMA journal_mode",
+        [](void* out, int, char** values, char**) {
+          *static_cast<std::string*>(out) = values[0] != nullptr ? values[0] : "";
+          return 0;
+        },
+        &mode, nullptr);
+    sqlite3_close(raw);
+    return mode;
+  };
+  grant_and_release(*open(), "e1");
+  EXPECT_EQ(journal_mode(), "wal");
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.file("aec.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  ASSERT_EQ(journal_mode(), "delete");
+  grant_and_release(*open(), "e2");
+  EXPECT_EQ(journal_mode(), "wal");
+}
+
 TEST_F(SqliteStoreTest, ReopeningInTheSameBootKeepsTokensDense) {
   std::int64_t a = grant_and_release(*open(), "e1");
   std::int64_t b = grant_and_release(*open(), "e2");

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/status_macros.h"
+
 namespace aec::sqlite {
 
 Stmt& Stmt::bind(int i, std::int64_t v) {
@@ -178,6 +180,22 @@ Result<int> Db::run(Stmt& stmt) {
   return sqlite3_changes(db_);
 }
 
+Status Db::run(const char* sql) {
+  AEC_ASSIGN_OR_RETURN(Stmt * st, prepare(sql));
+  return run(*st).status();
+}
+
+bool Db::file_in_wal_mode() {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == nullptr || file->pMethods == nullptr) {
+    return false;
+  }
+  unsigned char version[2] = {0, 0};  // header bytes 18 and 19: file format write/read version
+  return file->pMethods->xRead(file, version, sizeof version, 18) == SQLITE_OK && version[0] == 2 &&
+         version[1] == 2;
+}
+
 Status Db::error(int rc, std::string_view what) const {
   last_busy_ = (rc & 0xFF) == SQLITE_BUSY;
   std::string detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
@@ -218,14 +236,15 @@ WriteTxn::~WriteTxn() {
   }
 }
 
+// BEGIN and COMMIT as cached statements: sqlite3_exec would compile them at every transaction.
 Status WriteTxn::begin(bool immediate) {
-  Status s = db_.exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+  Status s = db_.run(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   open_ = s.is_ok();
   return s;
 }
 
 Status WriteTxn::commit() {
-  Status s = db_.exec("COMMIT");
+  Status s = db_.run("COMMIT");
   if (s.is_ok()) {
     open_ = false;
   }

@@ -87,6 +87,12 @@ class Db {
 
   // Steps a statement to completion; returns the number of rows changed.
   Result<int> run(Stmt& stmt);
+  // Prepares (cached, as prepare()) and runs one statement without results.
+  Status run(const char* sql);
+
+  // True when the file says it is in WAL mode (its header's format bytes are 2), read from the
+  // file itself: a mode set once stays in the file, so a store need not set it at every open.
+  bool file_in_wal_mode();
 
   // Checkpoints (passively) once the WAL holds kCheckpointPages frames after a commit, as
   // SQLite's auto-checkpoint would, and on close, when it holds more than

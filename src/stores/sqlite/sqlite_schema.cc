@@ -165,7 +165,9 @@ Result<std::int64_t> prepare_schema(Db& db, const std::string& boot_id) {
   // and another application's database is refused before anything (even the journal mode) in
   // it changes.
   AEC_ASSIGN_OR_RETURN(bool ours, check_foreign(db));
-  AEC_RETURN_IF_ERROR(db.exec_retrying("PRAGMA journal_mode=WAL"));
+  if (!ours || !db.file_in_wal_mode()) {  // set once, kept in the file
+    AEC_RETURN_IF_ERROR(db.exec_retrying("PRAGMA journal_mode=WAL"));
+  }
   AEC_RETURN_IF_ERROR(tune(db));
   if (ours) {
     // The common case, every `aec run`: the schema is current and this boot has opened the file
