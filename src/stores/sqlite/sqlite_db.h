@@ -96,8 +96,8 @@ class Db {
 
   // Checkpoints (passively) once the WAL holds kCheckpointPages frames after a commit, as
   // SQLite's auto-checkpoint would, and on close, when it holds more than
-  // kCloseCheckpointPages and no other connection is busy, checkpoints and truncates it, so the
-  // next process's recovery read of the WAL stays short.
+  // kCloseCheckpointPages and no other connection is busy, checkpoints it and starts it over,
+  // so the next process's recovery read of the WAL stays short.
   void enable_wal_policy();
   static constexpr int kCheckpointPages = 4000;
   static constexpr int kCloseCheckpointPages = 128;
@@ -116,6 +116,7 @@ class Db {
       : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
   static int on_busy(void* self, int count);
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
+  void start_wal_over();
 
   sqlite3* db_;
   std::string path_;

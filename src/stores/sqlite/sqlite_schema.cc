@@ -106,11 +106,11 @@ Result<bool> check_foreign(Db& db) {
 // Settings of this connection (none of them is stored in the file but the journal mode):
 // - synchronous=NORMAL: commits are durable against a crash of any process, and a power loss
 //   can drop only the last ones (the boot epoch below keeps tokens from repeating then);
-// - the WAL file is kept when the last connection closes, and checkpointed and emptied then
-//   only when it holds more than 128 frames (Db::enable_wal_policy): a short-lived `aec run`
-//   neither deletes the WAL for the next one to create again (fsyncs of the file and the
-//   directory) nor pays a checkpoint's fsyncs every time, while the next opener's recovery read
-//   of the WAL stays short.
+// - the WAL file is kept when the last connection closes, and checkpointed and started over
+//   then only when it holds more than 128 frames (Db::enable_wal_policy): a short-lived
+//   `aec run` neither deletes the WAL for the next one to create again (fsyncs of the file and
+//   the directory) nor pays a checkpoint's fsyncs every time, while the next opener's recovery
+//   read of the WAL stays short.
 Status tune(Db& db) {
   AEC_RETURN_IF_ERROR(db.exec("PRAGMA synchronous=NORMAL"));
   AEC_RETURN_IF_ERROR(db.exec("PRAGMA journal_size_limit=16777216"));
