@@ -26,8 +26,8 @@ void Heartbeat::start() {
   if (renewer_.joinable() || stop_.stop_requested()) {
     return;
   }
-  // Both threads exist before either can report the loss: declare_lost() touches neither
-  // thread object, only stop_.
+  // The renewer may report the loss before the watchdog exists: declare_lost() touches neither
+  // thread object, only stop_, which the watchdog then finds requested.
   renewer_ = std::thread([this] { renew_loop(stop_.get_token()); });
   watchdog_ = std::thread([this] { watch_loop(stop_.get_token()); });
 }

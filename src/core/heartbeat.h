@@ -26,8 +26,8 @@ class Heartbeat {
 
   // Now: the threads start with the Heartbeat. Deferred: they start at start(), which the owner
   // promises to call by start_by(): until then both would only sleep, and a short piece of work
-  // (`aec run -- true`) ends before they are needed, sparing their creation (a tenth of a
-  // millisecond of the run; bench/RESULTS.md).
+  // (`aec run -- true`) ends before they are needed, sparing their creation (~0.14 ms of the
+  // run; bench/RESULTS.md).
   enum class Start { Now, Deferred };
 
   // `control` and `clock` must outlive the Heartbeat. `grace` is how long before kill_at the
