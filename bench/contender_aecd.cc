@@ -28,7 +28,6 @@ namespace {
   }
   auto server = server::Server::start({.store = std::shared_ptr<Store>(std::move(*store)),
                                        .listen = "127.0.0.1:0",
-                                       .store_threads = 16,
                                        .log_requests = false});
   if (!server) {
     std::fprintf(stderr, "%s: %s\n", name, server.error().to_string().c_str());

@@ -25,7 +25,7 @@ struct ServerOptions {
   std::shared_ptr<Clock> clock = real_clock();  // timers of parked requests
   std::string listen = "127.0.0.1:7070";        // HOST:PORT; port 0 picks a free port (see port())
   int io_threads = 1;                           // threads running connections
-  int store_threads = 16;                       // threads calling the store
+  int store_threads = 32;                       // threads calling the store (bench/RESULTS.md)
   std::size_t max_connections = 10'000;         // beyond this, new connections are closed at once
   milliseconds header_timeout{10'000};          // to receive a request's head and body
   milliseconds idle_timeout{120'000};  // an idle keep-alive connection is closed after this

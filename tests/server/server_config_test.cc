@@ -48,7 +48,7 @@ TEST(ServerConfigTest, DefaultsMatchServerOptions) {
   EXPECT_EQ(c->store_url, default_store_url());
   EXPECT_EQ(c->options.listen, "127.0.0.1:7070");
   EXPECT_EQ(c->options.io_threads, 1);
-  EXPECT_EQ(c->options.store_threads, 16);
+  EXPECT_EQ(c->options.store_threads, 32);
   EXPECT_EQ(c->options.max_connections, 10'000u);
   EXPECT_EQ(c->options.header_timeout, 10s);
   EXPECT_EQ(c->options.idle_timeout, 120s);
