@@ -17,6 +17,7 @@
 // Several may run at once (ctest -j): each has its own store, or its own keys on a shared
 // server; their bounds leave room for that.
 #include "tests/fault/fault_fixture.h"
+#include "tests/support/sqlite_pragma.h"
 
 namespace aec::fault {
 namespace {
@@ -82,18 +83,8 @@ TEST_P(ProcessFaultTest, T9SqliteWriterKilled) {
   for (int client : workers.live()) {
     workers.kill9(client);
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((dir_.file("aec.db")).c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-            SQLITE_OK);
-  std::string verdict;
-  sqlite3_exec(
-      db, "PRAGMA integrity_check",
-      [](void* out, int, char** values, char**) {
-        *static_cast<std::string*>(out) += values[0] == nullptr ? "" : values[0];
-        return 0;
-      },
-      &verdict, nullptr);
-  sqlite3_close(db);
+  const std::string verdict = aec::testing::pragma_text(
+      dir_.file("aec.db"), "PRAGMA integrity_check", SQLITE_OPEN_READONLY);
   EXPECT_EQ(verdict, "ok");
   CheckReport report = workers.check();
   EXPECT_GT(report.grants, kWorkers) << "too few grants to say anything";

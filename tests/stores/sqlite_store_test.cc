@@ -17,6 +17,7 @@
 
 #include "tests/support/fake_host.h"
 #include "tests/support/manual_clock.h"
+#include "tests/support/sqlite_pragma.h"
 #include "tests/support/temp_dir.h"
 
 namespace aec::testing {
@@ -127,20 +128,7 @@ TEST_F(SqliteStoreTest, ClosingTheLastConnectionStartsALongWalOver) {
 }
 
 TEST_F(SqliteStoreTest, AStoreTakenOutOfWalModeIsPutBackOnOpen) {
-  auto journal_mode = [&] {
-    sqlite3* raw = nullptr;
-    EXPECT_EQ(sqlite3_open(dir_.file("aec.db").c_str(), &raw), SQLITE_OK);
-    std::string mode;
-    sqlite3_exec(
-        raw, "PRAGMA journal_mode",
-        [](void* out, int, char** values, char**) {
-          *static_cast<std::string*>(out) = values[0] != nullptr ? values[0] : "";
-          return 0;
-        },
-        &mode, nullptr);
-    sqlite3_close(raw);
-    return mode;
-  };
+  auto journal_mode = [&] { return pragma_text(dir_.file("aec.db"), "PRAGMA journal_mode"); };
   grant_and_release(*open(), "e1");
   EXPECT_EQ(journal_mode(), "wal");
   sqlite3* raw = nullptr;
