@@ -85,6 +85,7 @@ ssize_t read_report(int fd, ExecFailure& failure) {
 }
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr const char* kStartCall = "fork";
 // The sanitizers cannot follow a child that shares memory on a stack of its own (ASan warns
 // about the unknown stack; TSan takes it for a thread it never saw start): fork() under them.
 pid_t start_child(ExecPlan& plan, pid_t parent, int report_fd) {
@@ -95,6 +96,7 @@ pid_t start_child(ExecPlan& plan, pid_t parent, int report_fd) {
   return pid;
 }
 #else
+constexpr const char* kStartCall = "clone";
 struct ChildArgs {
   ExecPlan* plan;
   pid_t parent;
@@ -143,7 +145,7 @@ Result<pid_t> spawn(ExecPlan& plan) {
   UniqueFd write_end(fds[1]);
   pid_t pid = start_child(plan, getpid(), write_end.get());
   if (pid < 0) {
-    return sys_error("clone");
+    return sys_error(kStartCall);
   }
   // The child calls setpgid too; doing it here as well means the group exists when start()
   // returns, whoever ran first. EACCES (the child already exec'd) and ESRCH are fine: the child's
@@ -280,11 +282,7 @@ void Supervisor::stop(MonoTime kill_at, Clock& clock) {
     clock_ = &clock;
   }
   kill_if_due();
-  // Wake wait() so that it recomputes its poll timeout from the new deadline.
-  uint64_t one = 1;
-  if (write(wake_fd_, &one, sizeof one) < 0) {
-    // EAGAIN: the counter is saturated, so wait() is already due to wake.
-  }
+  wake_wait();  // to recompute its poll timeout from the new deadline
 }
 
 void Supervisor::call_at(MonoTime at, Clock& clock, std::function<void()> due) {
@@ -297,10 +295,7 @@ void Supervisor::call_at(MonoTime at, Clock& clock, std::function<void()> due) {
     due_at_ = at;
     due_clock_ = &clock;
   }
-  uint64_t one = 1;  // wake wait() to take the new time into its poll timeout
-  if (write(wake_fd_, &one, sizeof one) < 0) {
-    // EAGAIN: the counter is saturated, so wait() is already due to wake.
-  }
+  wake_wait();  // to take the new time into its poll timeout
 }
 
 void Supervisor::call_if_due() {
@@ -388,6 +383,13 @@ int Supervisor::poll_timeout_ms() {
   }
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(*left).count();
   return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
+}
+
+void Supervisor::wake_wait() {
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) {
+    // EAGAIN: the counter is saturated, so wait() is already due to wake.
+  }
 }
 
 void Supervisor::drain_wake_fd() {

@@ -119,6 +119,7 @@ class Supervisor {
   void kill_if_due();
   void call_if_due();
   int poll_timeout_ms();
+  void wake_wait();  // makes wait()'s poll return
   void drain_wake_fd();
 
   const pid_t pid_;
