@@ -124,17 +124,17 @@ Db::~Db() {
 // smallest write there is. Being the first write after a complete checkpoint, it starts the WAL
 // over (SQLite syncs the new WAL header). Best effort: a failure leaves the WAL as it was.
 void Db::start_wal_over() {
-  sqlite3_stmt* read = nullptr;
-  if (sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &read, nullptr) != SQLITE_OK) {
+  Result<std::unique_ptr<Stmt>> read = prepare_dynamic("PRAGMA user_version");
+  if (!read) {
     return;
   }
-  const bool got = sqlite3_step(read) == SQLITE_ROW;
-  const std::int64_t version = got ? sqlite3_column_int64(read, 0) : 0;
-  sqlite3_finalize(read);
-  if (got) {
-    const std::string write = fmt::format("PRAGMA user_version = {}", version);
-    sqlite3_exec(db_, write.c_str(), nullptr, nullptr, nullptr);
+  Result<bool> row = step(**read);
+  if (!row || !*row) {
+    return;
   }
+  const std::int64_t version = (*read)->int64(0);
+  read->reset();  // finalized: the write below runs with no read of this connection open
+  (void)exec(fmt::format("PRAGMA user_version = {}", version).c_str());
 }
 
 Status Db::exec(const char* sql) {
