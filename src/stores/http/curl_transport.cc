@@ -1,21 +1,12 @@
 #include "stores/http/curl_transport.h"
 
-#include <algorithm>
-#include <condition_variable>
-#include <random>
-
 #include <curl/curl.h>
 #include <fmt/format.h>
-
-#include "core/duration.h"
 
 namespace aec::http {
 namespace {
 
 constexpr std::size_t kMaxIdle = 8;  // idle handles (and so connections) kept for reuse
-constexpr std::size_t kMaxAnswerBytes = std::size_t{64} << 20;
-constexpr milliseconds kFirstBackoff{50};
-constexpr milliseconds kMaxBackoff{800};
 // The longest curl_multi_poll sleeps between checks; a stop request wakes it at once anyway.
 constexpr int kPollMs = 1'000;
 
@@ -67,23 +58,6 @@ bool certainly_not_sent(CURLcode code) {
          code == CURLE_COULDNT_RESOLVE_PROXY;
 }
 
-// Between d/2 and d, so clients refused together do not come back in step.
-milliseconds jittered(milliseconds d) {
-  thread_local std::minstd_rand rng(std::random_device{}());
-  std::uniform_int_distribution<std::int64_t> dist(d.count() / 2, d.count());
-  return milliseconds(dist(rng));
-}
-
-// Sleeps for `d` of real time (a network backoff, not a deadline of the store's clock). False
-// when `stop` was requested.
-bool pause_for(milliseconds d, const std::stop_token& stop) {
-  std::mutex mu;
-  std::condition_variable_any cv;
-  std::unique_lock lock(mu);
-  cv.wait_for(lock, stop, d, [] { return false; });
-  return !stop.stop_requested();
-}
-
 curl_slist* append_header(curl_slist* list, const std::string& header) {
   curl_slist* longer = curl_slist_append(list, header.c_str());
   return longer != nullptr ? longer : list;  // out of memory: go without this header
@@ -108,7 +82,7 @@ struct CurlTransport::Handle {
   }
 };
 
-CurlTransport::CurlTransport(TransportOptions options) : options_(std::move(options)) {}
+CurlTransport::CurlTransport(TransportOptions options) : Transport(std::move(options)) {}
 
 CurlTransport::~CurlTransport() = default;
 
@@ -149,8 +123,8 @@ void CurlTransport::configure(Handle& h, const HttpCall& call, Attempt& attempt)
   if (call.method == "POST") {
     h.headers = append_header(h.headers, "Content-Type: application/json");
   }
-  if (!options_.token.empty()) {
-    h.headers = append_header(h.headers, "Authorization: Bearer " + options_.token);
+  if (!options().token.empty()) {
+    h.headers = append_header(h.headers, "Authorization: Bearer " + options().token);
   }
   if (call.heartbeat > milliseconds(0)) {
     h.headers =
@@ -158,20 +132,20 @@ void CurlTransport::configure(Handle& h, const HttpCall& call, Attempt& attempt)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &attempt);
   }
-  std::string url = options_.base_url + call.target;  // libcurl copies it
+  std::string url = options().base_url + call.target;  // libcurl copies it
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h.headers);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h.error);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
+                   static_cast<long>(options().connect_timeout.count()));
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);  // parked calls sit idle for minutes
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &attempt);
-  if (!options_.cacert.empty()) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, options_.cacert.c_str());
+  if (!options().cacert.empty()) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, options().cacert.c_str());
   }
   if (call.method == "POST") {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -244,90 +218,42 @@ CurlTransport::Attempt CurlTransport::perform(Handle& h, const HttpCall& call) {
   return a;
 }
 
-Result<HttpAnswer> CurlTransport::send(const HttpCall& call) {
-  auto start = std::chrono::steady_clock::now();
-  milliseconds backoff = kFirstBackoff;
-  // An earlier attempt may have reached the server: the answer may be to a second copy.
-  bool sent_before = false;
-  auto cancelled = [&] {
-    return Status(Code::Cancelled,
-                  fmt::format("{} {}{} cancelled", call.method, options_.base_url, call.target));
-  };
-  for (int attempts = 1;; ++attempts) {
-    if (call.stop.stop_requested()) {
-      return cancelled();
-    }
-    std::unique_ptr<Handle> h = take();
-    if (h == nullptr) {
-      return unavailable(fmt::format("{} {}{}: libcurl cannot make a handle (out of memory?)",
-                                     call.method, options_.base_url, call.target));
-    }
-    Attempt a = perform(*h, call);
-    if (a.code == CURLE_OK || a.cancelled) {
-      give_back(std::move(h));
-    } else {
-      // The way to the server failed under this connection (timed out, reset): the idle ones
-      // share that way and may be dead without knowing it (half open after a network fault, a
-      // NAT that dropped them). The next call connects afresh instead of waiting out its timeout
-      // on one of them (found by the reliability suite's half-open partition, T5).
-      std::lock_guard lock(mu_);
-      idle_.clear();
-    }
-    if (a.cancelled) {
-      return cancelled();
-    }
-    if (a.code == CURLE_OK) {
-      return HttpAnswer{a.status, std::move(a.body), a.reconnected || sent_before};
-    }
-    auto spent = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
-    milliseconds pause = jittered(backoff);
-    if (!certainly_not_sent(a.code) || spent + pause > options_.retry_budget) {
-      return failure(call, a, attempts, spent);
-    }
-    // "Could not connect" ends an attempt that may have sent the request on a reused
-    // connection first, and tried to connect only for libcurl's resend: aecd killed right after
-    // it acted, and not listening yet when libcurl came back (found by the reliability suite's
-    // aecd crashes, T8).
-    sent_before = sent_before || a.reconnected;
-    if (!pause_for(pause, call.stop)) {
-      return cancelled();
-    }
-    backoff = std::min(backoff * 2, kMaxBackoff);
+Try CurlTransport::try_once(const HttpCall& call) {
+  Try t;
+  std::unique_ptr<Handle> h = take();
+  if (h == nullptr) {
+    t.error = "libcurl cannot make a handle (out of memory?)";
+    return t;
   }
+  Attempt a = perform(*h, call);
+  if (a.code == CURLE_OK || a.cancelled) {
+    give_back(std::move(h));
+  }
+  t.reconnected = a.reconnected;
+  if (a.cancelled) {
+    t.end = Try::End::Cancelled;
+  } else if (a.code == CURLE_OK) {
+    t.end = Try::End::Answered;
+    t.answer = HttpAnswer{.status = a.status, .body = std::move(a.body)};
+  } else {
+    t.end = certainly_not_sent(a.code) ? Try::End::NotSent : Try::End::Failed;
+    t.error = a.error.empty() ? curl_easy_strerror(a.code) : a.error;
+    if (a.silent) {
+      t.why = Try::Why::Silent;
+    } else if (a.code == CURLE_PEER_FAILED_VERIFICATION) {
+      t.why = Try::Why::Untrusted;
+    } else if (a.code == CURLE_SSL_CACERT_BADFILE) {
+      t.why = Try::Why::BadCaFile;
+    } else if (a.code == CURLE_OPERATION_TIMEDOUT) {
+      t.why = Try::Why::TimedOut;
+    }
+  }
+  return t;
 }
 
-Status CurlTransport::failure(const HttpCall& call, const Attempt& a, int attempts,
-                              milliseconds spent) const {
-  std::string what = a.error.empty() ? curl_easy_strerror(a.code) : a.error;
-  std::string where = fmt::format("{} {}{}", call.method, options_.base_url, call.target);
-  if (certainly_not_sent(a.code)) {
-    return unavailable(
-        fmt::format("cannot reach aecd at {}: {} ({} attempts in {}); is aecd "
-                    "running there?",
-                    options_.base_url, what, attempts, format_duration(spent)));
-  }
-  if (a.code == CURLE_PEER_FAILED_VERIFICATION) {
-    return unavailable(
-        fmt::format("{}: aecd's TLS certificate is not trusted ({}): add ?cacert=FILE to the "
-                    "store URL, FILE the PEM certificate of the CA that signed it (or the "
-                    "self-signed certificate itself)",
-                    where, what));
-  }
-  if (a.code == CURLE_SSL_CACERT_BADFILE) {
-    return unavailable(fmt::format(
-        "{}: cannot use the certificates to trust ({}): check the file of ?cacert=", where, what));
-  }
-  if (a.silent) {
-    return unavailable(fmt::format(
-        "{}: nothing from aecd for {} though it was asked for a heartbeat every {}: the "
-        "connection is dead (half open, or aecd is stuck)",
-        where, format_duration(call.heartbeat * kSilentBeats), format_duration(call.heartbeat)));
-  }
-  if (a.code == CURLE_OPERATION_TIMEDOUT) {
-    return unavailable(
-        fmt::format("{}: no answer within {}: {}", where, format_duration(call.timeout), what));
-  }
-  return unavailable(fmt::format("{} failed: {}", where, what));
+void CurlTransport::drop_idle() {
+  std::lock_guard lock(mu_);
+  idle_.clear();
 }
 
 }  // namespace aec::http

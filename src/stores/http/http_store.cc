@@ -11,13 +11,12 @@
 #include "core/duration.h"
 #include "core/status_macros.h"
 #include "core/store_checks.h"
-#include "stores/http/curl_transport.h"
 #include "stores/http/http_url.h"
+#include "stores/http/transport.h"
 
 namespace aec {
 namespace {
 
-using http::CurlTransport;
 using http::HttpAnswer;
 using http::HttpCall;
 using nlohmann::json;
@@ -30,7 +29,7 @@ constexpr milliseconds kLostReleaseTimeout{5'000};  // recording a lost lease: s
 class HttpStore final : public Store {
  public:
   HttpStore(http::HttpUrl url, std::shared_ptr<Clock> clock, HttpStoreOptions options,
-            std::unique_ptr<CurlTransport> transport)
+            std::unique_ptr<http::Transport> transport)
       : url_(std::move(url)),
         clock_(std::move(clock)),
         options_(std::move(options)),
@@ -71,7 +70,7 @@ class HttpStore final : public Store {
   const http::HttpUrl url_;
   const std::shared_ptr<Clock> clock_;
   const HttpStoreOptions options_;
-  const std::unique_ptr<CurlTransport> transport_;
+  const std::unique_ptr<http::Transport> transport_;
 };
 
 std::string key_path(std::string_view key) {
@@ -282,12 +281,22 @@ Result<std::unique_ptr<Store>> open_http_store(std::string_view url, const Store
   } else if (const char* env = std::getenv("AEC_TOKEN"); token.empty() && env != nullptr) {
     token = env;
   }
-  auto transport = std::make_unique<CurlTransport>(
-      http::TransportOptions{.base_url = parsed.base(),
-                             .cacert = parsed.cacert,
-                             .token = std::move(token),
-                             .connect_timeout = http.connect_timeout,
-                             .retry_budget = http.retry_budget});
+  // It goes into a header line as it is: a space, a control character or a byte outside ASCII
+  // would break the request (a bearer token is letters, digits and a few marks).
+  if (std::any_of(token.begin(), token.end(), [](char ch) { return ch <= ' ' || ch > '~'; })) {
+    return invalid_argument(fmt::format(
+        "the bearer token for {} has a space, a control character or a non-ASCII byte, which "
+        "an HTTP header cannot carry: check $AEC_TOKEN or the token in the URL",
+        parsed.display()));
+  }
+  auto transport =
+      http::make_transport(http::TransportOptions{.base_url = parsed.base(),
+                                                  .host = parsed.host,
+                                                  .port = parsed.port,
+                                                  .cacert = parsed.cacert,
+                                                  .token = std::move(token),
+                                                  .connect_timeout = http.connect_timeout,
+                                                  .retry_budget = http.retry_budget});
   return std::unique_ptr<Store>(
       std::make_unique<HttpStore>(std::move(parsed), options.clock, http, std::move(transport)));
 }
