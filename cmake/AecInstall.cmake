@@ -2,7 +2,7 @@
 include(CMakePackageConfigHelpers)
 
 # Exported as aec::aec (the library users link), aec::base, aec::store_memory, aec::store_sqlite,
-# aec::store_http, aec::store_postgres, aec::store_etcd (with aec::etcd_client and
+# aec::store_http (with aec::store_http_plain), aec::store_postgres, aec::store_etcd (with aec::etcd_client and
 # aec::etcd_proto), aec::store_dynamodb and aec::api (static libraries aec_core links privately, so their consumers
 # link them too).
 set_target_properties(aec_core PROPERTIES EXPORT_NAME aec)
@@ -10,6 +10,7 @@ set_target_properties(aec_base PROPERTIES EXPORT_NAME base)
 set_target_properties(aec_store_memory PROPERTIES EXPORT_NAME store_memory)
 set_target_properties(aec_store_sqlite PROPERTIES EXPORT_NAME store_sqlite)
 set_target_properties(aec_store_http PROPERTIES EXPORT_NAME store_http)
+set_target_properties(aec_store_http_plain PROPERTIES EXPORT_NAME store_http_plain)
 set_target_properties(aec_store_postgres PROPERTIES EXPORT_NAME store_postgres)
 set_target_properties(aec_store_etcd PROPERTIES EXPORT_NAME store_etcd)
 set_target_properties(aec_store_dynamodb PROPERTIES EXPORT_NAME store_dynamodb)
@@ -19,6 +20,7 @@ set_target_properties(aec_api PROPERTIES EXPORT_NAME api)
 
 install(DIRECTORY include/aec DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS aec_base aec_core aec_store_memory aec_store_sqlite aec_store_http
+                aec_store_http_plain
                 aec_store_postgres aec_store_etcd aec_store_dynamodb aec_etcd_client aec_etcd_proto
                 aec_api
         EXPORT aecTargets

@@ -1,9 +1,11 @@
-// The light `aec` binary: every verb on the embedded stores (sqlite://, memory:), linking none of
-// the network client libraries (libcurl, libpq, gRPC, OpenSSL and theirs: ~85 shared libraries
-// whose loading cost each start ~15 ms of CPU, more than an `aec run` on sqlite takes). A store
-// URL that needs one, and `aec serve`, are handed to aec-full, which has every store: this
-// process becomes it by execv — same pid, arguments and environment — at the moment the store
-// is opened, before anything was acquired, printed or started.
+// The light `aec` binary: every verb on the embedded stores (sqlite://, memory:) and on aecd over
+// http://, linking none of the network client libraries (libcurl, libpq, gRPC, OpenSSL and
+// theirs: ~85 shared libraries whose loading cost each start ~15 ms of CPU, more than an `aec
+// run` on sqlite takes). The http:// store's own transport needs none of them. A store URL that
+// needs one (https://, postgres://, etcd://, dynamodb://), and `aec serve`, are handed to
+// aec-full, which has every store: this process becomes it by execv — same pid, arguments and
+// environment — at the moment the store is opened, before anything was acquired, printed or
+// started.
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include "cli/exit_codes.h"
 #include "cli/verbs.h"
 #include "core/network_stores.h"
+#include "stores/http/http_store.h"
 
 namespace aec {
 namespace {
@@ -61,8 +64,11 @@ Status become_full_binary(std::string_view needed_by) {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_network_store(std::string_view scheme, std::string_view /*url*/,
-                                                  const StoreOptions& /*options*/) {
+Result<std::unique_ptr<Store>> open_network_store(std::string_view scheme, std::string_view url,
+                                                  const StoreOptions& options) {
+  if (scheme == "http") {
+    return open_http_store_with(url, options, {}, http::make_plain_transport);
+  }
   return become_full_binary(fmt::format("the {}:// store", scheme));
 }
 

@@ -1,9 +1,9 @@
-// The stores that need a network client library: http:// and https:// (libcurl), postgres://
-// (libpq), etcd:// (gRPC) and dynamodb:// (libcurl). open_store() hands their URLs to
-// open_network_store(), which aec_core defines (network_stores.cc) and the light `aec` binary
+// The stores that need a network client: http:// (aec's own sockets), https:// (libcurl),
+// postgres:// (libpq), etcd:// (gRPC) and dynamodb:// (libcurl). open_store() hands their URLs
+// to open_network_store(), which aec_core defines (network_stores.cc) and the light `aec` binary
 // defines otherwise: it links none of those libraries, whose loading would cost every `aec run`
-// on the embedded store more than the run itself, and passes such a URL to the full binary
-// (src/cli/light_main.cc).
+// on the embedded store more than the run itself; it opens http:// itself and passes any other
+// such URL to the full binary (src/cli/light_main.cc).
 #pragma once
 
 #include <memory>

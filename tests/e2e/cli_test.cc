@@ -329,11 +329,12 @@ TEST_F(CliTest, ANetworkStoreWithoutAecFullSaysWhereItLooked) {
   const std::string lonely = path("lonely");
   ASSERT_EQ(mkdir(lonely.c_str(), 0755), 0);
   std::filesystem::copy_file(aec_binary(), lonely + "/aec");
-  Output o = run_binary(lonely + "/aec", {"run", "--key", "k", "--store", "http://127.0.0.1:9",
-                                          "--", "touch", path("m")});
+  Output o = run_binary(
+      lonely + "/aec",
+      {"run", "--key", "k", "--store", "postgres://aec@127.0.0.1:9/aec", "--", "touch", path("m")});
   EXPECT_EQ(o.exit_code, 78) << o.err;
   EXPECT_EQ(line_count(o.err), 1U) << o.err;
-  EXPECT_NE(o.err.find("the http:// store needs aec-full"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("the postgres:// store needs aec-full"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find(lonely + "/aec-full"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("No such file or directory"), std::string::npos) << o.err;
   EXPECT_FALSE(exists(path("m")));
@@ -343,9 +344,21 @@ TEST_F(CliTest, ANetworkStoreWithoutAecFullSaysWhereItLooked) {
   // There but not runnable (no execute permission, which even root needs): the reason is given.
   write_file(lonely + "/aec-full", "not a program\n");
   ASSERT_EQ(chmod((lonely + "/aec-full").c_str(), 0644), 0);
-  o = run_binary(lonely + "/aec", {"status", "k", "--store", "http://127.0.0.1:9"});
+  o = run_binary(lonely + "/aec", {"status", "k", "--store", "https://127.0.0.1:9"});
   EXPECT_EQ(o.exit_code, 78) << o.err;
   EXPECT_NE(o.err.find("Permission denied"), std::string::npos) << o.err;
+}
+
+// The light aec speaks to aecd over http:// itself (aec's own transport, no libcurl): alone, with
+// no aec-full next to it, it reaches the server, or says it cannot.
+TEST_F(CliTest, TheLightAecServesAnHttpStoreWithoutAecFull) {
+  const std::string lonely = path("lonely");
+  ASSERT_EQ(mkdir(lonely.c_str(), 0755), 0);
+  std::filesystem::copy_file(aec_binary(), lonely + "/aec");
+  Output o = run_binary(lonely + "/aec", {"status", "k", "--store", "http://127.0.0.1:9"});
+  EXPECT_EQ(o.exit_code, 69) << o.err;
+  EXPECT_NE(o.err.find("cannot reach aecd at http://127.0.0.1:9"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("aec-full"), std::string::npos) << o.err;
 }
 
 TEST_F(CliTest, UnknownVerbSuggestsTheClosestOne) {

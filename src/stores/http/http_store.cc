@@ -272,8 +272,10 @@ Status HttpStore::leave_queue(std::string_view key, std::string_view execution_i
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_http_store(std::string_view url, const StoreOptions& options,
-                                               const HttpStoreOptions& http) {
+Result<std::unique_ptr<Store>> open_http_store_with(std::string_view url,
+                                                    const StoreOptions& options,
+                                                    const HttpStoreOptions& http,
+                                                    http::TransportMaker make) {
   AEC_ASSIGN_OR_RETURN(http::HttpUrl parsed, http::parse_http_url(url));
   std::string token = parsed.token;
   if (http.token) {
@@ -289,14 +291,17 @@ Result<std::unique_ptr<Store>> open_http_store(std::string_view url, const Store
         "an HTTP header cannot carry: check $AEC_TOKEN or the token in the URL",
         parsed.display()));
   }
-  auto transport =
-      http::make_transport(http::TransportOptions{.base_url = parsed.base(),
-                                                  .host = parsed.host,
-                                                  .port = parsed.port,
-                                                  .cacert = parsed.cacert,
-                                                  .token = std::move(token),
-                                                  .connect_timeout = http.connect_timeout,
-                                                  .retry_budget = http.retry_budget});
+  auto transport = make(http::TransportOptions{.base_url = parsed.base(),
+                                               .host = parsed.host,
+                                               .port = parsed.port,
+                                               .cacert = parsed.cacert,
+                                               .token = std::move(token),
+                                               .connect_timeout = http.connect_timeout,
+                                               .retry_budget = http.retry_budget});
+  if (transport == nullptr) {  // https:// where libcurl is not linked (the light `aec` binary)
+    return Status(Code::FailedPrecondition,
+                  fmt::format("{}: https:// needs aec-full (libcurl)", parsed.display()));
+  }
   return std::unique_ptr<Store>(
       std::make_unique<HttpStore>(std::move(parsed), options.clock, http, std::move(transport)));
 }

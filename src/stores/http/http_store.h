@@ -45,7 +45,25 @@ struct HttpStoreOptions {
 // Opens a client of the aecd at `url` (see stores/http/http_url.h for its forms). Connects
 // lazily: a server that is down shows at the first call. `options.clock` measures wait()'s
 // deadline. Errors: InvalidArgument for a malformed URL.
+// http:// over aec's own sockets, https:// over libcurl (make_transport.cc, aec_store_http).
 Result<std::unique_ptr<Store>> open_http_store(std::string_view url, const StoreOptions& options,
                                                const HttpStoreOptions& http = {});
+
+namespace http {
+class Transport;
+struct TransportOptions;
+// Makes the transport for a URL's options; nullptr when it cannot serve that URL's scheme.
+using TransportMaker = std::unique_ptr<Transport> (*)(TransportOptions);
+// The transport for http:// alone (nullptr for https://): the light `aec` binary's, which links
+// no libcurl (aec_store_http_plain).
+std::unique_ptr<Transport> make_plain_transport(TransportOptions options);
+}  // namespace http
+
+// open_http_store() with the transports `make` gives: an https:// URL it cannot serve is
+// FailedPrecondition.
+Result<std::unique_ptr<Store>> open_http_store_with(std::string_view url,
+                                                    const StoreOptions& options,
+                                                    const HttpStoreOptions& http,
+                                                    http::TransportMaker make);
 
 }  // namespace aec

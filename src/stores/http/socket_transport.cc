@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/duration.h"
+#include "stores/http/http_store.h"
 
 namespace aec::http {
 namespace {
@@ -363,6 +364,9 @@ Exchange exchange(SocketTransport::Connection& c, const std::string& request, co
         return x;
       }
       if (!parser->is_done()) {
+        if (used == 0) {
+          break;  // nothing it can take yet
+        }
         continue;
       }
       int status = parser->get().result_int();
@@ -471,6 +475,13 @@ Try SocketTransport::try_once(const HttpCall& call) {
     }
     return std::move(x.t);
   }
+}
+
+std::unique_ptr<Transport> make_plain_transport(TransportOptions options) {
+  if (options.base_url.starts_with("https://")) {
+    return nullptr;
+  }
+  return std::make_unique<SocketTransport>(std::move(options));
 }
 
 }  // namespace aec::http

@@ -9,8 +9,6 @@
 
 #include "core/duration.h"
 #include "core/random.h"
-#include "stores/http/curl_transport.h"
-#include "stores/http/socket_transport.h"
 
 namespace aec::http {
 namespace {
@@ -108,13 +106,6 @@ Status Transport::failure(const HttpCall& call, const Try& t, int attempts,
       break;
   }
   return unavailable(fmt::format("{} failed: {}", where, t.error));
-}
-
-std::unique_ptr<Transport> make_transport(TransportOptions options) {
-  if (options.base_url.starts_with("https://")) {
-    return std::make_unique<CurlTransport>(std::move(options));
-  }
-  return std::make_unique<SocketTransport>(std::move(options));
 }
 
 }  // namespace aec::http

@@ -109,8 +109,4 @@ class Transport {
   const TransportOptions options_;
 };
 
-// The transport for `options`: https:// URLs go through libcurl (TLS), http:// ones through
-// aec's own sockets.
-std::unique_ptr<Transport> make_transport(TransportOptions options);
-
 }  // namespace aec::http
