@@ -167,14 +167,15 @@ Result<LeaseOutcome> HttpStore::release(std::string_view key, std::int64_t token
   AEC_ASSIGN_OR_RETURN(LeaseOutcome released,
                        call<LeaseOutcome>(c, wire::decode_lease_outcome, &reconnected));
   if (released == LeaseOutcome::Lost && reconnected) {
-    // libcurl may have sent this release twice (its connection broke under the first copy):
+    // The transport may have sent this release twice (its connection broke under the first
+    // copy):
     // "lost" may then be the answer to the second, the first having released the lease. Say
     // that nobody knows, rather than that the lease was lost (found by the reliability suite's
     // aecd crashes, T8).
     return unavailable(fmt::format(
-        "{}: the connection to aecd broke under the release and libcurl sent it again, so its "
-        "answer 'not held' may be about the first copy: the lease is free now, released by this "
-        "call or lost before it",
+        "{}: the connection to aecd broke under the release and the transport sent it again, so "
+        "its answer 'not held' may be about the first copy: the lease is free now, released by "
+        "this call or lost before it",
         url_.authority()));
   }
   return released;

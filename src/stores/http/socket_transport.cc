@@ -99,6 +99,12 @@ Ready wait_for(int fd, short events, int wake, Steady::time_point until) {
   }
 }
 
+// now + d, or the far future for a d beyond any call's (no overflow).
+Steady::time_point deadline_after(milliseconds d) {
+  constexpr auto kFar = std::chrono::hours(24 * 365);
+  return d >= kFar ? Steady::time_point::max() : Steady::now() + d;
+}
+
 void set_option(int fd, int level, int name, int value) {
   // Best effort: a connection works without any of them.
   (void)::setsockopt(fd, level, name, &value, sizeof(value));
@@ -148,17 +154,22 @@ Addresses resolve(const std::string& host, int port, const std::stop_token& stop
   }
   hints.ai_flags = AI_NUMERICSERV;
   auto lookup = std::make_shared<Lookup>();
-  std::thread([lookup, host, service, hints] {
-    addrinfo* res = nullptr;
-    int code = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-    int err = errno;
-    std::lock_guard lock(lookup->mu);
-    lookup->rc = code;
-    lookup->err = err;
-    lookup->list.reset(res);
-    lookup->done = true;
-    lookup->cv.notify_all();
-  }).detach();
+  try {
+    std::thread([lookup, host, service, hints] {
+      addrinfo* res = nullptr;
+      int code = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+      int err = errno;
+      std::lock_guard lock(lookup->mu);
+      lookup->rc = code;
+      lookup->err = err;
+      lookup->list.reset(res);
+      lookup->done = true;
+      lookup->cv.notify_all();
+    }).detach();
+  } catch (const std::system_error& e) {
+    out.error = fmt::format("cannot start the lookup: {}", e.what());
+    return out;
+  }
   std::unique_lock lock(lookup->mu);
   if (!lookup->cv.wait_until(lock, stop, until, [&] { return lookup->done; })) {
     out.stopped = stop.stop_requested();
@@ -189,14 +200,22 @@ Connected connect_to(const TransportOptions& o, const std::stop_token& stop, int
     host = host.substr(1, host.size() - 2);
   }
   std::string where = fmt::format("{}:{}", o.host, o.port);
-  auto connect_until = std::min(deadline, Steady::now() + o.connect_timeout);
+  auto connect_until = std::min(deadline, deadline_after(o.connect_timeout));
+  // Certainly not sent; but when the call's own time ran out, that is what the caller hears.
+  auto not_sent = [&](std::string what) {
+    bool call_over = Steady::now() >= deadline;
+    t.end = call_over ? Try::End::Failed : Try::End::NotSent;
+    t.why = call_over ? Try::Why::TimedOut : Try::Why::Other;
+    t.error = std::move(what);
+    return std::move(out);
+  };
   Addresses addresses = resolve(host, o.port, stop, connect_until);
   if (addresses.list == nullptr) {
     if (addresses.stopped) {
       t.end = Try::End::Cancelled;
+      return out;
     }
-    t.error = fmt::format("cannot resolve host {}: {}", o.host, addresses.error);
-    return out;
+    return not_sent(fmt::format("cannot resolve host {}: {}", o.host, addresses.error));
   }
   int last_error = ECONNREFUSED;
   for (addrinfo* a = addresses.list.get(); a != nullptr; a = a->ai_next) {
@@ -207,18 +226,20 @@ Connected connect_to(const TransportOptions& o, const std::stop_token& stop, int
     }
     int err = ::connect(fd.get(), a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
-      Ready r = wait_for(fd.get(), POLLOUT, wake, connect_until);
+      // An address that does not answer (an IPv6 route that drops everything) takes at most
+      // half of the time left when other addresses follow, so they get their turn.
+      auto until = connect_until;
+      if (a->ai_next != nullptr) {
+        until = Steady::now() + (connect_until - Steady::now()) / 2;
+      }
+      Ready r = wait_for(fd.get(), POLLOUT, wake, until);
       if (r == Ready::Stopped) {
         t.end = Try::End::Cancelled;
         return out;
       }
       if (r == Ready::TimedOut) {
-        // Certainly not sent; but when the call's own time is up, it is that the caller hears.
-        bool call_over = Steady::now() >= deadline;
-        t.end = call_over ? Try::End::Failed : Try::End::NotSent;
-        t.why = call_over ? Try::Why::TimedOut : Try::Why::Other;
-        t.error = fmt::format("connecting to {} timed out", where);
-        return out;
+        last_error = ETIMEDOUT;
+        continue;
       }
       socklen_t len = sizeof(err);
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
@@ -237,8 +258,7 @@ Connected connect_to(const TransportOptions& o, const std::stop_token& stop, int
     out.connection->fd = std::move(fd);
     return out;
   }
-  t.error = fmt::format("connecting to {}: {}", where, errno_text(last_error));
-  return out;
+  return not_sent(fmt::format("connecting to {}: {}", where, errno_text(last_error)));
 }
 
 // One request and its answer over `c`.
@@ -340,9 +360,11 @@ Exchange exchange(SocketTransport::Connection& c, const std::string& request, co
         return x;
       }
       boost::system::error_code ec;
-      parser->put_eof(ec);
-      if (!ec && parser->is_done()) {
-        return done(/*keep=*/false);
+      if (parser->got_some()) {  // else only an interim answer came: nothing to end
+        parser->put_eof(ec);
+        if (!ec && parser->is_done()) {
+          return done(/*keep=*/false);
+        }
       }
       t.error = fmt::format("aecd closed the connection {} bytes into its answer", received);
       return x;
@@ -425,11 +447,16 @@ void SocketTransport::drop_idle() {
 }
 
 Try SocketTransport::try_once(const HttpCall& call) {
-  auto deadline = Steady::now() + call.timeout;
+  auto deadline = deadline_after(call.timeout);
   // A stop request makes `wake` readable, which ends any wait of this try at once.
   Fd wake;
   if (call.stop.stop_possible()) {
     wake = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (wake.get() < 0) {  // a call that could not be stopped: not sent at all
+      Try t;
+      t.error = fmt::format("cannot make an eventfd: {}", errno_text(errno));
+      return t;
+    }
   }
   auto poke = [fd = wake.get()] {
     std::uint64_t one = 1;
