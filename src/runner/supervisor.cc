@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/unique_fd.h"
 #include "runner/exec_plan.h"
 
 namespace aec::runner {
@@ -45,26 +46,6 @@ Status sys_error(const char* call) {
   return internal_error(std::string("cannot start the command: ") + call + ": " +
                         std::generic_category().message(errno));
 }
-
-// Closes the fd it owns unless release()d: keeps start()'s error paths leak-free.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 pid_t reap_blocking(pid_t pid, int* status) {
   pid_t got;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/duration.h"
+#include "core/unique_fd.h"
 #include "stores/http/http_store.h"
 
 namespace aec::http {
@@ -44,31 +45,6 @@ constexpr int kKeepAliveSeconds = 60;
 std::string errno_text(int err) {
   return std::error_code(err, std::generic_category()).message();
 }
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 enum class Ready { Yes, Stopped, TimedOut };
 
@@ -113,7 +89,7 @@ void set_option(int fd, int level, int name, int value) {
 }  // namespace
 
 struct SocketTransport::Connection {
-  Fd fd;
+  UniqueFd fd;
 };
 
 namespace {
@@ -219,7 +195,7 @@ Connected connect_to(const TransportOptions& o, const std::stop_token& stop, int
   }
   int last_error = ECONNREFUSED;
   for (addrinfo* a = addresses.list.get(); a != nullptr; a = a->ai_next) {
-    Fd fd(::socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd fd(::socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) {
       last_error = errno;
       continue;
@@ -449,9 +425,9 @@ void SocketTransport::drop_idle() {
 Try SocketTransport::try_once(const HttpCall& call) {
   auto deadline = deadline_after(call.timeout);
   // A stop request makes `wake` readable, which ends any wait of this try at once.
-  Fd wake;
+  UniqueFd wake;
   if (call.stop.stop_possible()) {
-    wake = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (wake.get() < 0) {  // a call that could not be stopped: not sent at all
       Try t;
       t.error = fmt::format("cannot make an eventfd: {}", errno_text(errno));
