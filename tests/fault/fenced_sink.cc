@@ -53,6 +53,8 @@ void FencedSink::record(Event e) {
       starts_.push_back(e);
     } else if (e.kind == EventKind::End) {
       ends_.push_back(e);
+    } else if (e.kind == EventKind::Accept || e.kind == EventKind::Reject) {
+      last_write_[e.pid] = e;
     }
   }
   changed_.notify_all();
@@ -193,6 +195,21 @@ std::optional<Event> FencedSink::wait_end(int pid, std::chrono::milliseconds tim
         found = e;
         return true;
       }
+    }
+    return false;
+  });
+  return found;
+}
+
+std::optional<Event> FencedSink::wait_write(int pid, std::int64_t after_t,
+                                            std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  std::optional<Event> found;
+  changed_.wait_for(lock, timeout, [&] {
+    auto it = last_write_.find(pid);
+    if (it != last_write_.end() && it->second.t > after_t) {
+      found = it->second;
+      return true;
     }
     return false;
   });

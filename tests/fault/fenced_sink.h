@@ -43,6 +43,9 @@ class FencedSink {
   std::optional<Event> latest_start(int client) const;
   // The End of the child with pid `pid` (its connection closed); nullopt after `timeout`.
   std::optional<Event> wait_end(int pid, std::chrono::milliseconds timeout);
+  // A write (Accept or Reject) of the child with pid `pid` made after `after_t` (boot ns): the
+  // latest, once there is one; nullopt if none arrives within `timeout`.
+  std::optional<Event> wait_write(int pid, std::int64_t after_t, std::chrono::milliseconds timeout);
 
   std::int64_t accepted() const;
   std::int64_t rejected() const;
@@ -64,6 +67,7 @@ class FencedSink {
   std::map<std::string, std::int64_t> highest_;  // key -> highest accepted token
   std::vector<Event> starts_;
   std::vector<Event> ends_;
+  std::map<int, Event> last_write_;  // pid -> its latest write
   std::int64_t accepted_ = 0;
   std::int64_t rejected_ = 0;
 };

@@ -402,7 +402,7 @@ TEST_P(ProcessFaultTest, T4PauseHolder) {
   ASSERT_TRUE(await_child(0));
   int holder_id = 0;
   int next_id = 1;
-  std::vector<std::int64_t> kill_latencies;  // SIGCONT -> the stale child dead
+  std::vector<std::int64_t> kill_latencies;  // the runner's SIGCONT -> the stale child dead
   std::int64_t overlap_ns = 0;  // a stale child running (not stopped) beside its successor
   int lost = 0;
   for (int c = 0; c < cycles; ++c) {
@@ -415,10 +415,21 @@ TEST_P(ProcessFaultTest, T4PauseHolder) {
     kill(-holder.child, SIGSTOP);
     // The fault is time passing: sleeping is the fault itself, not a wait for something.
     std::this_thread::sleep_for(pause);
-    std::int64_t t_cont = boot_ns();
-    fault("cont", holder);
     // The child first, then its runner: the child gets its chance to write with a stale token.
+    // When its successor's child has already begun, the runner stays stopped until that stale
+    // write has reached the sink, which must reject it (I3); woken together, the runner's
+    // watchdog often kills the child before it writes, and the test would not bite.
+    fault("cont", holder);
+    std::int64_t t_child_cont = boot_ns();
     kill(-holder.child, SIGCONT);
+    if (sink_->latest_start(next_id).has_value()) {
+      std::optional<Event> stale = sink_->wait_write(holder.child, t_child_cont, 5s);
+      ASSERT_TRUE(stale.has_value()) << "cycle " << c << ": the woken stale child never wrote";
+      EXPECT_EQ(stale->kind, EventKind::Reject)
+          << "cycle " << c << ": a write with token " << stale->token
+          << " after its successor's child began was accepted";
+    }
+    std::int64_t t_cont = boot_ns();
     kill(-holder.pid, SIGCONT);
     // Taken over during the pause, or soon after (the waiter's wake-up may lag)?
     std::optional<Event> taken = sink_->wait_start(next_id, 0, kTtl + 1s);
@@ -446,7 +457,7 @@ TEST_P(ProcessFaultTest, T4PauseHolder) {
   kill(runners_[holder_id].pid, SIGTERM);
   EXPECT_NE(reap(holder_id, 10s), -1);
   CheckReport report = check();
-  if (cycles >= 5) {  // the 3 and 10 ttl pauses: a stale write is all but certain
+  if (cycles >= 5) {  // the 3 and 10 ttl pauses: the successor begins during the pause
     EXPECT_GE(report.rejected, 1) << "no stale write was ever fenced off: the test did not bite";
   }
   double p99 = percentile(kill_latencies, 99);
