@@ -1,6 +1,7 @@
 #include "core/text.h"
 
 #include <cstdint>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -12,6 +13,10 @@ bool is_control(char32_t cp) {
 }
 
 }  // namespace
+
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
 
 std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t& cp) {
   auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };

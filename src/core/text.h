@@ -25,6 +25,9 @@ Status check_clean_text(std::string_view what, std::string_view text);
 // that the message stays one line of valid UTF-8 whatever the text holds.
 std::string quote(std::string_view text);
 
+// What an errno value means, as strerror() says it ("Connection refused"), for messages.
+std::string errno_text(int err);
+
 // The parts of `s` between the separators: "a,b" -> {"a", "b"}, "" -> {""}, "a," -> {"a", ""}.
 // The views point into `s`.
 std::vector<std::string_view> split(std::string_view s, char sep);

@@ -1,12 +1,13 @@
 #include "server/text_file.h"
 
 #include <cerrno>
-#include <system_error>
 
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/text.h"
 
 namespace aec::server {
 namespace {
@@ -15,10 +16,6 @@ constexpr off_t kMaxSize = 1 << 20;  // config and token files are small; more i
 
 Status cannot_read(const std::string& path, std::string_view why) {
   return invalid_argument(fmt::format("cannot read '{}': {}", path, why));
-}
-
-std::string errno_text(int error) {
-  return std::error_code(error, std::generic_category()).message();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Checking and quoting outside text (core/text.h).
 #include "core/text.h"
 
+#include <cerrno>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -31,6 +32,11 @@ TEST(TextTest, CheckCleanTextNamesWhatAndWhere) {
   EXPECT_EQ(check_clean_text("id", "a\xff").message(), "id is not valid UTF-8 (at byte 1)");
   EXPECT_EQ(check_clean_text("id", "ab\n").message(),
             "id contains control character U+000A at byte 2");
+}
+
+TEST(TextTest, ErrnoTextSaysWhatTheErrorMeans) {
+  EXPECT_EQ(errno_text(ECONNREFUSED), "Connection refused");
+  EXPECT_EQ(errno_text(ENOENT), "No such file or directory");
 }
 
 }  // namespace

@@ -12,7 +12,6 @@
 #include <mutex>
 #include <random>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -25,6 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/text.h"
+
 namespace aec::fault {
 namespace {
 
@@ -35,10 +36,6 @@ constexpr std::size_t kReadSize = std::size_t{64} * 1024;
 // long delay holds at most this much here, the rest waits in the kernel's buffers and then in
 // the sender, as it would behind a slow link.
 constexpr std::size_t kMaxHeld = std::size_t{1024} * 1024;
-
-std::string errno_text() {
-  return std::error_code(errno, std::system_category()).message();
-}
 
 bool would_block() {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -162,7 +159,7 @@ Result<std::pair<Fd, int>> listen_on_loopback() {
   auto* raw = reinterpret_cast<sockaddr*>(&address);
   if (!fd.valid() || ::bind(fd.get(), raw, length) != 0 || ::listen(fd.get(), SOMAXCONN) != 0 ||
       ::getsockname(fd.get(), raw, &length) != 0) {
-    return internal_error("fault proxy: cannot listen on 127.0.0.1: " + errno_text());
+    return internal_error("fault proxy: cannot listen on 127.0.0.1: " + errno_text(errno));
   }
   return std::pair(std::move(fd), static_cast<int>(ntohs(address.sin_port)));
 }
@@ -541,7 +538,7 @@ Result<std::unique_ptr<FaultProxy>> FaultProxy::start(std::string target_host, i
   }
   Fd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake.valid()) {
-    return internal_error("fault proxy: eventfd failed: " + errno_text());
+    return internal_error("fault proxy: eventfd failed: " + errno_text(errno));
   }
   const int port = listener->second;
   auto engine = std::make_unique<Engine>(std::move(listener->first), std::move(wake), *target);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/duration.h"
+#include "core/text.h"
 #include "core/unique_fd.h"
 #include "stores/http/http_store.h"
 
@@ -41,10 +42,6 @@ constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
 // TCP keep-alive probes after this long idle, and between them: a parked call may sit idle for
 // minutes (libcurl's defaults, which the https:// transport uses).
 constexpr int kKeepAliveSeconds = 60;
-
-std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
 
 enum class Ready { Yes, Stopped, TimedOut };
 
