@@ -107,6 +107,13 @@ RunStats run_one(const std::string& name, const RunConfig& base, int repetition,
   } else {
     stats = summarize(result->clients);
     stats.cpu_busy_percent = result->cpu_busy_percent;
+    if (stats.pairs > 0 && result->cpu_seconds >= 0) {
+      stats.cpu_us_per_pair = result->cpu_seconds * 1e6 / static_cast<double>(stats.pairs);
+    }
+    if (stats.pairs > 0 && result->context_switches >= 0) {
+      stats.switches_per_pair =
+          static_cast<double>(result->context_switches) / static_cast<double>(stats.pairs);
+    }
   }
   if (result) {
     stats.preloaded = config.preload;

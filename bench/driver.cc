@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -23,10 +24,12 @@ BenchClock::duration grace_for(BenchClock::duration duration) {
 }
 
 // The machine's CPU time so far, from the first line of /proc/stat, in ticks: all of it, and
-// the part that was idle or waiting for I/O. Nothing when it cannot be read.
+// the part that was idle or waiting for I/O; and its context switches so far (the "ctxt" line).
+// Nothing when it cannot be read.
 struct CpuTimes {
   std::int64_t total = 0;
   std::int64_t idle = 0;
+  std::int64_t switches = -1;
 };
 
 std::optional<CpuTimes> cpu_times() {
@@ -45,6 +48,12 @@ std::optional<CpuTimes> cpu_times() {
       t.idle += v;
     }
   }
+  while (std::getline(in, line)) {
+    if (line.starts_with("ctxt ")) {
+      t.switches = std::strtoll(line.c_str() + 5, nullptr, 10);
+      break;
+    }
+  }
   return t;
 }
 
@@ -54,6 +63,15 @@ double busy_percent(const std::optional<CpuTimes>& before, const std::optional<C
   }
   const double total = static_cast<double>(after->total - before->total);
   return 100.0 * (total - static_cast<double>(after->idle - before->idle)) / total;
+}
+
+// The machine's busy CPU time between the two readings, in seconds; -1 when not measured.
+double busy_seconds(const std::optional<CpuTimes>& before, const std::optional<CpuTimes>& after) {
+  if (!before || !after || after->total <= before->total) {
+    return -1;
+  }
+  const auto busy = (after->total - after->idle) - (before->total - before->idle);
+  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string report_path(const RunConfig& config, int client) {
@@ -225,7 +243,12 @@ Result<RunResult> run_clients(Contender& contender, const RunConfig& config) {
   const auto deadline =
       BenchClock::now() + config.duration + grace_for(config.duration) + std::chrono::seconds(30);
   result.failure = reap(*pids, deadline);
-  result.cpu_busy_percent = busy_percent(cpu_before, cpu_times());
+  std::optional<CpuTimes> cpu_after = cpu_times();
+  result.cpu_busy_percent = busy_percent(cpu_before, cpu_after);
+  result.cpu_seconds = busy_seconds(cpu_before, cpu_after);
+  if (cpu_before && cpu_after && cpu_before->switches >= 0 && cpu_after->switches >= 0) {
+    result.context_switches = cpu_after->switches - cpu_before->switches;
+  }
   if (result.failure.empty() && static_cast<int>(pids->size()) != config.clients) {
     result.failure =
         fmt::format("fork: only {} of {} clients started", pids->size(), config.clients);

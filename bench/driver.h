@@ -36,6 +36,10 @@ struct RunResult {
   // The share of the machine's CPU time that was busy (not idle, not waiting for I/O) from the
   // start signal until the last client exited, in percent; -1 when /proc/stat cannot be read.
   double cpu_busy_percent = -1;
+  // Over the same span, the machine's busy CPU time in seconds and its context switches (every
+  // process's, the servers' too); -1 when /proc/stat cannot be read.
+  double cpu_seconds = -1;
+  std::int64_t context_switches = -1;
   // The preload: how long it took, and the server's resident memory before and after it (when
   // the contender runs a server).
   double preload_seconds = 0;

@@ -41,6 +41,14 @@ std::string cpu_text(double percent) {
   return percent < 0 ? "–" : fmt::format("{:.0f}", percent);
 }
 
+// A per-pair cost with no decimals (one under 10), or "–" when it was not measured.
+std::string per_pair_text(double v) {
+  if (v < 0) {
+    return "–";
+  }
+  return v < 10 ? fmt::format("{:.1f}", v) : fmt::format("{:.0f}", v);
+}
+
 // JSON string escaping for the few characters an error message may contain.
 std::string json_string(std::string_view s) {
   std::string out = "\"";
@@ -67,7 +75,8 @@ std::string json_object(const RunStats& r, const std::vector<RunStats>& runs) {
       "\"handovers\": {}, \"handover_p50_us\": {:.1f}, \"handover_p99_us\": {:.1f}, "
       "\"handover_max_us\": {:.1f}, \"overlaps\": {}, "
       "\"busy\": {}, \"errors\": {}, \"abandoned\": {}, \"refused\": {}, "
-      "\"refused_per_sec\": {:.1f}, \"cpu_busy_percent\": {:.1f}, \"preloaded\": {}, "
+      "\"refused_per_sec\": {:.1f}, \"cpu_busy_percent\": {:.1f}, \"cpu_us_per_pair\": {:.1f}, "
+      "\"switches_per_pair\": {:.1f}, \"preloaded\": {}, "
       "\"preload_seconds\": {:.1f}, \"rss_before_preload\": {}, \"rss_after_preload\": {}, "
       "\"first_error\": {}, \"failure\": {}}}",
       json_string(r.contender), json_string(r.workload), r.clients, r.repetition, r.seconds,
@@ -75,8 +84,9 @@ std::string json_object(const RunStats& r, const std::vector<RunStats>& runs) {
       r.max_over_median, number(ratio_to(r, runs, "raw-sqlite")),
       number(ratio_to(r, runs, "flock")), r.handovers, us(r.handover_p50_ns), us(r.handover_p99_ns),
       us(r.handover_max_ns), r.overlaps, r.busy, r.errors, r.abandoned, r.refused,
-      r.refused_per_sec, r.cpu_busy_percent, r.preloaded, r.preload_seconds, r.rss_before_preload,
-      r.rss_after_preload, json_string(r.first_error), json_string(r.failure));
+      r.refused_per_sec, r.cpu_busy_percent, r.cpu_us_per_pair, r.switches_per_pair, r.preloaded,
+      r.preload_seconds, r.rss_before_preload, r.rss_after_preload, json_string(r.first_error),
+      json_string(r.failure));
 }
 
 template <typename T>
@@ -98,7 +108,7 @@ std::vector<const RunStats*> same_config(const RunStats& r, const std::vector<Ru
 }
 
 void print_summary_row(std::FILE* out, const RunStats& r, const std::vector<RunStats>& runs) {
-  std::vector<double> ops, jain, wait_ratio, vs_raw, vs_flock, refused, cpu;
+  std::vector<double> ops, jain, wait_ratio, vs_raw, vs_flock, refused, cpu, cpu_pair, switches;
   std::vector<std::int64_t> p50, p99, p999, hand50, hand99, overlaps;
   for (const RunStats* o : same_config(r, runs)) {
     ops.push_back(o->ops_per_sec);
@@ -112,6 +122,8 @@ void print_summary_row(std::FILE* out, const RunStats& r, const std::vector<RunS
     overlaps.push_back(o->overlaps);
     refused.push_back(o->refused_per_sec);
     cpu.push_back(o->cpu_busy_percent);
+    cpu_pair.push_back(o->cpu_us_per_pair);
+    switches.push_back(o->switches_per_pair);
     if (auto v = ratio_to(*o, runs, "raw-sqlite")) {
       vs_raw.push_back(*v);
     }
@@ -125,7 +137,7 @@ void print_summary_row(std::FILE* out, const RunStats& r, const std::vector<RunS
   fmt::print(
       out,
       "| {} | {} | {} | {} | {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.3f} | {} | {} | {:.0f} | "
-      "{} | {} | {} |\n",
+      "{} | {} | {} | {} | {} |\n",
       r.contender, r.workload, r.clients, ops.size(), median_of(ops), us(median_of(p50)),
       us(median_of(p99)), us(median_of(p999)), median_of(jain),
       r.workload == "hot" ? fmt::format("{:.1f}", median_of(wait_ratio)) : "–",
@@ -133,7 +145,8 @@ void print_summary_row(std::FILE* out, const RunStats& r, const std::vector<RunS
           ? fmt::format("{:.0f} / {:.0f} ({} overlaps)", us(median_of(hand50)),
                         us(median_of(hand99)), *std::max_element(overlaps.begin(), overlaps.end()))
           : "–",
-      median_of(refused), cpu_text(median_of(cpu)), ratio(vs_raw), ratio(vs_flock));
+      median_of(refused), cpu_text(median_of(cpu)), per_pair_text(median_of(cpu_pair)),
+      per_pair_text(median_of(switches)), ratio(vs_raw), ratio(vs_flock));
 }
 
 }  // namespace
@@ -141,9 +154,9 @@ void print_summary_row(std::FILE* out, const RunStats& r, const std::vector<RunS
 void print_summary(std::FILE* out, const std::vector<RunStats>& runs) {
   fmt::print(out,
              "| contender | workload | C | runs | ops/s | p50 µs | p99 µs | p99.9 µs | Jain | "
-             "max/p50 wait | handover p50 / p99 µs | refused/s | CPU % | vs raw-sqlite | vs flock "
-             "|\n"
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+             "max/p50 wait | handover p50 / p99 µs | refused/s | CPU % | CPU µs/pair | "
+             "switches/pair | vs raw-sqlite | vs flock |\n"
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   for (const RunStats& r : runs) {
     if (r.repetition == 1) {
       print_summary_row(out, r, runs);
@@ -164,18 +177,18 @@ std::string progress_line(const RunStats& r) {
 void print_markdown(std::FILE* out, const std::vector<RunStats>& runs) {
   fmt::print(out,
              "| contender | workload | C | rep | ops/s | p50 µs | p99 µs | p99.9 µs | max µs | "
-             "Jain | max/p50 wait | handover p50 / p99 µs | refused/s | CPU % | vs raw-sqlite | "
-             "vs flock | busy/err/abandoned |\n"
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+             "Jain | max/p50 wait | handover p50 / p99 µs | refused/s | CPU % | CPU µs/pair | "
+             "switches/pair | vs raw-sqlite | vs flock | busy/err/abandoned |\n"
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   for (const RunStats& r : runs) {
     if (!r.failure.empty()) {
-      fmt::print(out, "| {} | {} | {} | {} | failed: {} ||||||||||||\n", r.contender, r.workload,
+      fmt::print(out, "| {} | {} | {} | {} | failed: {} ||||||||||||||\n", r.contender, r.workload,
                  r.clients, r.repetition, r.failure);
       continue;
     }
     fmt::print(out,
                "| {} | {} | {} | {} | {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.3f} | "
-               "{} | {} | {:.0f} | {} | {} | {} | {}/{}/{} |\n",
+               "{} | {} | {:.0f} | {} | {} | {} | {} | {} | {}/{}/{} |\n",
                r.contender, r.workload, r.clients, r.repetition, r.ops_per_sec, us(r.p50_ns),
                us(r.p99_ns), us(r.p999_ns), us(r.max_ns), r.jain,
                // On distinct keys nobody waits: the ratio would only measure scheduling noise.
@@ -184,8 +197,8 @@ void print_markdown(std::FILE* out, const std::vector<RunStats>& runs) {
                    ? fmt::format("{:.0f} / {:.0f} ({} overlaps)", us(r.handover_p50_ns),
                                  us(r.handover_p99_ns), r.overlaps)
                    : "–",
-               r.refused_per_sec, cpu_text(r.cpu_busy_percent),
-               format_ratio(ratio_to(r, runs, "raw-sqlite")),
+               r.refused_per_sec, cpu_text(r.cpu_busy_percent), per_pair_text(r.cpu_us_per_pair),
+               per_pair_text(r.switches_per_pair), format_ratio(ratio_to(r, runs, "raw-sqlite")),
                format_ratio(ratio_to(r, runs, "flock")), r.busy, r.errors, r.abandoned);
   }
   for (const RunStats& r : runs) {

@@ -36,6 +36,10 @@ struct RunStats {
   std::int64_t refused = 0;      // attempts the service answered "held", all clients
   double refused_per_sec = 0;    // refused / seconds
   double cpu_busy_percent = -1;  // the machine's CPUs busy during the run (-1: not measured)
+  // The machine's busy CPU time and its context switches during the run, per completed pair:
+  // what a pair costs all of its parts together, clients and servers (-1: not measured).
+  double cpu_us_per_pair = -1;
+  double switches_per_pair = -1;
   // A scale run: live leases preloaded before it, how long that took, and the server's resident
   // memory before and after the preload in bytes (-1: no server, or not measured).
   std::int64_t preloaded = 0;
