@@ -389,6 +389,26 @@ class Workers {
     live_.clear();
     return ok;
   }
+  // Waits until worker `client` has had an answer to `n` of its calls (its history file says
+  // so): it is running, not still starting, when the fault comes. False after `within`.
+  [[nodiscard]] bool await_answers(int client, int n, milliseconds within) {
+    auto until = std::chrono::steady_clock::now() + within;
+    for (;;) {
+      History h;
+      (void)h.merge_file(file(client));  // not there yet, or a line half written: fewer answers
+      std::vector<Event> events = h.events();
+      auto answers = std::count_if(events.begin(), events.end(), [](const Event& e) {
+        return e.kind == EventKind::Ok || e.kind == EventKind::Fail || e.kind == EventKind::Info;
+      });
+      if (answers >= n) {
+        return true;
+      }
+      if (std::chrono::steady_clock::now() >= until) {
+        return false;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
   std::vector<int> live() const {
     std::vector<int> out;
     for (const auto& [client, pid] : live_) {
