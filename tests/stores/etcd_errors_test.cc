@@ -51,18 +51,29 @@ class FakeKv final : public pb::KV::Service {
 
 class FakeLease final : public pb::Lease::Service {
  public:
-  // Takes keep-alives and never answers (a member that hangs).
+  // Takes keep-alives and never answers (a member that hangs) on its first `silent_streams`
+  // streams; on later ones, answers each with a TTL of `answer_ttl` seconds.
   grpc::Status LeaseKeepAlive(
       grpc::ServerContext*,
       grpc::ServerReaderWriter<pb::LeaseKeepAliveResponse, pb::LeaseKeepAliveRequest>* stream)
       override {
+    const bool silent = streams++ < silent_streams.load();
     pb::LeaseKeepAliveRequest request;
     while (stream->Read(&request)) {
       ++keep_alives;
+      if (!silent) {
+        pb::LeaseKeepAliveResponse answer;
+        answer.set_id(request.id());
+        answer.set_ttl(answer_ttl.load());
+        stream->Write(answer);
+      }
     }
     return grpc::Status::OK;
   }
   std::atomic<int> keep_alives{0};
+  std::atomic<int> streams{0};
+  std::atomic<int> silent_streams{1'000'000};
+  std::atomic<std::int64_t> answer_ttl{0};
   grpc::Status LeaseRevoke(grpc::ServerContext*, const pb::LeaseRevokeRequest*,
                            pb::LeaseRevokeResponse*) override {
     return {grpc::StatusCode::NOT_FOUND, "etcdserver: requested lease not found"};
@@ -195,6 +206,25 @@ TEST_F(EtcdErrorsTest, AKeepAliveNobodyAnswersLosesTheLeaseWhenItsTtlRunsOut) {
   EXPECT_EQ(calls.load(), 1);
   // It asked again on a new stream after each unanswered one (rpc_timeout: 1 s).
   EXPECT_GE(lease_.keep_alives.load(), 2);
+}
+
+// A request left unanswered is sent again on a new stream a third of the TTL after it went out,
+// not after the client's rpc_timeout (5 s here, longer than the TTL): once it waited the whole
+// rpc_timeout, and the lease lapsed on a loaded machine where one answer had gone missing.
+TEST_F(EtcdErrorsTest, AnUnansweredKeepAliveIsSentAgainWhileTheLeaseHasTime) {
+  auto patient =
+      etcd::Client::connect({member_->endpoint}, {.dial_timeout = 2s, .rpc_timeout = 5s});
+  ASSERT_TRUE(patient.has_value()) << patient.error().to_string();
+  lease_.silent_streams = 1;
+  lease_.answer_ttl = 3;
+  const MonoTime granted_at = BootClock::now();
+  auto keeper = etcd::KeepAlive::start(**patient, 7, {.ttl = 3s, .granted_at = granted_at});
+  ASSERT_TRUE(eventually([&] { return keeper->answers() >= 1; }, 10s))
+      << keeper->lost_reason().to_string();
+  EXPECT_LT(BootClock::now(), granted_at + 3s) << "answered only after the TTL had run out";
+  EXPECT_EQ(keeper->state(), etcd::KeepAlive::State::Alive) << keeper->lost_reason().to_string();
+  EXPECT_GE(lease_.streams.load(), 2) << "the unanswered stream was not given up";
+  keeper->stop();
 }
 
 TEST_F(EtcdErrorsTest, AWriteNoMemberReceivedIsNotIndeterminate) {

@@ -2,8 +2,9 @@
 //
 // The thread sends a keep-alive over etcd's LeaseKeepAlive stream every ttl/3 (ttl: the TTL of
 // etcd's last answer) and waits for the answer. When the stream fails (its member died, lost
-// its leader, or answered nothing for rpc_timeout) it opens a new one, on whichever member the
-// channel picks, and sends again at once.
+// its leader, or answered nothing for rpc_timeout or a third of the TTL, whichever is shorter,
+// so that a request left unanswered is sent again while the lease still has time) it opens a
+// new one, on whichever member the channel picks, and sends again at once.
 //
 // The lease is lost when etcd answers that it no longer exists (TTL 0: expired or revoked), or
 // when no answer has come by the time it would expire: then etcd may already have deleted its
@@ -86,6 +87,8 @@ class KeepAlive {
   // One turn: (re)open, send when due, wait for the answer or the next send. False to end.
   bool step(Loop& loop, const std::stop_token& stop);
   bool on_answer(Loop& loop, std::int64_t ttl_seconds);
+  // How long a request waits for its answer before the stream is given up.
+  std::chrono::milliseconds answer_within(const Loop& loop) const;
   // Records a failure and pauses before the next attempt. False when stopped.
   bool retry_later(Loop& loop, std::string error, const std::stop_token& stop);
   void lose(Status why);
