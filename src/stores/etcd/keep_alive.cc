@@ -81,7 +81,7 @@ struct KeepAlive::Loop {
   milliseconds ttl{0};  // etcd's last answer's TTL; until the first, the granted one
 };
 
-// One request in flight at a time: send, wait for its answer (or rpc_timeout), then wait until
+// One request in flight at a time: send, wait for its answer (answer_within()), then wait until
 // a third of the TTL has passed since that request was sent. Any failure drops the stream and
 // the next step opens a new one, pausing from 50 ms up to 1 s between failed attempts, never
 // past the expiry.
