@@ -46,13 +46,18 @@ if [ "$fuzz" -eq 1 ]; then
 fi
 for preset in "${presets[@]}"; do
   printf '\033[1m==> %s: configure, build, test\033[0m\n' "$preset"
+  started=$SECONDS
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -- -j"$jobs"
+  built=$SECONDS
   rm -f "build/$preset/fault-summary.txt"
   rc=0
   # Twice as many tests as cores: most of them wait (ttls, servers, processes), not compute.
   # The fault tests take two slots each (tests/fault/CMakeLists.txt): no more at once than cores.
   ctest --preset "$preset" -j"$((jobs * 2))" "${extra[@]}" || rc=$?
+  # What each phase took, for keeping the CI run's time in view.
+  printf '==> %s: built in %d s, tested in %d s (%d s since the script began)\n' \
+    "$preset" "$((built - started))" "$((SECONDS - built))" "$SECONDS"
   if [ -s "build/$preset/fault-summary.txt" ]; then
     printf '\033[1m==> %s: reliability summary\033[0m\n' "$preset"
     sed 's/^fault: //' "build/$preset/fault-summary.txt"
@@ -68,4 +73,5 @@ if [ "$fuzz" -eq 1 ]; then
   fi
   fuzz_build=""
   scripts/fuzz.sh --seconds 30
+  printf '==> fuzz: done (%d s since the script began)\n' "$SECONDS"
 fi
