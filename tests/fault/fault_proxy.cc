@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/text.h"
+#include "core/unique_fd.h"
 
 namespace aec::fault {
 namespace {
@@ -41,42 +42,15 @@ bool would_block() {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      close();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
+// Closes a connection with a RST instead of a FIN: with SO_LINGER {1, 0}, close() drops what
+// is unsent and aborts the connection, so the peer's next read fails with ECONNRESET.
+void close_with_rst(UniqueFd& fd) {
+  if (fd.get() >= 0) {
+    const linger abort_on_close{1, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+    fd.reset();
   }
-  ~Fd() { close(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void close() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  // Closes with a RST instead of a FIN: with SO_LINGER {1, 0}, close() drops what is unsent and
-  // aborts the connection, so the peer's next read fails with ECONNRESET.
-  void reset() {
-    if (fd_ >= 0) {
-      const linger abort_on_close{1, 0};
-      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
-      close();
-    }
-  }
-
- private:
-  int fd_ = -1;
-};
+}
 
 enum class Mode { Pass, Blackhole, Delay, Reset, HalfOpen };
 
@@ -114,8 +88,8 @@ enum class State {
 struct Connection {
   std::uint64_t number = 0;  // in order of acceptance; seeds the connection's delays
   State state = State::Waiting;
-  Fd client;
-  Fd upstream;
+  UniqueFd client;
+  UniqueFd upstream;
   Flow up;              // client to target
   Flow down;            // target to client
   bool closed = false;  // done or failed; removed at the end of the loop's pass
@@ -150,14 +124,14 @@ Result<Target> resolve(const std::string& host, int port) {
 }
 
 // A non-blocking listener on 127.0.0.1 and the ephemeral port it got.
-Result<std::pair<Fd, int>> listen_on_loopback() {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+Result<std::pair<UniqueFd, int>> listen_on_loopback() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t length = sizeof address;
   auto* raw = reinterpret_cast<sockaddr*>(&address);
-  if (!fd.valid() || ::bind(fd.get(), raw, length) != 0 || ::listen(fd.get(), SOMAXCONN) != 0 ||
+  if (fd.get() < 0 || ::bind(fd.get(), raw, length) != 0 || ::listen(fd.get(), SOMAXCONN) != 0 ||
       ::getsockname(fd.get(), raw, &length) != 0) {
     return internal_error("fault proxy: cannot listen on 127.0.0.1: " + errno_text(errno));
   }
@@ -168,7 +142,7 @@ Result<std::pair<Fd, int>> listen_on_loopback() {
 
 class FaultProxy::Engine {
  public:
-  Engine(Fd listener, Fd wake, Target target)
+  Engine(UniqueFd listener, UniqueFd wake, Target target)
       : listener_(std::move(listener)), wake_(std::move(wake)), target_(target) {}
 
   // The loop, on the proxy thread, until stop().
@@ -210,13 +184,13 @@ class FaultProxy::Engine {
   void seed(Connection& c) const;
 
   static void abort_connection(Connection& c) {
-    c.client.reset();
-    c.upstream.reset();
+    close_with_rst(c.client);
+    close_with_rst(c.upstream);
     c.closed = true;
   }
 
-  Fd listener_;
-  Fd wake_;
+  UniqueFd listener_;
+  UniqueFd wake_;
   const Target target_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> accepted_{0};
@@ -346,7 +320,7 @@ void FaultProxy::Engine::enter_mode(Connection& c) {
     case Mode::HalfOpen:
       if (c.state != State::HalfOpen) {
         // What was in flight is lost with the link; the target reads EOF.
-        c.upstream.close();
+        c.upstream.reset();
         c.up = Flow{};
         c.down = Flow{};
         c.state = State::HalfOpen;
@@ -368,7 +342,7 @@ void FaultProxy::Engine::accept_all() {
     apply_requests();  // see read_into: a mode set before this connection arrived governs it
     Connection& c = connections_.emplace_back();
     c.number = next_number_++;
-    c.client = Fd(fd);
+    c.client = UniqueFd(fd);
     set_no_delay(fd);
     seed(c);
     enter_mode(c);
@@ -377,8 +351,8 @@ void FaultProxy::Engine::accept_all() {
 
 void FaultProxy::Engine::connect_upstream(Connection& c) {
   c.upstream =
-      Fd(::socket(target_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (c.upstream.valid()) {
+      UniqueFd(::socket(target_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (c.upstream.get() >= 0) {
     set_no_delay(c.upstream.get());
     const auto* address = reinterpret_cast<const sockaddr*>(&target_.address);
     if (::connect(c.upstream.get(), address, target_.length) == 0) {
@@ -469,7 +443,7 @@ void FaultProxy::Engine::pump(Connection& c) {
   }
   if (c.state == State::HalfOpen) {
     if (c.up.eof) {
-      c.client.close();  // the client gave up on the silent connection
+      c.client.reset();  // the client gave up on the silent connection
       c.closed = true;
     }
     return;
@@ -482,8 +456,8 @@ void FaultProxy::Engine::pump(Connection& c) {
     return;
   }
   if (c.up.shut && c.down.shut) {
-    c.client.close();
-    c.upstream.close();
+    c.client.reset();
+    c.upstream.reset();
     c.closed = true;
   }
 }
@@ -532,12 +506,12 @@ Result<std::unique_ptr<FaultProxy>> FaultProxy::start(std::string target_host, i
   if (!target) {
     return target.error();
   }
-  Result<std::pair<Fd, int>> listener = listen_on_loopback();
+  Result<std::pair<UniqueFd, int>> listener = listen_on_loopback();
   if (!listener) {
     return listener.error();
   }
-  Fd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake.valid()) {
+  UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (wake.get() < 0) {
     return internal_error("fault proxy: eventfd failed: " + errno_text(errno));
   }
   const int port = listener->second;
