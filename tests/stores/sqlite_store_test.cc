@@ -162,6 +162,32 @@ TEST_F(SqliteStoreTest, ANewerSchemaIsRefused) {
   EXPECT_NE(store.error().message().find("upgrade aec"), std::string::npos);
 }
 
+TEST_F(SqliteStoreTest, AnOlderSchemaIsUpgradedInTheBootThatWroteIt) {
+  std::int64_t first = grant_and_release(*open(), "e1");
+  const std::string current =
+      pragma_text(dir_.file("aec.db"), "SELECT value FROM aec_meta WHERE name = 'schema_version'");
+  // Pretend an older aec wrote this file in this boot: an earlier version, without the queue's
+  // table (what version 1 lacked at first).
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.file("aec.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "DROP TABLE aec_queue; "
+                         "UPDATE aec_meta SET value = '0' WHERE name = 'schema_version'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(
+      pragma_text(dir_.file("aec.db"), "SELECT value FROM aec_meta WHERE name = 'schema_version'"),
+      current);
+  auto r = store->acquire({.key = "k", .execution_id = "e2", .ttl = 10s, .queue = true});
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
+  // The same boot, so no new epoch: the token follows on.
+  EXPECT_EQ(r->lease.token, first + 1);
+}
+
 // A VFS that counts xSync calls and passes everything else to the default (unix) VFS: how many
 // times SQLite asked the OS to put data on the disk.
 std::atomic<int> g_syncs{0};

@@ -212,9 +212,13 @@ Result<std::int64_t> prepare_tables(Db& db, const std::string& boot_id) {
   std::int64_t epoch = *stored_epoch;
   bool fresh = version->empty();
   bool new_boot = !fresh && *stored_boot != boot_id;
-  if (!fresh && !new_boot) {
+  bool older = !fresh && *schema < kSchemaVersion;
+  if (!fresh && !new_boot && !older) {
     return epoch;  // the transaction rolls back: nothing was changed
   }
+  // A file of an older aec, opened in the boot that last stamped it: what kCreate added (a table
+  // or index that version lacked) is committed with the new version, or every open would come
+  // here again and find it missing once the transaction rolled back.
   // Tokens are committed with synchronous=NORMAL, so a power loss can drop the last grants of
   // the previous boot and the counter would go back. Every power loss is followed by a new boot,
   // and the first open of each boot moves all later tokens above epoch_floor(epoch + 1), beyond
