@@ -2,10 +2,13 @@
 // commits, its files are shared safely by many processes, and with sync=full every commit is on
 // the disk before it is answered, concurrent writes sharing one fsync.
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +18,9 @@
 
 #include <aec/open_store.h>
 
+#include "core/status_macros.h"
+#include "stores/sqlite/sqlite_db.h"
+#include "stores/sqlite/sqlite_write_queue.h"
 #include "tests/support/fake_host.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/sqlite_pragma.h"
@@ -186,6 +192,54 @@ TEST_F(SqliteStoreTest, AnOlderSchemaIsUpgradedInTheBootThatWroteIt) {
   EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
   // The same boot, so no new epoch: the token follows on.
   EXPECT_EQ(r->lease.token, first + 1);
+}
+
+// A write whose body throws (std::bad_alloc, say) gets that as its error; the queue is not left
+// waiting for a leader that is gone, and the writes queued with it still get their verdicts.
+TEST(SqliteWriteQueueTest, AWriteThatThrowsFailsAloneAndTheQueueGoesOn) {
+  TempDir dir;
+  auto db = sqlite::Db::open(dir.file("q.db"), 1000);
+  ASSERT_TRUE(db.has_value()) << db.error().to_string();
+  ASSERT_TRUE((*db)->exec("CREATE TABLE t (x INTEGER)").is_ok());
+  std::mutex mu;
+  std::condition_variable_any committed;
+  sqlite::WriteQueue queue(**db, mu, committed);
+  auto insert = [&](int x) {
+    auto body = [&, x]() -> Result<int> {
+      std::string sql = "INSERT INTO t VALUES (" + std::to_string(x) + ")";
+      AEC_RETURN_IF_ERROR((*db)->exec(sql.c_str()));
+      return x;
+    };
+    return queue.write(body);
+  };
+  auto rows = [&] { return pragma_text(dir.file("q.db"), "SELECT group_concat(x) FROM t"); };
+
+  auto thrower = []() -> Result<int> { throw std::runtime_error("out of luck"); };
+  Result<int> thrown = queue.write(thrower);
+  ASSERT_FALSE(thrown.has_value());
+  EXPECT_EQ(thrown.error().code(), Code::Internal);
+  EXPECT_NE(thrown.error().message().find("out of luck"), std::string::npos);
+  ASSERT_TRUE(insert(1).has_value());
+  EXPECT_EQ(rows(), "1");
+
+  // Several writers at once, every other one throwing: whichever groups they fall into, each
+  // gets its own verdict and only the others' rows are committed.
+  constexpr int kWriters = 16;
+  std::vector<int> ok(kWriters, -1);
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < kWriters; ++i) {
+      threads.emplace_back([&, i] {
+        ok[i] = i % 2 == 0 ? insert(100 + i).has_value() : queue.write(thrower).has_value();
+      });
+    }
+  }
+  for (int i = 0; i < kWriters; ++i) {
+    EXPECT_EQ(ok[i], i % 2 == 0 ? 1 : 0) << "writer " << i;
+  }
+  EXPECT_EQ(pragma_text(dir.file("q.db"), "SELECT count(*) FROM t WHERE x >= 100"),
+            std::to_string(kWriters / 2));
+  ASSERT_TRUE(insert(2).has_value());
 }
 
 // A VFS that counts xSync calls and passes everything else to the default (unix) VFS: how many

@@ -1,6 +1,9 @@
 #include "stores/sqlite/sqlite_write_queue.h"
 
 #include <algorithm>
+#include <array>
+#include <exception>
+#include <string>
 
 namespace aec::sqlite {
 
@@ -11,12 +14,16 @@ Status WriteQueue::write_group(Writer& w) {
   if (w.done) {
     return w.status;  // a leader committed this write with its group
   }
+  // On the stack: building the group allocates nothing, so nothing can throw between taking the
+  // lead and handing every writer in it its verdict.
+  std::array<Writer*, kMaxGroup> members;
   std::size_t n = std::min(writers_.size(), kMaxGroup);
-  std::vector<Writer*> group(writers_.begin(), writers_.begin() + static_cast<std::ptrdiff_t>(n));
+  std::copy_n(writers_.begin(), n, members.begin());
   queue.unlock();
-  run_group(group);
+  run_group(std::span<Writer* const>(members.data(), n));
   queue.lock();
-  for (Writer* g : group) {
+  for (std::size_t i = 0; i < n; ++i) {
+    Writer* g = members[i];
     writers_.pop_front();
     g->done = true;
     if (g != &w) {
@@ -29,7 +36,7 @@ Status WriteQueue::write_group(Writer& w) {
   return w.status;
 }
 
-void WriteQueue::run_group(const std::vector<Writer*>& group) {
+void WriteQueue::run_group(std::span<Writer* const> group) {
   std::lock_guard lock(db_mu_);
   WriteTxn txn(db_);
   auto fail_all = [&](const Status& s) {
@@ -51,7 +58,7 @@ void WriteQueue::run_group(const std::vector<Writer*>& group) {
         return fail_all(s);
       }
     }
-    g->status = g->body();
+    g->status = run_body(*g);
     any_ok = any_ok || g->status.is_ok();
     if (savepoints) {
       Status s = g->status.is_ok() ? db_.exec("RELEASE w") : db_.exec("ROLLBACK TO w; RELEASE w");
@@ -67,6 +74,16 @@ void WriteQueue::run_group(const std::vector<Writer*>& group) {
     return fail_all(s);
   }
   committed_.notify_all();
+}
+
+Status WriteQueue::run_body(Writer& w) {
+  try {
+    return w.body();
+  } catch (const std::exception& e) {
+    return internal_error(std::string("sqlite store: a write failed: ") + e.what());
+  } catch (...) {
+    return internal_error("sqlite store: a write failed with an unknown exception");
+  }
 }
 
 }  // namespace aec::sqlite

@@ -8,7 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <vector>
+#include <span>
 
 #include <aec/status.h>
 
@@ -51,7 +51,10 @@ class WriteQueue {
     std::condition_variable cv;
   };
   Status write_group(Writer& w);
-  void run_group(const std::vector<Writer*>& group);
+  void run_group(std::span<Writer* const> group);
+  // Runs one writer's body; an exception it throws (e.g. std::bad_alloc) is that writer's error,
+  // so that the group's others still get their verdicts and the queue goes on.
+  static Status run_body(Writer& w);
 
   Db& db_;
   std::mutex& db_mu_;
