@@ -207,7 +207,6 @@ class ServerImpl final : public Server {
     });
     feed_.reset();  // no more wake-ups from the store
     parking_.shut_down();
-    pool_.join();  // every store call has answered
     {
       std::lock_guard lock(sessions_mu_);
       for (const auto& weak : sessions_) {
@@ -216,9 +215,14 @@ class ServerImpl final : public Server {
         }
       }
     }
+    // The I/O threads end once the last connection has closed, each after the answer to its
+    // request in flight. Only then is the store pool joined: a session still reading a request
+    // when it was told to close hands it to the pool all the same, and a pool joined before
+    // would never run it (the request unanswered, this wait endless).
     for (std::thread& t : threads_) {
       t.join();
     }
+    pool_.join();  // idle by now: every store call has answered
     {
       std::lock_guard lock(stop_mu_);
       stopped_ = true;

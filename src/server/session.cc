@@ -6,7 +6,9 @@
 #include <type_traits>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -259,10 +261,13 @@ void StreamSession<Stream>::dispatch_request() {
       match_route(std::string_view(req.method_string().data(), req.method_string().size()),
                   std::string_view(req.target().data(), req.target().size()));
   // The sink keeps the session alive until the answer is written; Exchange drops it once used
-  // or abandoned, which ends the reference cycle.
-  auto sink = [self = self()](Response res) {
-    asio::post(self->stream_.get_executor(),
-               [self, res = std::move(res)]() mutable { self->on_answer(std::move(res)); });
+  // or abandoned, which ends the reference cycle. Until then it also counts as work for the I/O
+  // threads, so that they outlast a store call in flight even when nothing else of the session
+  // is pending (the server's shut_down() joins them before the store pool).
+  auto sink = [self = self(),
+               work = asio::prefer(stream_.get_executor(),
+                                   asio::execution::outstanding_work.tracked)](Response res) {
+    asio::post(work, [self, res = std::move(res)]() mutable { self->on_answer(std::move(res)); });
   };
   RouteMatch match;
   if (auto* m = std::get_if<RouteMatch>(&routed)) {

@@ -1,18 +1,24 @@
 // aecd over a real socket: who may call which route (docs/aecd.md, Tokens), a graceful stop, and
 // a parked waiter whose connection drops.
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <future>
 #include <string>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "server/parking.h"
 #include "tests/server/raw_http.h"
@@ -292,6 +298,45 @@ TEST(ServerStop, AnswersParkedRequestsAndReleasesNothing) {
   EXPECT_EQ(q.json().value("version", std::int64_t{-1}), version) << q.body;
   EXPECT_EQ(q.header("x-aec-index"), std::to_string(version));
   EXPECT_TRUE(holds(*t.store, held)) << "stop() released a lease";
+}
+
+// True when a connection to 127.0.0.1:port is refused (nothing listens there any more).
+bool refuses_connections(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool refused =
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == ECONNREFUSED;
+  ::close(fd);
+  return refused;
+}
+
+// A request still arriving when stop() begins is answered, and stop() returns. Found by review:
+// stop() joined the store pool before it told the sessions to close, so a request read after
+// that (the rest of it arrived late, or it came between the two) was handed to a pool that no
+// longer ran anything: never answered, and stop() waited for that connection forever.
+TEST(ServerStop, ARequestStillArrivingWhenStopBeginsIsAnswered) {
+  auto t = TestServer::start(memory_store());
+  ASSERT_TRUE(t.server);
+  grant(*t.store, "holder", 1);
+  RawConnection c(t.port());
+  const std::string get = http_request("GET", "/v1/keys/" + path_key(kKey));
+  // One request, then the first bytes of the next: once the first is answered, the session is
+  // reading the second (not idle), so stop() lets it finish.
+  ASSERT_TRUE(c.send(get + get.substr(0, 10)));
+  HttpReply first = c.read_reply();
+  ASSERT_EQ(first.status, 200) << first.body;
+
+  std::thread stopper([&] { t.server->stop(); });
+  ASSERT_TRUE(eventually([&] { return refuses_connections(t.port()); }));  // stop() has begun
+  ASSERT_TRUE(c.send(get.substr(10)));
+  HttpReply second = c.read_reply();
+  EXPECT_EQ(second.status, 200) << "the request read after stop() began was not answered";
+  EXPECT_TRUE(c.wait_closed(5s)) << "the connection stayed open after its answer";
+  c.close();  // (on failure, lets stop() end)
+  stopper.join();
 }
 
 // Parking on its own, over a memory store, with an I/O thread and a pool as aecd has.
