@@ -88,7 +88,7 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, std:
   } else if (line->waiters.size() == 1) {
     // The first in line holds a store place already (the caller's first answer was Busy with
     // queue=true); wait for a change, or until a holder could lapse.
-    arm_retry(*line, key, std::min(busy.retry_in, recheck_interval_));
+    arm_retry(*line, key);
   } else {
     // Only the first in line holds a store place. Concurrent first answers may have taken
     // store places in another order than callers joined this line; a place ahead of the first
@@ -163,7 +163,11 @@ std::uint64_t Parking::park_query(std::string key, std::int64_t index, KeyState 
   return q->id;
 }
 
-void Parking::arm_retry(Line& line, const std::string& key, milliseconds in) {
+void Parking::arm_retry(Line& line, const std::string& key) {
+  // By when a holder could lapse, at the recheck, and within the first waiter's queue_ttl: asking
+  // again keeps its store place alive (a third of it, as the client library asks).
+  milliseconds in = std::min(
+      {line.last_busy.retry_in, recheck_interval_, line.waiters.front()->req.queue_ttl / 3});
   line.retry.expires_after(std::max(in, milliseconds(1)));
   line.retry.async_wait([this, key](boost::system::error_code ec) {
     if (ec) {
@@ -277,7 +281,7 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
     if (!line.waiters.empty() && (answer || first->finished || line.again)) {
       try_first(key);  // the next in line, or the same one again after a change
     } else if (!line.waiters.empty()) {
-      arm_retry(line, key, std::min(line.last_busy.retry_in, recheck_interval_));
+      arm_retry(line, key);
     }
     drop_if_empty(key);
   }

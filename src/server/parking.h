@@ -103,7 +103,7 @@ class Parking {
   void on_attempt(const std::string& key, const std::shared_ptr<Waiter>& first,
                   Result<AcquireResult> r);
   void refresh_queries(const std::string& key);
-  void arm_retry(Line& line, const std::string& key, std::chrono::milliseconds in);
+  void arm_retry(Line& line, const std::string& key);  // the first waiter asks again then
   void expire_waiter(const std::string& key, std::uint64_t id);
   void expire_query(const std::string& key, std::uint64_t id);
   void recheck();

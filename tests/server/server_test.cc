@@ -384,6 +384,37 @@ TEST(ServerParking, AReleaseBetweenTheBusyAnswerAndTheParkIsNotMissed) {
   EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
 }
 
+// The first in line keeps its store place alive: it asks again within its queue_ttl (a third of
+// it, as the client library does), not only on a change or at the recheck. Before, with a
+// queue_ttl shorter than the recheck interval (or --recheck-interval longer than a caller's
+// queue_ttl) its place lapsed, and a caller that came later took the slot ahead of it.
+TEST(ServerParking, TheFirstInLineKeepsItsPlaceWithinItsQueueTtl) {
+  std::promise<Result<AcquireResult>> answer;
+  ParkingRig rig;  // a 10 s recheck
+  std::int64_t held = grant(*rig.store, "holder", 1);
+  AcquireRequest req{.key = std::string(kKey), .execution_id = "waiter", .ttl = 60s};
+  req.queue = true;
+  req.queue_ttl = 300ms;
+  std::uint64_t mark = rig.parking.change_mark(req.key);
+  Result<AcquireResult> busy = rig.store->acquire(req);
+  ASSERT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
+  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s,
+                           [&](Result<AcquireResult> r) { answer.set_value(std::move(r)); });
+  // Time passing is what is tested: three of the place's ttls, with no change to wake anyone.
+  std::this_thread::sleep_for(900ms);
+  // Freed behind aecd's back (as another aecd or `aec` on the same store would): nobody is told.
+  ASSERT_TRUE(rig.store->release(kKey, held, {}));
+  Result<AcquireResult> later =
+      rig.store->acquire({.key = std::string(kKey), .execution_id = "later", .ttl = 60s});
+  ASSERT_TRUE(later) << later.error().to_string();
+  EXPECT_EQ(later->outcome, AcquireOutcome::Busy) << "a later caller went ahead of the waiter";
+  std::future<Result<AcquireResult>> got = answer.get_future();
+  ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+  Result<AcquireResult> r = got.get();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
+}
+
 // The same for a blocking query: a change between its read and its park answers it at once.
 TEST(ServerParking, AChangeBetweenTheReadAndTheParkAnswersABlockingQuery) {
   std::promise<Result<KeyState>> answer;
