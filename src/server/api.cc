@@ -98,18 +98,24 @@ bool park(ApiContext& api, const std::shared_ptr<Exchange>& ex, wire::AcquireCal
           const AcquireResult* busy, std::uint64_t mark = 0) {
   std::string key = call.request.key;
   auto parked_at = std::chrono::steady_clock::now();
+  // Counted out of aec_waiters here when the answer is sent, else by the abandon callback below
+  // (the client went away first): once either way.
   Parking::AcquireDone done = [&api, ex, key, parked_at](Result<AcquireResult> r) {
-    api.metrics.waiters.sub(1);
     api.metrics.wait_seconds.observe(std::chrono::steady_clock::now() - parked_at);
+    bool sent = false;
     if (!r) {
-      ex->respond_error(r.error());
-      return;
+      sent = ex->respond_error(r.error());
+    } else {
+      count_acquire(api, *r);
+      if (r->outcome != AcquireOutcome::Busy) {
+        api.parking.changed(key);
+      }
+      sent = ex->respond_json(http::status::ok, wire::encode(*r));
     }
-    count_acquire(api, *r);
-    if (r->outcome != AcquireOutcome::Busy) {
-      api.parking.changed(key);
+    if (sent) {
+      api.metrics.waiters.sub(1);
     }
-    ex->respond_json(http::status::ok, wire::encode(*r));
+    return sent;
   };
   api.metrics.waiters.add(1);
   std::uint64_t id = 0;

@@ -33,26 +33,27 @@ Exchange::Exchange(Request request, RouteMatch route, std::string peer,
       peer_(std::move(peer)),
       sink_(std::move(sink)) {}
 
-void Exchange::respond(Response res) {
+bool Exchange::respond(Response res) {
   std::function<void(Response)> sink;
   {
     std::lock_guard lock(mu_);
     if (answered_ || abandoned_) {
-      return;
+      return false;
     }
     answered_ = true;
     abandon_fn_ = nullptr;
     sink = std::move(sink_);
   }
   sink(std::move(res));
+  return true;
 }
 
-void Exchange::respond_json(http::status status, const nlohmann::json& body) {
-  respond(json_response(request_, status, body));
+bool Exchange::respond_json(http::status status, const nlohmann::json& body) {
+  return respond(json_response(request_, status, body));
 }
 
-void Exchange::respond_error(const Status& status) {
-  respond(error_response(request_, status));
+bool Exchange::respond_error(const Status& status) {
+  return respond(error_response(request_, status));
 }
 
 void Exchange::on_abandon(std::function<void()> fn) {

@@ -40,10 +40,10 @@ class Exchange {
   std::string principal;
 
   // Sends the answer. The first call wins; later calls, and calls after the client went away,
-  // are ignored. Thread-safe.
-  void respond(Response res);
-  void respond_json(http::status status, const nlohmann::json& body);
-  void respond_error(const Status& status);
+  // are ignored. Returns whether this call's answer was sent. Thread-safe.
+  bool respond(Response res);
+  bool respond_json(http::status status, const nlohmann::json& body);
+  bool respond_error(const Status& status);
   // Runs `fn` once if the client goes away before respond() (a parked waiter whose connection
   // dropped must leave the line). Runs it at once if the client is already gone. Thread-safe.
   void on_abandon(std::function<void()> fn);

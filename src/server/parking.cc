@@ -249,15 +249,7 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
     bool answer = !r || r->outcome != AcquireOutcome::Busy || first->expired;
     if (first->finished) {
       if (granted) {  // nobody is there to take it: give it back at once
-        Lease lease = r->lease;
-        calls.push_back([this, lease] {
-          asio::post(pool_, [this, lease] {
-            (void)store_.release(lease.key, lease.token,
-                                 {.status = ExecutionStatus::Cancelled,
-                                  .reason = "the waiter left before its grant reached it"});
-            changed(lease.key);
-          });
-        });
+        calls.push_back([this, lease = r->lease] { give_back(lease); });
       } else {
         calls.push_back([this, key, id = first->req.execution_id] {
           asio::post(pool_, [this, key, id] { (void)store_.leave_queue(key, id); });
@@ -273,8 +265,15 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
       first->finished = true;
       first->timer->cancel();
       std::erase(line.waiters, first);
-      calls.push_back(
-          [done = std::move(first->done), r = std::move(r)]() mutable { done(std::move(r)); });
+      calls.push_back([this, done = std::move(first->done), r = std::move(r)]() mutable {
+        std::optional<Lease> lease;
+        if (r && r->outcome == AcquireOutcome::Granted) {
+          lease = r->lease;
+        }
+        if (!done(std::move(r)) && lease) {
+          give_back(*lease);  // the client went away after its grant, before the answer
+        }
+      });
     } else {
       line.last_busy = *r;
     }
@@ -286,6 +285,15 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
     drop_if_empty(key);
   }
   run_all(calls);
+}
+
+void Parking::give_back(const Lease& lease) {
+  asio::post(pool_, [this, lease] {
+    (void)store_.release(lease.key, lease.token,
+                         {.status = ExecutionStatus::Cancelled,
+                          .reason = "the waiter left before its grant reached it"});
+    changed(lease.key);
+  });
 }
 
 void Parking::expire_waiter(const std::string& key, std::uint64_t id) {

@@ -38,7 +38,9 @@ class Parking {
   struct Waiter;
 
  public:
-  using AcquireDone = std::function<void(Result<AcquireResult>)>;
+  // Answers a parked acquire; returns whether the answer reached the caller (false: the client
+  // went away first). A grant that did not reach it is released.
+  using AcquireDone = std::function<bool(Result<AcquireResult>)>;
   using QueryDone = std::function<void(Result<KeyState>)>;
 
   Parking(boost::asio::io_context& io, boost::asio::thread_pool& pool, Store& store,
@@ -104,6 +106,8 @@ class Parking {
                   Result<AcquireResult> r);
   void refresh_queries(const std::string& key);
   void arm_retry(Line& line, const std::string& key);  // the first waiter asks again then
+  // Releases a grant whose waiter went away before it reached it (recorded Cancelled).
+  void give_back(const Lease& lease);
   void expire_waiter(const std::string& key, std::uint64_t id);
   void expire_query(const std::string& key, std::uint64_t id);
   void recheck();

@@ -374,8 +374,10 @@ TEST(ServerParking, AReleaseBetweenTheBusyAnswerAndTheParkIsNotMissed) {
   ASSERT_TRUE(rig.store->release(kKey, held, {}));
   rig.parking.changed(req.key);  // nobody is parked yet: it wakes nobody
 
-  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s,
-                           [&](Result<AcquireResult> r) { answer.set_value(std::move(r)); });
+  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s, [&](Result<AcquireResult> r) {
+    answer.set_value(std::move(r));
+    return true;
+  });
   std::future<Result<AcquireResult>> got = answer.get_future();
   ASSERT_EQ(got.wait_for(3s), std::future_status::ready)
       << "the waiter missed the release and waits for the recheck";
@@ -398,8 +400,10 @@ TEST(ServerParking, TheFirstInLineKeepsItsPlaceWithinItsQueueTtl) {
   std::uint64_t mark = rig.parking.change_mark(req.key);
   Result<AcquireResult> busy = rig.store->acquire(req);
   ASSERT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
-  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s,
-                           [&](Result<AcquireResult> r) { answer.set_value(std::move(r)); });
+  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s, [&](Result<AcquireResult> r) {
+    answer.set_value(std::move(r));
+    return true;
+  });
   // Time passing is what is tested: three of the place's ttls, with no change to wake anyone.
   std::this_thread::sleep_for(900ms);
   // Freed behind aecd's back (as another aecd or `aec` on the same store would): nobody is told.
@@ -413,6 +417,37 @@ TEST(ServerParking, TheFirstInLineKeepsItsPlaceWithinItsQueueTtl) {
   Result<AcquireResult> r = got.get();
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
+}
+
+// A grant whose answer cannot reach the caller (the client went away after the store granted it,
+// before the answer was sent) is released, recorded Cancelled, rather than held until its ttl.
+TEST(ServerParking, AGrantThatCannotReachItsCallerIsReleased) {
+  std::promise<std::int64_t> granted;
+  ParkingRig rig;
+  std::int64_t held = grant(*rig.store, "holder", 1);
+  AcquireRequest req{.key = std::string(kKey), .execution_id = "gone", .ttl = 60s};
+  req.queue = true;
+  std::uint64_t mark = rig.parking.change_mark(req.key);
+  Result<AcquireResult> busy = rig.store->acquire(req);
+  ASSERT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
+  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s, [&](Result<AcquireResult> r) {
+    granted.set_value(r && r->outcome == AcquireOutcome::Granted ? r->lease.token : 0);
+    return false;  // as Exchange::respond() answers once the client has gone
+  });
+  ASSERT_TRUE(rig.store->release(kKey, held, {}));
+  rig.parking.changed(req.key);
+  std::future<std::int64_t> got = granted.get_future();
+  ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+  std::int64_t token = got.get();
+  ASSERT_GT(token, 0) << "the waiter was not granted";
+  ASSERT_TRUE(eventually([&] {
+    Result<KeyState> state = rig.store->get(req.key);
+    return state && state->holders.empty();
+  })) << "the grant nobody received is still held";
+  Result<KeyState> state = rig.store->get(req.key);
+  ASSERT_TRUE(state && state->last_ended);
+  EXPECT_EQ(state->last_ended->id, "gone");
+  EXPECT_EQ(state->last_ended->status, ExecutionStatus::Cancelled);
 }
 
 // The same for a blocking query: a change between its read and its park answers it at once.
