@@ -214,7 +214,7 @@ Status release(ApiContext& api, const std::shared_ptr<Exchange>& ex) {
         return api.store.release_and_acquire(m.key, m.token, outcome, claim->req);
       });
       if (!h) {
-        api.parking.unclaim(m.key);
+        api.parking.unclaim(m.key, *claim);
         return h.error();
       }
       api.metrics.leases.released(m.key, m.token, h->released == LeaseOutcome::Ok,

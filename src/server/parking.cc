@@ -217,10 +217,16 @@ void Parking::settle(const std::string& key, const Claim& claim, Result<AcquireR
   }
 }
 
-void Parking::unclaim(const std::string& key) {
+void Parking::unclaim(const std::string& key, const Claim& claim) {
   std::lock_guard lock(mu_);
   Line& line = *lines_.at(key);  // a line with an attempt in flight is never dropped
   line.attempting = false;
+  if (claim.waiter->finished) {  // it left during the handoff, which left its place to us
+    asio::post(pool_, [this, key, id = claim.req.execution_id] {
+      (void)store_.leave_queue(key, id);
+      changed(key);
+    });
+  }
   try_first(key);  // the first one tries on its own, as after any change
   drop_if_empty(key);
 }
@@ -256,8 +262,12 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
         });
       }
     } else if (answer) {
-      if (r && r->outcome == AcquireOutcome::Busy) {
-        r->parked = true;
+      // Answered Busy (its deadline passed) or with an error, it leaves the store's line: a
+      // place kept would hold the next waiter back until it lapsed.
+      if (!r || r->outcome == AcquireOutcome::Busy) {
+        if (r) {
+          r->parked = true;
+        }
         calls.push_back([this, key, id = first->req.execution_id] {
           asio::post(pool_, [this, key, id] { (void)store_.leave_queue(key, id); });
         });

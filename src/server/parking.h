@@ -83,7 +83,7 @@ class Parking {
   };
   std::optional<Claim> claim_first(const std::string& key);
   void settle(const std::string& key, const Claim& claim, Result<AcquireResult> r);
-  void unclaim(const std::string& key);
+  void unclaim(const std::string& key, const Claim& claim);
 
   // A write through this server changed `key` (or every key, for an empty key).
   void changed(const std::string& key);

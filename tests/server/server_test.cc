@@ -1,5 +1,7 @@
 // aecd over a real socket: who may call which route (docs/aecd.md, Tokens), a graceful stop, and
 // a parked waiter whose connection drops.
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +24,7 @@
 
 #include "server/parking.h"
 #include "tests/server/raw_http.h"
+#include "tests/support/forwarding_store.h"
 #include "tests/support/temp_dir.h"
 
 namespace aec::testing {
@@ -341,7 +344,9 @@ TEST(ServerStop, ARequestStillArrivingWhenStopBeginsIsAnswered) {
 
 // Parking on its own, over a memory store, with an I/O thread and a pool as aecd has.
 struct ParkingRig {
-  std::shared_ptr<Store> store = memory_store();
+  explicit ParkingRig(std::shared_ptr<Store> s = memory_store()) : store(std::move(s)) {}
+
+  std::shared_ptr<Store> store;
   boost::asio::io_context io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
       boost::asio::make_work_guard(io);
@@ -448,6 +453,72 @@ TEST(ServerParking, AGrantThatCannotReachItsCallerIsReleased) {
   ASSERT_TRUE(state && state->last_ended);
   EXPECT_EQ(state->last_ended->id, "gone");
   EXPECT_EQ(state->last_ended->status, ExecutionStatus::Cancelled);
+}
+
+// A store that fails every acquire while `fail` is set.
+class FailingAcquires : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<AcquireResult> acquire(const AcquireRequest& req) override {
+    if (fail) {
+      return Status(Code::Unavailable, "acquire failed on purpose");
+    }
+    return ForwardingStore::acquire(req);
+  }
+  std::atomic<bool> fail{false};
+};
+
+// Parks `id` behind a holder of kKey, its store place good for a minute; returns its handle.
+std::uint64_t park_behind_holder(ParkingRig& rig, const std::string& id,
+                                 std::promise<Result<AcquireResult>>& answer) {
+  grant(*rig.store, "holder", 1);
+  AcquireRequest req{.key = std::string(kKey), .execution_id = id, .ttl = 60s};
+  req.queue = true;
+  req.queue_ttl = 60s;
+  std::uint64_t mark = rig.parking.change_mark(req.key);
+  Result<AcquireResult> busy = rig.store->acquire(req);
+  EXPECT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
+  return rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s,
+                                  [&answer](Result<AcquireResult> r) {
+                                    answer.set_value(std::move(r));
+                                    return true;
+                                  });
+}
+
+bool in_store_line(Store& store, const std::string& id) {
+  Result<KeyState> state = store.get(kKey);
+  return state && std::find(state->queue.begin(), state->queue.end(), id) != state->queue.end();
+}
+
+// A waiter answered with a store error leaves the store's line; kept, its place would hold the
+// next waiter back until it lapsed (here a minute).
+TEST(ServerParking, AWaiterAnsweredWithAnErrorLeavesTheStoresLine) {
+  std::promise<Result<AcquireResult>> answer;
+  auto store = std::make_shared<FailingAcquires>(memory_store());
+  ParkingRig rig(store);
+  park_behind_holder(rig, "waiter", answer);
+  ASSERT_TRUE(in_store_line(*store, "waiter"));
+  store->fail = true;
+  rig.parking.changed(std::string(kKey));  // the waiter asks again, and the store fails
+  std::future<Result<AcquireResult>> got = answer.get_future();
+  ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(got.get().has_value());
+  EXPECT_TRUE(eventually([&] { return !in_store_line(*store, "waiter"); }))
+      << "the waiter answered with an error kept its place in the store's line";
+}
+
+// A waiter that left while a release was handing the key to it, when the handoff failed
+// (nothing changed in the store), leaves the store's line as well.
+TEST(ServerParking, AWaiterThatLeftDuringAFailedHandoffLeavesTheStoresLine) {
+  std::promise<Result<AcquireResult>> answer;
+  ParkingRig rig;
+  std::uint64_t id = park_behind_holder(rig, "waiter", answer);
+  std::optional<server::Parking::Claim> claim = rig.parking.claim_first(std::string(kKey));
+  ASSERT_TRUE(claim);
+  rig.parking.abandon(std::string(kKey), id);  // its connection dropped meanwhile
+  rig.parking.unclaim(std::string(kKey), *claim);
+  EXPECT_TRUE(eventually([&] { return !in_store_line(*rig.store, "waiter"); }))
+      << "the waiter that left kept its place in the store's line";
 }
 
 // The same for a blocking query: a change between its read and its park answers it at once.
