@@ -94,10 +94,7 @@ std::uint64_t Parking::park_acquire(AcquireRequest req, AcquireResult busy, std:
     // store places in another order than callers joined this line; a place ahead of the first
     // that nobody keeps alive would hold the slot back until it lapses. So the others give
     // theirs up, and take a new one when their turn comes.
-    asio::post(pool_, [this, key, eid = w->req.execution_id] {
-      (void)store_.leave_queue(key, eid);
-      changed(key);
-    });
+    leave_line(key, w->req.execution_id);
   }
   return id;
 }
@@ -222,10 +219,7 @@ void Parking::unclaim(const std::string& key, const Claim& claim) {
   Line& line = *lines_.at(key);  // a line with an attempt in flight is never dropped
   line.attempting = false;
   if (claim.waiter->finished) {  // it left during the handoff, which left its place to us
-    asio::post(pool_, [this, key, id = claim.req.execution_id] {
-      (void)store_.leave_queue(key, id);
-      changed(key);
-    });
+    leave_line(key, claim.req.execution_id);
   }
   try_first(key);  // the first one tries on its own, as after any change
   drop_if_empty(key);
@@ -257,9 +251,7 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
       if (granted) {  // nobody is there to take it: give it back at once
         calls.push_back([this, lease = r->lease] { give_back(lease); });
       } else {
-        calls.push_back([this, key, id = first->req.execution_id] {
-          asio::post(pool_, [this, key, id] { (void)store_.leave_queue(key, id); });
-        });
+        calls.push_back([this, key, id = first->req.execution_id] { leave_line(key, id); });
       }
     } else if (answer) {
       // Answered Busy (its deadline passed) or with an error, it leaves the store's line: a
@@ -268,9 +260,7 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
         if (r) {
           r->parked = true;
         }
-        calls.push_back([this, key, id = first->req.execution_id] {
-          asio::post(pool_, [this, key, id] { (void)store_.leave_queue(key, id); });
-        });
+        calls.push_back([this, key, id = first->req.execution_id] { leave_line(key, id); });
       }
       first->finished = true;
       first->timer->cancel();
@@ -295,6 +285,13 @@ void Parking::on_attempt(const std::string& key, const std::shared_ptr<Waiter>& 
     drop_if_empty(key);
   }
   run_all(calls);
+}
+
+void Parking::leave_line(const std::string& key, std::string execution_id) {
+  asio::post(pool_, [this, key, id = std::move(execution_id)] {
+    (void)store_.leave_queue(key, id);
+    changed(key);  // the next in line asks again, with that place gone
+  });
 }
 
 void Parking::give_back(const Lease& lease) {
@@ -333,9 +330,7 @@ void Parking::expire_waiter(const std::string& key, std::uint64_t id) {
     line.waiters.erase(w);
     calls.push_back([done = std::move(gone->done), busy] { done(busy); });
     if (first) {
-      calls.push_back([this, key, eid = gone->req.execution_id] {
-        asio::post(pool_, [this, key, eid] { (void)store_.leave_queue(key, eid); });
-      });
+      calls.push_back([this, key, eid = gone->req.execution_id] { leave_line(key, eid); });
       try_first(key);
     }
     drop_if_empty(key);
@@ -360,8 +355,7 @@ void Parking::abandon(const std::string& key, std::uint64_t id) {
     gone->timer->cancel();
     line.waiters.erase(w);
     if (first && !line.attempting) {
-      asio::post(pool_,
-                 [this, key, eid = gone->req.execution_id] { (void)store_.leave_queue(key, eid); });
+      leave_line(key, gone->req.execution_id);
       try_first(key);
     }
     break;  // a first whose attempt is in flight is settled by on_attempt

@@ -108,6 +108,9 @@ class Parking {
   void arm_retry(Line& line, const std::string& key);  // the first waiter asks again then
   // Releases a grant whose waiter went away before it reached it (recorded Cancelled).
   void give_back(const Lease& lease);
+  // Gives up a waiter's place in the store's line, then wakes the key's line (on the pool): an
+  // attempt that raced the leave and found the place still ahead of it is made again.
+  void leave_line(const std::string& key, std::string execution_id);
   void expire_waiter(const std::string& key, std::uint64_t id);
   void expire_query(const std::string& key, std::uint64_t id);
   void recheck();

@@ -521,6 +521,50 @@ TEST(ServerParking, AWaiterThatLeftDuringAFailedHandoffLeavesTheStoresLine) {
       << "the waiter that left kept its place in the store's line";
 }
 
+// When the first in line gives up (its deadline passed), the next is granted a free slot at once:
+// it asks again after the first's place has left the store's line. Before, its ask could come
+// first, find that place still ahead, and wait for the recheck.
+TEST(ServerParking, TheNextInLineIsGrantedOnceTheFirstGivesUp) {
+  std::promise<Result<AcquireResult>> first_answer;
+  std::promise<Result<AcquireResult>> second_answer;
+  ParkingRig rig;  // a 10 s recheck
+  std::int64_t held = grant(*rig.store, "holder", 1);
+  {
+    AcquireRequest req{.key = std::string(kKey), .execution_id = "first", .ttl = 60s};
+    req.queue = true;
+    req.queue_ttl = 60s;
+    std::uint64_t mark = rig.parking.change_mark(req.key);
+    Result<AcquireResult> busy = rig.store->acquire(req);
+    ASSERT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
+    rig.parking.park_acquire(req, *busy, mark, Clock::now() + 300ms, [&](Result<AcquireResult> r) {
+      first_answer.set_value(std::move(r));
+      return true;
+    });
+  }
+  // The second joins the line behind it without a store call (as aecd does when a line exists).
+  AcquireRequest next{.key = std::string(kKey), .execution_id = "second", .ttl = 60s};
+  next.queue = true;
+  next.queue_ttl = 60s;  // its own asks again come only every 20 s
+  server::Parking::AcquireDone second_done = [&](Result<AcquireResult> r) {
+    second_answer.set_value(std::move(r));
+    return true;
+  };
+  ASSERT_TRUE(rig.parking.join_line(next, Clock::now() + 30s, second_done));
+  // Freed behind aecd's back: nobody is told, and the first's place holds the slot for it.
+  ASSERT_TRUE(rig.store->release(kKey, held, {}));
+  std::future<Result<AcquireResult>> first = first_answer.get_future();
+  ASSERT_EQ(first.wait_for(5s), std::future_status::ready);
+  Result<AcquireResult> gave_up = first.get();
+  ASSERT_TRUE(gave_up) << gave_up.error().to_string();
+  ASSERT_EQ(gave_up->outcome, AcquireOutcome::Busy);  // nothing woke it before its deadline
+  std::future<Result<AcquireResult>> second = second_answer.get_future();
+  ASSERT_EQ(second.wait_for(3s), std::future_status::ready)
+      << "the next in line was not granted the free slot when the first gave up";
+  Result<AcquireResult> r = second.get();
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
+}
+
 // The same for a blocking query: a change between its read and its park answers it at once.
 TEST(ServerParking, AChangeBetweenTheReadAndTheParkAnswersABlockingQuery) {
   std::promise<Result<KeyState>> answer;
