@@ -301,6 +301,19 @@ OnFirstBusy announce_retry(const Context& ctx, const RunOptions& options) {
   };
 }
 
+// A SIGINT, SIGTERM or SIGHUP that came during a single acquire (blocked since the run began),
+// taken now, so that it ends the run as it would end a wait in line; 0 if none came.
+int take_pending_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  const timespec now{0, 0};
+  int sig = sigtimedwait(&set, nullptr, &now);
+  return sig > 0 ? sig : 0;
+}
+
 // The answer to the acquire, and the signal that ended a wait in line (0 if none).
 struct Acquired {
   Result<AcquireResult> result;
@@ -322,7 +335,8 @@ Acquired acquire_per_plan(const Context& ctx, Control& control, const RunPlan& p
     return {std::move(in_line.acquired), in_line.signal};
   }
   if (fresh_id) {
-    return {control.acquire(options), 0};
+    Result<AcquireResult> r = control.acquire(options);
+    return {std::move(r), take_pending_signal()};
   }
   Result<KeyState> state = control.store().get(options.key);
   if (state && held_by_earlier_attempt(*state, options.execution_id)) {
@@ -334,7 +348,8 @@ Acquired acquire_per_plan(const Context& ctx, Control& control, const RunPlan& p
       return {std::move(in_line.acquired), in_line.signal};
     }
   }
-  return {control.acquire(options), 0};
+  Result<AcquireResult> r = control.acquire(options);
+  return {std::move(r), take_pending_signal()};
 }
 
 int store_trouble(const Context& ctx, const RunPlan& plan, const Status& s,
@@ -360,7 +375,8 @@ int finish_run(const Context& ctx, const RunPlan& plan, Control& control,
                Result<AcquireResult> acquired, int signal, const std::vector<std::string>& cmd,
                const Report& report) {
   if (signal != 0) {
-    note(ctx, fmt::format("stopped waiting for {}: signal {}", plan.options.key, signal));
+    note(ctx, fmt::format("signal {} before the command started: not running it ({})", signal,
+                          plan.options.key));
     if (acquired && acquired->outcome == AcquireOutcome::Granted) {
       // The signal came as the lease was granted: honour it rather than run the command.
       (void)control.release(acquired->lease,
@@ -418,6 +434,11 @@ int run_job(const Context& ctx, const RunPlan& plan_in, const std::vector<std::s
     fmt::print(stderr, "aec {}: {}: running the command without a lease\n", ctx.verb, by);
     return run_unprotected(ctx, plan, cmd, report);
   }
+  // Blocked before the store starts threads of its own (etcd's gRPC): a thread created with them
+  // unblocked could take a SIGTERM meant for aec, whose default action would end aec at once,
+  // the command left running and no outcome recorded. From here on they are read: by the
+  // supervisor while the command runs, by a wait in line, or after a single acquire.
+  Supervisor::block_signals();
   auto store = open_context_store(ctx);
   if (!store) {
     return store_trouble(ctx, plan, store.error(), cmd, report);
