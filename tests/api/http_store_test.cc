@@ -319,6 +319,38 @@ TEST(HttpStoreTest, AReleaseSentTwiceByTheTransportIsNotReportedLost) {
   expect_unknown_not_lost(r);
 }
 
+// The acquire's counterpart: aecd granted an acquire and died before answering; the transport
+// sent it again, and the restarted aecd answered "busy", held by the caller's own execution (the
+// first copy's grant). That answer is "unknown", not busy: the caller must not take the key for
+// someone else's, nor skip its run as though another held it.
+TEST(HttpStoreTest, AnAcquireSentTwiceByTheTransportIsNotReportedBusyByItself) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url());
+  auto served = std::async(std::launch::async, [fd = server.fd()] {
+    int first = ::accept(fd, nullptr, nullptr);
+    std::string renew = read_request(first);
+    answer_keeping_alive(first, R"({"outcome": "ok"})");
+    std::string acquire = read_request(first);  // granted; then the server dies, no answer
+    ::close(first);
+    int second = ::accept(fd, nullptr, nullptr);
+    std::string again = read_request(second);
+    answer_and_close(second, R"({"outcome": "busy", "version": 2, "retry_in_ms": 30000,
+        "waiting_ahead": 0, "holders": [{"id": "run-1", "key": "k", "token": 8,
+        "status": "running", "host": "h", "pid": 1, "user": "u",
+        "started_at": "2026-11-29T03:40:01.017Z", "ended_at": null, "exit_code": null,
+        "labels": {}, "reason": "", "expires_in_ms": 30000}]})");
+    return std::vector<std::string>{renew, acquire, again};
+  });
+  ASSERT_TRUE(store->renew("k", 7, 5s).has_value());
+  auto r = store->acquire({.key = "k", .execution_id = "run-1", .ttl = 30s});
+  std::vector<std::string> seen = served.get();
+  ASSERT_EQ(seen.size(), 3U);
+  EXPECT_NE(seen[2].find("/v1/leases"), std::string::npos) << "not sent again";
+  ASSERT_FALSE(r.has_value()) << "reported as an answer";
+  EXPECT_EQ(r.error().code(), Code::Unavailable);
+  EXPECT_NE(r.error().message().find("sent it again"), std::string::npos) << r.error().message();
+}
+
 // The same, found again by T8 in CI: aecd died right after it applied the release, and was not
 // listening yet when the transport came back with the second copy. The "could not connect" that
 // ended that attempt passed for a call never sent; the transport sent it again after its backoff,

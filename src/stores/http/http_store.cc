@@ -126,6 +126,19 @@ Status HttpStore::unexpected(const HttpCall& c, const Status& why) const {
                                     c.method, c.target, why.message()));
 }
 
+// Whether the answer to an acquire the transport may have sent twice could be about the first
+// copy's grant: a "busy" that names the caller's own execution among the holders, or a grant of
+// one of several slots (the first copy may hold another). A grant of the only slot is sound: had
+// the first copy taken it, the second would have been busy.
+bool sent_twice_may_mislead(const AcquireRequest& req, const AcquireResult& r) {
+  if (r.outcome == AcquireOutcome::Granted) {
+    return req.limit > 1;
+  }
+  return r.outcome == AcquireOutcome::Busy &&
+         std::any_of(r.holders.begin(), r.holders.end(),
+                     [&](const Holder& h) { return h.execution.id == req.execution_id; });
+}
+
 Result<AcquireResult> HttpStore::acquire(const AcquireRequest& req) {
   AEC_RETURN_IF_ERROR(check_acquire_request(req));
   wire::AcquireCall body{.request = req};
@@ -138,7 +151,20 @@ Result<AcquireResult> HttpStore::acquire(const AcquireRequest& req) {
     c.heartbeat = options_.heartbeat;
   }
   c.stop = req.stop;
-  AEC_ASSIGN_OR_RETURN(AcquireResult r, call<AcquireResult>(c, wire::decode_acquire_result));
+  bool reconnected = false;
+  AEC_ASSIGN_OR_RETURN(AcquireResult r,
+                       call<AcquireResult>(c, wire::decode_acquire_result, &reconnected));
+  if (reconnected && sent_twice_may_mislead(req, r)) {
+    // As for a release (below): the transport may have sent this acquire twice, and an acquire
+    // is not idempotent. The first copy may have been granted: a "busy" naming this very
+    // execution as a holder is about that grant, and a second slot (limit > 1) leaves the first
+    // one held. Say that nobody knows rather than give a definite answer that is wrong.
+    return unavailable(fmt::format(
+        "{}: the connection to aecd broke under the acquire and the transport sent it again, so "
+        "its answer may be about the first copy, which may have been granted (a lease held "
+        "until its ttl, then recorded lost)",
+        url_.authority()));
+  }
   r.parked = body.wait > milliseconds(0) && r.outcome == AcquireOutcome::Busy;
   return r;
 }
