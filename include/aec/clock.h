@@ -21,6 +21,12 @@ struct BootClock {
 };
 
 using MonoTime = BootClock::time_point;
+
+// Timed waits in the kernel and the C++ library run on CLOCK_MONOTONIC, which stands still while
+// the host is suspended. A wait for a BootClock deadline therefore waits at most this long at a
+// time and reads the clock again, so a deadline that passed during a suspend is seen soon after
+// the resume (the real clock's sleep_until, the runner's wait for its command).
+inline constexpr std::chrono::milliseconds kSuspendCheck{1000};
 using SysTime = std::chrono::system_clock::time_point;
 using std::chrono::milliseconds;
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -22,8 +23,9 @@ class RealClock final : public Clock {
   SysTime system_now() override { return std::chrono::system_clock::now(); }
 
   bool sleep_until(MonoTime deadline, std::stop_token stop) override {
-    // condition_variable_any waits on steady_clock; re-check the boot clock after each wake so
-    // time spent suspended still counts toward the deadline.
+    // condition_variable_any waits on steady_clock, which stands still while the machine is
+    // suspended; the boot clock does not. So wait at most kSuspendCheck at a time and look at the
+    // boot clock again: after a resume, a deadline that passed meanwhile is seen within that.
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock lock(mu);
@@ -32,7 +34,8 @@ class RealClock final : public Clock {
       if (left <= std::chrono::nanoseconds::zero()) {
         return true;
       }
-      cv.wait_for(lock, stop, left, [] { return false; });
+      cv.wait_for(lock, stop, std::min<std::chrono::nanoseconds>(left, kSuspendCheck),
+                  [] { return false; });
     }
     return false;
   }

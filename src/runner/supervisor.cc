@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <system_error>
@@ -362,8 +361,11 @@ int Supervisor::poll_timeout_ms() {
   if (*left <= std::chrono::nanoseconds::zero()) {
     return 0;
   }
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*left).count();
-  return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
+  // poll() counts on CLOCK_MONOTONIC, which stops while the host is suspended: look again at
+  // least every kSuspendCheck, so a kill or a renewal start that fell due meanwhile is not late.
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(
+                              std::min<std::chrono::nanoseconds>(*left, kSuspendCheck))
+                              .count());
 }
 
 void Supervisor::wake_wait() {
