@@ -296,20 +296,27 @@ void expect_unknown_not_lost(const Result<LeaseOutcome>& r) {
 // aec's own transport does: a reused connection that breaks with no answer may be one the
 // server closed as it was reused), the restarted aecd answered "lost", and the runner reported a
 // lease lost that its own release had freed. Such an answer is now "unknown".
-TEST(HttpStoreTest, AReleaseSentTwiceByTheTransportIsNotReportedLost) {
-  Socket server(/*listening=*/true);
-  auto store = open_or_die(server.url());
-  auto served = std::async(std::launch::async, [fd = server.fd()] {
+// A server that answers a renewal on a connection it keeps open, reads the next call on it and
+// dies without answering (having applied it), then answers that call's second copy, on a new
+// connection, with `last`. Returns the three calls it read.
+std::future<std::vector<std::string>> serve_a_call_twice(int fd, std::string last) {
+  return std::async(std::launch::async, [fd, last = std::move(last)] {
     int first = ::accept(fd, nullptr, nullptr);
     std::string renew = read_request(first);
     answer_keeping_alive(first, R"({"outcome": "ok"})");
-    std::string release = read_request(first);  // applied; then the server dies, no answer
+    std::string call = read_request(first);  // applied; then the server dies, no answer
     ::close(first);
     int second = ::accept(fd, nullptr, nullptr);
     std::string again = read_request(second);
-    answer_and_close(second, R"({"outcome": "lost"})");
-    return std::vector<std::string>{renew, release, again};
+    answer_and_close(second, last);
+    return std::vector<std::string>{renew, call, again};
   });
+}
+
+TEST(HttpStoreTest, AReleaseSentTwiceByTheTransportIsNotReportedLost) {
+  Socket server(/*listening=*/true);
+  auto store = open_or_die(server.url());
+  auto served = serve_a_call_twice(server.fd(), R"({"outcome": "lost"})");
   ASSERT_TRUE(store->renew("k", 7, 5s).has_value());
   auto r = store->release("k", 7, {});
   std::vector<std::string> seen = served.get();
@@ -326,21 +333,12 @@ TEST(HttpStoreTest, AReleaseSentTwiceByTheTransportIsNotReportedLost) {
 TEST(HttpStoreTest, AnAcquireSentTwiceByTheTransportIsNotReportedBusyByItself) {
   Socket server(/*listening=*/true);
   auto store = open_or_die(server.url());
-  auto served = std::async(std::launch::async, [fd = server.fd()] {
-    int first = ::accept(fd, nullptr, nullptr);
-    std::string renew = read_request(first);
-    answer_keeping_alive(first, R"({"outcome": "ok"})");
-    std::string acquire = read_request(first);  // granted; then the server dies, no answer
-    ::close(first);
-    int second = ::accept(fd, nullptr, nullptr);
-    std::string again = read_request(second);
-    answer_and_close(second, R"({"outcome": "busy", "version": 2, "retry_in_ms": 30000,
+  auto served =
+      serve_a_call_twice(server.fd(), R"({"outcome": "busy", "version": 2, "retry_in_ms": 30000,
         "waiting_ahead": 0, "holders": [{"id": "run-1", "key": "k", "token": 8,
         "status": "running", "host": "h", "pid": 1, "user": "u",
         "started_at": "2026-11-29T03:40:01.017Z", "ended_at": null, "exit_code": null,
         "labels": {}, "reason": "", "expires_in_ms": 30000}]})");
-    return std::vector<std::string>{renew, acquire, again};
-  });
   ASSERT_TRUE(store->renew("k", 7, 5s).has_value());
   auto r = store->acquire({.key = "k", .execution_id = "run-1", .ttl = 30s});
   std::vector<std::string> seen = served.get();

@@ -391,6 +391,23 @@ TEST(ServerParking, AReleaseBetweenTheBusyAnswerAndTheParkIsNotMissed) {
   EXPECT_EQ(r->outcome, AcquireOutcome::Granted);
 }
 
+// Asks the store for `req` (a queue=true acquire of a busy key: Busy, with a place in its line)
+// and parks the call until `deadline`; its answer goes to `answer`. Returns the park's handle.
+std::uint64_t park_waiter(ParkingRig& rig, const AcquireRequest& req,
+                          std::chrono::steady_clock::time_point deadline,
+                          std::promise<Result<AcquireResult>>& answer) {
+  std::uint64_t mark = rig.parking.change_mark(req.key);
+  Result<AcquireResult> busy = rig.store->acquire(req);
+  EXPECT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
+  if (!busy || busy->outcome != AcquireOutcome::Busy) {
+    return 0;
+  }
+  return rig.parking.park_acquire(req, *busy, mark, deadline, [&answer](Result<AcquireResult> r) {
+    answer.set_value(std::move(r));
+    return true;
+  });
+}
+
 // The first in line keeps its store place alive: it asks again within its queue_ttl (a third of
 // it, as the client library does), not only on a change or at the recheck. Before, with a
 // queue_ttl shorter than the recheck interval (or --recheck-interval longer than a caller's
@@ -402,13 +419,7 @@ TEST(ServerParking, TheFirstInLineKeepsItsPlaceWithinItsQueueTtl) {
   AcquireRequest req{.key = std::string(kKey), .execution_id = "waiter", .ttl = 60s};
   req.queue = true;
   req.queue_ttl = 300ms;
-  std::uint64_t mark = rig.parking.change_mark(req.key);
-  Result<AcquireResult> busy = rig.store->acquire(req);
-  ASSERT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
-  rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s, [&](Result<AcquireResult> r) {
-    answer.set_value(std::move(r));
-    return true;
-  });
+  ASSERT_NE(park_waiter(rig, req, Clock::now() + 30s, answer), 0U);
   // Time passing is what is tested: three of the place's ttls, with no change to wake anyone.
   std::this_thread::sleep_for(900ms);
   // Freed behind aecd's back (as another aecd or `aec` on the same store would): nobody is told.
@@ -475,14 +486,7 @@ std::uint64_t park_behind_holder(ParkingRig& rig, const std::string& id,
   AcquireRequest req{.key = std::string(kKey), .execution_id = id, .ttl = 60s};
   req.queue = true;
   req.queue_ttl = 60s;
-  std::uint64_t mark = rig.parking.change_mark(req.key);
-  Result<AcquireResult> busy = rig.store->acquire(req);
-  EXPECT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
-  return rig.parking.park_acquire(req, *busy, mark, Clock::now() + 30s,
-                                  [&answer](Result<AcquireResult> r) {
-                                    answer.set_value(std::move(r));
-                                    return true;
-                                  });
+  return park_waiter(rig, req, Clock::now() + 30s, answer);
 }
 
 bool in_store_line(Store& store, const std::string& id) {
@@ -529,18 +533,10 @@ TEST(ServerParking, TheNextInLineIsGrantedOnceTheFirstGivesUp) {
   std::promise<Result<AcquireResult>> second_answer;
   ParkingRig rig;  // a 10 s recheck
   std::int64_t held = grant(*rig.store, "holder", 1);
-  {
-    AcquireRequest req{.key = std::string(kKey), .execution_id = "first", .ttl = 60s};
-    req.queue = true;
-    req.queue_ttl = 60s;
-    std::uint64_t mark = rig.parking.change_mark(req.key);
-    Result<AcquireResult> busy = rig.store->acquire(req);
-    ASSERT_TRUE(busy && busy->outcome == AcquireOutcome::Busy);
-    rig.parking.park_acquire(req, *busy, mark, Clock::now() + 300ms, [&](Result<AcquireResult> r) {
-      first_answer.set_value(std::move(r));
-      return true;
-    });
-  }
+  AcquireRequest req{.key = std::string(kKey), .execution_id = "first", .ttl = 60s};
+  req.queue = true;
+  req.queue_ttl = 60s;
+  ASSERT_NE(park_waiter(rig, req, Clock::now() + 300ms, first_answer), 0U);
   // The second joins the line behind it without a store call (as aecd does when a line exists).
   AcquireRequest next{.key = std::string(kKey), .execution_id = "second", .ttl = 60s};
   next.queue = true;
