@@ -92,10 +92,11 @@ AcquireRequest request(std::string key = "etl/daily") {
 }
 
 TEST(HttpStoreTest, MalformedUrlsAreInvalidArgumentNamingTheUrl) {
-  for (const char* url : {"http://", "http://:80", "http://host:", "http://host:abc",
-                          "http://host:0", "http://host:65536", "http://host:-1", "http://host/v1",
-                          "http://host?x=1", "http://host#top", "http:host", "http://[::1",
-                          "http://ho st", "https://host?cacert=", "http://host?cacert=/ca.pem"}) {
+  for (const char* url :
+       {"http://", "http://:80", "http://host:", "http://host:abc", "http://host:0",
+        "http://host:65536", "http://host:-1", "http://host/v1", "http://host?x=1",
+        "http://host#top", "http:host", "http://[::1", "http://[::1]:", "http://ho st",
+        "https://host?cacert=", "http://host?cacert=/ca.pem"}) {
     auto r = open_store(url);
     ASSERT_FALSE(r.has_value()) << url;
     EXPECT_EQ(r.error().code(), Code::InvalidArgument) << url;

@@ -101,6 +101,9 @@ Status Parser::parse_host_port(std::string_view host_port) {
     if (!after.empty() && !after.starts_with(':')) {
       return bad("expected ':PORT' after the IPv6 address");
     }
+    if (after == ":") {
+      return bad("no port after ':'");
+    }
     port = after.empty() ? std::string_view() : after.substr(1);
     if (out_.host.find_first_not_of("[]0123456789abcdefABCDEF:.") != std::string::npos) {
       return bad(fmt::format("'{}' is not an IPv6 address", out_.host));
