@@ -225,11 +225,7 @@ class StopOnSignal {
 
  private:
   void watch(std::stop_token stop) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    sigset_t set = Supervisor::forwarded_signals();
     const timespec tick{0, 50'000'000};
     while (!stop.stop_requested()) {
       int sig = sigtimedwait(&set, nullptr, &tick);
@@ -304,11 +300,7 @@ OnFirstBusy announce_retry(const Context& ctx, const RunOptions& options) {
 // A SIGINT, SIGTERM or SIGHUP that came during a single acquire (blocked since the run began),
 // taken now, so that it ends the run as it would end a wait in line; 0 if none came.
 int take_pending_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  sigset_t set = Supervisor::forwarded_signals();
   const timespec now{0, 0};
   int sig = sigtimedwait(&set, nullptr, &now);
   return sig > 0 ? sig : 0;

@@ -28,11 +28,7 @@ namespace aec::runner {
 namespace {
 
 sigset_t supervised_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  sigset_t set = Supervisor::forwarded_signals();
   sigaddset(&set, SIGCHLD);
   return set;
 }
@@ -168,6 +164,15 @@ void fill_exit(int status, ChildExit& exit) {
 }
 
 }  // namespace
+
+sigset_t Supervisor::forwarded_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
 
 void Supervisor::block_signals() {
   sigset_t set = supervised_signals();

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <aec/clock.h>
@@ -69,6 +70,8 @@ class Supervisor {
   // pending and is forwarded by the next wait(). Idempotent; start() calls it too. Aborts only if
   // pthread_sigmask fails, which cannot happen with valid arguments.
   static void block_signals();
+  // SIGINT, SIGTERM and SIGHUP: the signals forwarded to the command (and that end a wait).
+  static sigset_t forwarded_signals();
 
   // Forks and execs spec.argv in its own process group and returns once the exec has succeeded.
   // Errors:
